@@ -1,0 +1,77 @@
+//! Baselines (reference inputs) for path and difference methods.
+
+use crate::{Error, Result};
+use candle_core::Tensor;
+use rand::{Rng, SeedableRng};
+
+/// The reference input `x̄`.
+#[derive(Debug, Clone)]
+pub enum Baseline {
+    Zero,
+    Constant(f64),
+    /// The input blurred by a Gaussian of this σ (in pixels), per channel; `(B, C, H, W)` inputs.
+    Blurred { sigma: f64 },
+    /// Uniform noise in `[low, high)`, seeded.
+    UniformNoise { low: f64, high: f64, seed: u64 },
+    /// A given tensor: the input's shape, its per-example shape, or batch 1.
+    Tensor(Tensor),
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline::Zero
+    }
+}
+
+impl Baseline {
+    /// The baseline for every example of `x`, with `x`'s shape.
+    pub fn resolve(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Baseline::Zero => Ok(x.zeros_like()?),
+            Baseline::Constant(c) => {
+                crate::validate::finite_param("Baseline::Constant", *c)?;
+                Ok(x.ones_like()?.affine(*c, 0.0)?)
+            }
+            Baseline::Blurred { sigma } => gaussian_blur(x, *sigma),
+            Baseline::UniformNoise { low, high, seed } => {
+                if !(low < high) || !low.is_finite() || !high.is_finite() {
+                    return Err(crate::error::invalid("Baseline::UniformNoise", format!("need finite low < high, got [{low}, {high})")));
+                }
+                let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
+                let v: Vec<f32> = (0..x.elem_count()).map(|_| rng.random_range(*low as f32..*high as f32)).collect();
+                Ok(Tensor::from_vec(v, x.dims(), x.device())?.to_dtype(x.dtype())?)
+            }
+            Baseline::Tensor(t) => {
+                let t = t.to_device(x.device())?.to_dtype(x.dtype())?;
+                crate::validate::check_finite(&t, "baseline")?;
+                if t.dims() == x.dims() {
+                    Ok(t)
+                } else if t.dims() == &x.dims()[1..] || (t.rank() == x.rank() && t.dim(0)? == 1 && t.dims()[1..] == x.dims()[1..]) {
+                    Ok(t.broadcast_as(x.dims())?.contiguous()?)
+                } else {
+                    Err(Error::BaselineShape { expected: x.dims().to_vec(), got: t.dims().to_vec() })
+                }
+            }
+        }
+    }
+}
+
+/// Separable Gaussian blur of `(B, C, H, W)` with zero padding, kernel radius ⌈3σ⌉.
+pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Result<Tensor> {
+    if !(sigma > 0.0) || !sigma.is_finite() {
+        return Err(crate::error::invalid("sigma", format!("must be a positive number, got {sigma}")));
+    }
+    let (_, c, h, w) = x.dims4().map_err(|_| Error::InputShape { expected: "(batch, channels, height, width) for a blurred baseline".into(), got: x.dims().to_vec() })?;
+    let r = ((3.0 * sigma).ceil() as usize).min(h.max(w));
+    let k: Vec<f32> = (0..2 * r + 1).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let s: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|v| v / s).collect();
+    let n = k.len();
+    let kt = Tensor::from_vec(k, n, x.device())?.to_dtype(x.dtype())?;
+    let kh = kt.reshape((1, 1, n, 1))?.repeat((c, 1, 1, 1))?;
+    let kw = kt.reshape((1, 1, 1, n))?.repeat((c, 1, 1, 1))?;
+    let y = x.pad_with_zeros(2, r, r)?.conv2d(&kh, 0, 1, 1, c)?;
+    let y = y.pad_with_zeros(3, r, r)?.conv2d(&kw, 0, 1, 1, c)?;
+    Ok(y.to_dtype(x.dtype())?)
+}
+

@@ -1,0 +1,123 @@
+//! The shared batching engine: one chunker with a memory budget, and the gradient pass.
+//!
+//! Every method stacks all its steps (IG's α points, noise samples, occlusion patches) into
+//! rows and hands them to [`Batching::run`], which cuts them into chunks whose estimated
+//! memory fits the budget. Rows never interact, so chunking never changes results.
+
+use crate::validate::check_output;
+use crate::{Explainable, Result, RuleCtx};
+use candle_core::{Tensor, Var};
+use std::ops::Range;
+
+/// How rows are cut into chunks.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    /// Memory budget for one chunk's activations and gradients, in bytes.
+    pub budget_bytes: usize,
+    /// Hard cap on rows per chunk, if any.
+    pub max_rows: Option<usize>,
+    /// Show a progress bar (indicatif, on stderr) when there is more than one chunk.
+    pub progress: bool,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self { budget_bytes: 1 << 30, max_rows: None, progress: false }
+    }
+}
+
+impl Batching {
+    pub fn with_budget(budget_bytes: usize) -> Self {
+        Self { budget_bytes, ..Self::default() }
+    }
+
+    pub fn with_max_rows(rows: usize) -> Self {
+        Self { max_rows: Some(rows.max(1)), ..Self::default() }
+    }
+
+    /// Rows per chunk for `model` on rows shaped like `row` (batch of one), measured by one
+    /// forward of that row with a probing context. A backward pass keeps the forward values,
+    /// the boundary copies and the gradients alive: three times the forward's memory.
+    pub fn rows_per_chunk(&self, model: &dyn Explainable, row: &Tensor, backward: bool) -> Result<usize> {
+        let probe = RuleCtx::probe();
+        let one = row.narrow(0, 0, 1)?;
+        let out = model.forward_with(&one, &probe)?;
+        let fwd = probe.probed_bytes() + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();
+        let per_row = if backward { 3 * fwd } else { fwd }.max(1);
+        let rows = (self.budget_bytes / per_row).max(1);
+        Ok(self.max_rows.map_or(rows, |m| rows.min(m)))
+    }
+
+    /// Calls `f` on consecutive ranges of at most `per_chunk` rows out of `total`.
+    pub fn run(&self, total: usize, per_chunk: usize, label: &str, mut f: impl FnMut(Range<usize>) -> Result<()>) -> Result<()> {
+        let per_chunk = per_chunk.max(1);
+        let n_chunks = total.div_ceil(per_chunk);
+        let bar = (self.progress && n_chunks > 1).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(label.to_string());
+            bar
+        });
+        for start in (0..total).step_by(per_chunk) {
+            let end = (start + per_chunk).min(total);
+            f(start..end)?;
+            if let Some(b) = &bar {
+                b.inc((end - start) as u64);
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(())
+    }
+}
+
+/// Scores `Σ_c seed_c · S_c(x)` per row and their gradient w.r.t. `x`, under `ctx`'s rules.
+pub fn gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCtx) -> Result<(Tensor, Tensor)> {
+    let var = Var::from_tensor(&x.detach())?;
+    let out = model.forward_with(var.as_tensor(), ctx)?;
+    check_output(&out, x.dim(0)?)?;
+    let scores = (&out * seed)?.sum(1)?;
+    let grads = scores.sum_all()?.backward()?;
+    let grad = match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        // The output does not depend on the input at all.
+        None => x.zeros_like()?,
+    };
+    Ok((scores.detach(), grad))
+}
+
+/// Forward-only scores `Σ_c seed_c · S_c(x)` per row.
+pub fn scores(model: &dyn Explainable, x: &Tensor, seed: &Tensor) -> Result<Tensor> {
+    let out = model.forward_with(&x.detach(), &RuleCtx::plain())?;
+    check_output(&out, x.dim(0)?)?;
+    Ok((&out * seed)?.sum(1)?)
+}
+
+/// The model's raw outputs `(rows, classes)`, checked.
+pub fn logits(model: &dyn Explainable, x: &Tensor) -> Result<Tensor> {
+    let out = model.forward_with(&x.detach(), &RuleCtx::plain())?;
+    check_output(&out, x.dim(0)?)?;
+    Ok(out)
+}
+
+/// `[start, end)` as a u32 index tensor.
+pub(crate) fn range_index(r: &Range<usize>, device: &candle_core::Device) -> Result<Tensor> {
+    Ok(Tensor::arange(r.start as u32, r.end as u32, device)?)
+}
+
+/// Row indices of the example each expanded row belongs to, for `reps` rows per example.
+pub(crate) fn example_index(r: &Range<usize>, reps: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let v: Vec<u32> = r.clone().map(|i| (i / reps) as u32).collect();
+    Ok(Tensor::new(v, device)?)
+}
+
+/// Reshapes a per-row column `(n,)` to broadcast over `(n, features…)`.
+pub(crate) fn col(v: &Tensor, rank: usize) -> Result<Tensor> {
+    let mut dims = vec![v.dim(0)?];
+    dims.resize(rank, 1);
+    Ok(v.reshape(dims)?)
+}

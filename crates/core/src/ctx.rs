@@ -1,0 +1,278 @@
+//! The rule context: what a model asks for every operation a rule may replace.
+
+use crate::activation::Activation;
+use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
+use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_rescale_grad, PoolGeometry};
+use crate::ops::{boundary, InputGrad};
+use crate::rules::{ActBackward, ActRule};
+use crate::Result;
+use candle_core::Tensor;
+use std::cell::{Cell, RefCell};
+
+/// Stabiliser of DeepLIFT's max-pool rule (Captum's value).
+const POOL_RESCALE_EPS: f64 = 1e-10;
+
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Ordinary ops, differentiable w.r.t. inputs *and* weights (prediction, training).
+    Plain,
+    /// Custom boundary ops whose backward is the rule's and returns only input gradients.
+    Rule(ActRule),
+    /// Forward only; stores the input of every nonlinearity and pool (DeepLIFT's baseline pass).
+    Record,
+    /// Forward only; counts the bytes of every intermediate (the chunker's memory probe).
+    Probe,
+}
+
+/// The context a model's forward runs in.
+///
+/// One model definition serves every purpose: [`RuleCtx::plain`] for prediction and
+/// training, [`RuleCtx::rule`] for the gradient family of methods (the backward of every
+/// nonlinearity follows the rule; linear, conv and pooling layers backpropagate the exact
+/// input gradient through ops of ours that never touch the weights' gradients), and the
+/// record/replay pair for DeepLIFT.
+///
+/// Operations are identified by the order in which the forward asks for them, so a model's
+/// forward must ask for the same operations in the same order for the baseline and the input.
+pub struct RuleCtx {
+    mode: Mode,
+    /// Baseline inputs of each nonlinearity / pool, in call order (Rescale only).
+    refs: Vec<Tensor>,
+    records: RefCell<Vec<Tensor>>,
+    cursor: Cell<usize>,
+    probe_bytes: Cell<usize>,
+}
+
+impl RuleCtx {
+    fn new(mode: Mode, refs: Vec<Tensor>) -> Self {
+        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0) }
+    }
+
+    /// Ordinary forward; gradients by Candle's autograd (weights included).
+    pub fn plain() -> Self {
+        Self::new(Mode::Plain, vec![])
+    }
+
+    /// Every nonlinearity's backward follows `rule`. `ActRule::Rescale` needs the baseline's
+    /// activations: use [`RuleCtx::rescale`].
+    pub fn rule(rule: ActRule) -> Result<Self> {
+        if matches!(rule, ActRule::Rescale { .. }) {
+            return Err(crate::error::invalid("rule", "Rescale needs the baseline's activations: use RuleCtx::rescale"));
+        }
+        Ok(Self::new(Mode::Rule(rule), vec![]))
+    }
+
+    /// A forward-only context that records what DeepLIFT's Rescale needs.
+    pub fn recording() -> Self {
+        Self::new(Mode::Record, vec![])
+    }
+
+    /// DeepLIFT Rescale against the activations recorded by a [`RuleCtx::recording`] pass.
+    pub fn rescale(recorded: RuleCtx, threshold: f64) -> Self {
+        Self::new(Mode::Rule(ActRule::Rescale { threshold }), recorded.records.into_inner())
+    }
+
+    /// A forward-only context that measures activation memory.
+    pub fn probe() -> Self {
+        Self::new(Mode::Probe, vec![])
+    }
+
+    /// Bytes of all intermediates seen by a probe forward.
+    pub fn probed_bytes(&self) -> usize {
+        self.probe_bytes.get()
+    }
+
+    /// The rule this context applies to nonlinearities, if any.
+    pub fn act_rule(&self) -> Option<ActRule> {
+        match self.mode {
+            Mode::Rule(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn count(&self, t: &Tensor) {
+        if let Mode::Probe = self.mode {
+            self.probe_bytes.set(self.probe_bytes.get() + t.elem_count() * t.dtype().size_in_bytes());
+        }
+    }
+
+    fn next_ref(&self, what: &str) -> Result<Tensor> {
+        let i = self.cursor.get();
+        self.cursor.set(i + 1);
+        self.refs.get(i).cloned().ok_or_else(|| {
+            crate::Error::Unsupported(format!(
+                "DeepLIFT replay: the forward asked for {what} #{i} but the baseline pass recorded only {} operations; \
+                 the model's forward must run the same operations for baseline and input",
+                self.refs.len()
+            ))
+        })
+    }
+
+    fn check_ref(&self, r: &Tensor, z: &Tensor) -> Result<()> {
+        if r.dims() != z.dims() {
+            return Err(crate::Error::Unsupported(format!(
+                "DeepLIFT replay: baseline activation {:?} does not match the input's {:?}",
+                r.dims(),
+                z.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `f(z)` for an elementwise nonlinearity.
+    pub fn activation(&self, act: Activation, z: &Tensor) -> Result<Tensor> {
+        match self.mode {
+            Mode::Plain => Ok(act.forward(z)?),
+            Mode::Probe => {
+                let a = act.forward(z)?;
+                self.count(&a);
+                Ok(a)
+            }
+            Mode::Record => {
+                self.records.borrow_mut().push(z.detach());
+                Ok(act.forward(z)?)
+            }
+            Mode::Rule(rule) => {
+                let zref = match rule {
+                    ActRule::Rescale { .. } => {
+                        let r = self.next_ref("a nonlinearity")?;
+                        self.check_ref(&r, z)?;
+                        Some(r)
+                    }
+                    _ => None,
+                };
+                let a = act.forward(&z.detach())?;
+                Ok(boundary(z, &a, ActBackward { act, rule, zref })?)
+            }
+        }
+    }
+
+    /// `x · wᵀ + b` over the last dimension of `x` (PyTorch's `Linear`; `w` is `(out, in)`).
+    pub fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let y = match self.mode {
+            Mode::Plain => return linear_fwd(x, w, b),
+            Mode::Rule(_) => boundary(x, &linear_fwd(&x.detach(), w, b)?, LinearBackward { w: w.clone() })?,
+            Mode::Record | Mode::Probe => linear_fwd(x, w, b)?,
+        };
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// 2-D convolution (`w` is `(Cout, Cin/groups, kh, kw)`, PyTorch's layout).
+    pub fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+        let y = match self.mode {
+            Mode::Plain => return conv_fwd(x, w, b, g),
+            Mode::Rule(_) => {
+                let y = conv_fwd(&x.detach(), w, b, g)?;
+                boundary(x, &y, ConvBackward::new(w, g)?)?
+            }
+            Mode::Record | Mode::Probe => conv_fwd(x, w, b, g)?,
+        };
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// Max-pooling whose gradient goes to the first maximum of every window (PyTorch's
+    /// convention; Candle's stock backward is wrong, see `ops::pool`). Under DeepLIFT the
+    /// pool gets Captum's Rescale-style rule, which keeps completeness exact.
+    pub fn max_pool2d(&self, x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+        let y = match self.mode {
+            // Differentiable by autograd: max over a window axis routes to the maximum.
+            Mode::Plain => return Ok(max_pool(x, p)?),
+            Mode::Record => {
+                self.records.borrow_mut().push(x.detach());
+                max_pool(x, p)?
+            }
+            Mode::Probe => max_pool(x, p)?,
+            Mode::Rule(rule) => {
+                let y = max_pool(&x.detach(), p)?;
+                let xref = match rule {
+                    ActRule::Rescale { .. } => {
+                        let r = self.next_ref("a max-pool")?;
+                        self.check_ref(&r, x)?;
+                        Some(r)
+                    }
+                    _ => None,
+                };
+                boundary(x, &y, PoolBackward { p, xref })?
+            }
+        };
+        self.count(&y);
+        Ok(y)
+    }
+}
+
+pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let y = match x.rank() {
+        2 => x.matmul(&w.t()?)?,
+        _ => x.broadcast_matmul(&w.t()?)?,
+    };
+    Ok(match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+    let y = x.conv2d(w, g.padding, g.stride, g.dilation, g.groups)?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
+        None => y,
+    })
+}
+
+struct LinearBackward {
+    w: Tensor,
+}
+
+impl InputGrad for LinearBackward {
+    fn name(&self) -> &'static str {
+        "candle-explain-linear"
+    }
+    fn input_grad(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        match grad.rank() {
+            2 => grad.matmul(&self.w),
+            _ => grad.broadcast_matmul(&self.w),
+        }
+    }
+}
+
+struct ConvBackward {
+    w_flipped: Tensor,
+    kernel_hw: (usize, usize),
+    g: ConvGeometry,
+}
+
+impl ConvBackward {
+    fn new(w: &Tensor, g: ConvGeometry) -> candle_core::Result<Self> {
+        let (_, _, kh, kw) = w.dims4()?;
+        Ok(Self { w_flipped: flipped_kernel(w, g.groups)?, kernel_hw: (kh, kw), g })
+    }
+}
+
+impl InputGrad for ConvBackward {
+    fn name(&self) -> &'static str {
+        "candle-explain-conv2d"
+    }
+    fn input_grad(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        conv2d_input_grad(grad, &self.w_flipped, self.kernel_hw, self.g, (h, w))
+    }
+}
+
+struct PoolBackward {
+    p: PoolGeometry,
+    xref: Option<Tensor>,
+}
+
+impl InputGrad for PoolBackward {
+    fn name(&self) -> &'static str {
+        "candle-explain-max-pool2d"
+    }
+    fn input_grad(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.xref {
+            None => max_pool_input_grad(x, self.p, grad),
+            Some(xref) => max_pool_rescale_grad(x, xref, self.p, grad, POOL_RESCALE_EPS),
+        }
+    }
+}

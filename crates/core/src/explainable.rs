@@ -1,0 +1,46 @@
+//! The one abstraction a model implements to be explained.
+
+use crate::{Result, RuleCtx};
+use candle_core::Tensor;
+
+/// A model whose forward pass routes every rule-replaceable operation through a [`RuleCtx`].
+///
+/// Nonlinearities, linear and convolution layers and pooling are asked of the context
+/// (`ctx.activation`, `ctx.linear`, `ctx.conv2d`, `ctx.max_pool2d`); reshapes, residual sums
+/// and concatenations are ordinary tensor ops. With [`RuleCtx::plain`] the forward is the
+/// ordinary one (and differentiable w.r.t. the weights, for training); the attribution
+/// methods pass contexts whose backward is a rule's.
+///
+/// The output must be `(batch, classes)` logits (or any per-class score).
+pub trait Explainable {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor>;
+
+    /// Per-example input shape (without the batch dimension), when the model has a fixed one.
+    /// Methods use it to reject wrong inputs with a clear error before running anything.
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Forward with the ordinary rules.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, &RuleCtx::plain())
+    }
+}
+
+impl<T: Explainable + ?Sized> Explainable for &T {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        (**self).forward_with(x, ctx)
+    }
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        (**self).input_shape()
+    }
+}
+
+impl<T: Explainable + ?Sized> Explainable for Box<T> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        (**self).forward_with(x, ctx)
+    }
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        (**self).input_shape()
+    }
+}

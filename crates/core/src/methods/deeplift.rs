@@ -1,0 +1,62 @@
+//! DeepLIFT with the Rescale rule (Shrikumar et al. 2017), as a modified gradient
+//! (Ancona et al. 2018): every nonlinearity's derivative becomes `Δf/Δz` against the
+//! baseline's pre-activations, recorded by one forward pass of the baseline and replayed
+//! by operation order. Max-pools use Captum's rule (see `ops::pool`). Completeness,
+//! `Σ R = S(x) − S(x̄)`, holds exactly, biases included.
+
+use super::common::{completeness_delta, setup};
+use crate::batch::gradient;
+use crate::rules::DEFAULT_RESCALE_THRESHOLD;
+use crate::validate::check_output;
+use crate::{Attribution, Attributor, Baseline, Batching, Explainable, Result, RuleCtx, Target};
+use candle_core::Tensor;
+
+#[derive(Debug, Clone)]
+pub struct DeepLift {
+    pub baseline: Baseline,
+    /// Below this `|z − z̄|` the multiplier is the derivative at the midpoint.
+    pub threshold: f64,
+    pub batching: Batching,
+}
+
+impl Default for DeepLift {
+    fn default() -> Self {
+        Self { baseline: Baseline::Zero, threshold: DEFAULT_RESCALE_THRESHOLD, batching: Batching::default() }
+    }
+}
+
+impl DeepLift {
+    pub fn with_baseline(mut self, b: Baseline) -> Self {
+        self.baseline = b;
+        self
+    }
+}
+
+impl Attributor for DeepLift {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        crate::validate::finite_param("threshold", self.threshold)?;
+        let s = setup(model, input, target)?;
+        let x = &s.p.x;
+        let xbar = self.baseline.resolve(x)?;
+        let n = x.dim(0)?;
+        // The baseline pass adds a recorded forward: count it as a backward-sized chunk.
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let (mut outs, mut base_outs, mut attrs) = (vec![], vec![], vec![]);
+        self.batching.run(n, per, "deeplift", |r| {
+            let (xr, xbr) = (x.narrow(0, r.start, r.len())?, xbar.narrow(0, r.start, r.len())?);
+            let seed = s.seed.narrow(0, r.start, r.len())?;
+            let rec = RuleCtx::recording();
+            let base_logits = model.forward_with(&xbr, &rec)?;
+            check_output(&base_logits, r.len())?;
+            base_outs.push((base_logits * &seed)?.sum(1)?);
+            let ctx = RuleCtx::rescale(rec, self.threshold);
+            let (out, g) = gradient(model, &xr, &seed, &ctx)?;
+            outs.push(out);
+            attrs.push(((&xr - &xbr)? * g)?);
+            Ok(())
+        })?;
+        let (out, base_out, attr) = (Tensor::cat(&outs, 0)?, Tensor::cat(&base_outs, 0)?, Tensor::cat(&attrs, 0)?);
+        let delta = completeness_delta(&attr, &out, Some(&base_out))?;
+        Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
+    }
+}

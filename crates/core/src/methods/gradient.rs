@@ -1,0 +1,118 @@
+//! One-pass gradient methods: Saliency, Gradient × Input, ε-LRP, Guided Backprop, Deconvnet.
+//!
+//! Each is a single backward pass with a rule on the nonlinearities (Ancona et al. 2018).
+
+use super::common::{completeness_delta, rule_gradient, setup};
+use crate::rules::{ActRule, DEFAULT_LRP_EPSILON};
+use crate::{Attribution, Attributor, Batching, Explainable, Result, Target};
+use candle_core::Tensor;
+
+/// Vanilla gradient `∂S_c/∂x` (Simonyan et al. 2014); absolute value by default, as Captum.
+#[derive(Debug, Clone)]
+pub struct Saliency {
+    pub abs: bool,
+    pub batching: Batching,
+}
+
+impl Default for Saliency {
+    fn default() -> Self {
+        Self { abs: true, batching: Batching::default() }
+    }
+}
+
+impl Saliency {
+    /// `|∂S_c/∂x|`.
+    pub fn abs() -> Self {
+        Self::default()
+    }
+    /// `∂S_c/∂x`, signed.
+    pub fn signed() -> Self {
+        Self { abs: false, ..Self::default() }
+    }
+}
+
+impl Attributor for Saliency {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
+        let a = if self.abs { g.abs()? } else { g };
+        Attribution::finish(&s.p, a, out, None, None)
+    }
+}
+
+/// `x ⊙ ∂S_c/∂x` (Shrikumar et al. 2016).
+#[derive(Debug, Clone, Default)]
+pub struct InputXGradient {
+    pub batching: Batching,
+}
+
+impl Attributor for InputXGradient {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
+        Attribution::finish(&s.p, (&s.p.x * g)?, out, None, None)
+    }
+}
+
+/// ε-LRP as a modified gradient (Bach et al. 2015; Ancona et al. 2018): every nonlinearity's
+/// derivative becomes `f(z)/(z + ε·sign z)`, and `R = x ⊙ ∇̃S_c`. The delta is the
+/// conservation error `Σ R − S_c(x)`, zero on bias-free ReLU networks as ε → 0.
+#[derive(Debug, Clone)]
+pub struct EpsilonLrp {
+    pub epsilon: f64,
+    pub batching: Batching,
+}
+
+impl Default for EpsilonLrp {
+    fn default() -> Self {
+        Self { epsilon: DEFAULT_LRP_EPSILON, batching: Batching::default() }
+    }
+}
+
+impl EpsilonLrp {
+    pub fn new(epsilon: f64) -> Self {
+        Self { epsilon, ..Self::default() }
+    }
+}
+
+impl Attributor for EpsilonLrp {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        if !(self.epsilon >= 0.0) || !self.epsilon.is_finite() {
+            return Err(crate::error::invalid("epsilon", format!("must be a finite number ≥ 0, got {}", self.epsilon)));
+        }
+        let s = setup(model, input, target)?;
+        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Epsilon(self.epsilon), &self.batching)?;
+        let r = (&s.p.x * g)?;
+        let delta = completeness_delta(&r, &out, None)?;
+        Attribution::finish(&s.p, r, out, None, Some(delta))
+    }
+}
+
+/// Guided backpropagation (Springenberg et al. 2015): only positive gradients pass back
+/// through ReLUs. Returns the guided gradient (as Captum does), not its product with x.
+#[derive(Debug, Clone, Default)]
+pub struct GuidedBackprop {
+    pub batching: Batching,
+}
+
+impl Attributor for GuidedBackprop {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::GuidedBackprop, &self.batching)?;
+        Attribution::finish(&s.p, g, out, None, None)
+    }
+}
+
+/// Deconvnet (Zeiler & Fergus 2014): ReLUs pass back `max(grad, 0)` whatever their input.
+#[derive(Debug, Clone, Default)]
+pub struct Deconvnet {
+    pub batching: Batching,
+}
+
+impl Attributor for Deconvnet {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Deconvnet, &self.batching)?;
+        Attribution::finish(&s.p, g, out, None, None)
+    }
+}

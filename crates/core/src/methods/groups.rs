@@ -1,0 +1,55 @@
+//! Feature groups (superpixels, tokens, columns) given as an integer mask.
+
+use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+
+/// Group ids `0..G` for every feature, as a `(1 or batch, features)` one-hot `(…, G, F)`.
+pub(crate) struct Groups {
+    /// `(masks, G, F)`: `masks` is 1 (shared) or the batch size.
+    pub onehot: Tensor,
+    pub count: usize,
+}
+
+impl Groups {
+    /// `mask` has the per-example shape, the input's shape, or broadcasts to it (like
+    /// `(1, 1, H, W)` for `(B, C, H, W)` inputs); values are group ids `0..G`.
+    pub fn new(mask: &Tensor, x: &Tensor) -> Result<Self> {
+        let bad = || Error::InvalidParameter {
+            name: "feature_mask",
+            reason: format!("shape {:?} must broadcast to the input {:?} (or its per-example shape)", mask.dims(), x.dims()),
+        };
+        let mask = mask.to_device(x.device())?;
+        let mask = if mask.rank() == x.rank() - 1 { mask.unsqueeze(0)? } else { mask };
+        if mask.rank() != x.rank() {
+            return Err(bad());
+        }
+        let masks = mask.dim(0)?;
+        if masks != 1 && masks != x.dim(0)? {
+            return Err(bad());
+        }
+        let mut full = vec![masks];
+        full.extend_from_slice(&x.dims()[1..]);
+        let mask = mask.broadcast_as(full).map_err(|_| bad())?.contiguous()?;
+        let ids: Vec<f64> = mask.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?;
+        if let Some(v) = ids.iter().find(|v| !(v.fract() == 0.0 && **v >= 0.0 && **v < 65_536.0)) {
+            return Err(Error::InvalidParameter { name: "feature_mask", reason: format!("group ids must be integers in 0..65536, found {v}") });
+        }
+        let count = ids.iter().fold(0.0f64, |m, v| m.max(*v)) as usize + 1;
+        let f = ids.len() / masks;
+        let ids = Tensor::from_vec(ids.iter().map(|&v| v as u32).collect::<Vec<_>>(), (masks, 1, f), x.device())?;
+        let range = Tensor::arange(0u32, count as u32, x.device())?.reshape((1, count, 1))?;
+        let onehot = ids.broadcast_eq(&range)?.to_dtype(x.dtype())?;
+        Ok(Self { onehot, count })
+    }
+
+    /// One-hot rows for the given examples: `(len, G, F)`.
+    pub fn for_examples(&self, ex: &Tensor) -> Result<Tensor> {
+        if self.onehot.dim(0)? == 1 {
+            let len = ex.dim(0)?;
+            let (_, g, f) = self.onehot.dims3()?;
+            Ok(self.onehot.broadcast_as((len, g, f))?)
+        } else {
+            Ok(self.onehot.index_select(ex, 0)?)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The attribution methods, one file each.
+
+mod common;
+mod groups;
+pub mod controls;
+pub mod deeplift;
+pub mod feature_ablation;
+pub mod gradient;
+pub mod gradient_shap;
+pub mod integrated_gradients;
+pub mod noise_tunnel;
+pub mod occlusion;
+pub mod shapley;
+
+pub use controls::{RandomAttribution, SobelEdge};
+pub use deeplift::DeepLift;
+pub use feature_ablation::FeatureAblation;
+pub use gradient::{Deconvnet, EpsilonLrp, GuidedBackprop, InputXGradient, Saliency};
+pub use gradient_shap::GradientShap;
+pub use integrated_gradients::{AdaptiveSteps, IntegratedGradients};
+pub use noise_tunnel::{NoiseKind, NoiseTunnel};
+pub use occlusion::Occlusion;
+pub use shapley::{ShapleyMode, ShapleyValues};

@@ -1,0 +1,148 @@
+//! Explainable layers: the building blocks models are made of.
+//!
+//! Each layer loads through a `VarBuilder` with PyTorch's tensor names (`weight`, `bias`)
+//! and routes its forward through the [`RuleCtx`], so that any attribution rule applies.
+
+use crate::activation::Activation;
+use crate::ops::conv::ConvGeometry;
+use crate::ops::pool::PoolGeometry;
+use crate::{Explainable, Result, RuleCtx};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+/// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// Loads `weight (out, in)` and `bias (out)`.
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = vb.get(out_dim, "bias")?;
+        Ok(Self::new(weight, Some(bias)))
+    }
+
+    /// Loads a layer without bias.
+    pub fn load_no_bias(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Self::new(vb.get((out_dim, in_dim), "weight")?, None))
+    }
+}
+
+impl Explainable for Linear {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+/// 2-D convolution (PyTorch's `nn.Conv2d`, symmetric padding).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub geometry: ConvGeometry,
+}
+
+impl Conv2d {
+    pub fn new(weight: Tensor, bias: Option<Tensor>, geometry: ConvGeometry) -> Self {
+        Self { weight, bias, geometry }
+    }
+
+    /// Loads `weight (out, in/groups, k, k)` and `bias (out)`.
+    pub fn load(vb: VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, geometry: ConvGeometry) -> Result<Self> {
+        let weight = vb.get((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight")?;
+        let bias = vb.get(out_ch, "bias")?;
+        Ok(Self::new(weight, Some(bias), geometry))
+    }
+}
+
+impl Explainable for Conv2d {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.conv2d(x, &self.weight, self.bias.as_ref(), self.geometry)
+    }
+}
+
+/// Max-pooling (PyTorch's `nn.MaxPool2d(kernel, stride)`, no padding).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2d(pub PoolGeometry);
+
+impl MaxPool2d {
+    /// Square kernel with stride equal to the kernel (PyTorch's default).
+    pub fn new(k: usize) -> Self {
+        Self(PoolGeometry { kernel: (k, k), stride: (k, k) })
+    }
+}
+
+impl Explainable for MaxPool2d {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.max_pool2d(x, self.0)
+    }
+}
+
+impl Explainable for Activation {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.activation(*self, x)
+    }
+}
+
+/// Flattens every dimension after the batch dimension.
+#[derive(Debug, Clone, Copy)]
+pub struct Flatten;
+
+impl Explainable for Flatten {
+    fn forward_with(&self, x: &Tensor, _ctx: &RuleCtx) -> Result<Tensor> {
+        Ok(x.flatten_from(1)?)
+    }
+}
+
+/// Layers applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Explainable + Send + Sync>>,
+    input_shape: Option<Vec<usize>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares the per-example input shape, so that methods reject wrong inputs early.
+    pub fn with_input_shape(mut self, shape: &[usize]) -> Self {
+        self.input_shape = Some(shape.to_vec());
+        self
+    }
+
+    pub fn push<L: Explainable + Send + Sync + 'static>(mut self, layer: L) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Explainable for Sequential {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward_with(&h, ctx)?;
+        }
+        Ok(h)
+    }
+
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        self.input_shape.clone()
+    }
+}

@@ -1,0 +1,73 @@
+//! Custom backward ops: the mechanism every attribution rule uses.
+//!
+//! A layer's output `y` is computed with ordinary Candle ops from a *detached* input, so
+//! autograd never records the weights. [`boundary`] then re-attaches `y` to the input `x`
+//! through a `CustomOp2` whose forward is a plain copy of `y` (generic over the backend
+//! storage: the same code on CPU, CUDA and Metal) and whose backward returns only the
+//! input gradient, as computed by an [`InputGrad`] rule from ordinary tensor ops. The
+//! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
+
+pub mod conv;
+pub mod pool;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+
+/// What the backward of a boundary computes: the (possibly modified) gradient w.r.t. the
+/// layer input, given the input `x` (detached), the forward output `y`, and the incoming
+/// gradient `grad` (same shape as `y`).
+pub trait InputGrad: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn input_grad(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor>;
+}
+
+struct Boundary<G: InputGrad>(G);
+
+impl<G: InputGrad> CustomOp2 for Boundary<G> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    // `affine(1, 0)` is a layout-aware copy that exists on every backend.
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok((s2.affine(l2, 1.0, 0.0)?, l2.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        Ok((s2.affine(l2, 1.0, 0.0)?, l2.shape().clone()))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        _: &candle_core::MetalStorage,
+        _: &Layout,
+        s2: &candle_core::MetalStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::MetalStorage, Shape)> {
+        Ok((s2.affine(l2, 1.0, 0.0)?, l2.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = self.0.input_grad(&x.detach(), y, grad)?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// Returns `y` in the forward pass, and `rule.input_grad(x, y, grad)` as the gradient of `x`
+/// in the backward pass. `y` must have been computed from `x.detach()` (or from anything
+/// that does not track gradients).
+pub fn boundary<G: InputGrad>(x: &Tensor, y: &Tensor, rule: G) -> candle_core::Result<Tensor> {
+    if !x.track_op() {
+        // Nothing upstream needs a gradient: skip the copy.
+        return Ok(y.clone());
+    }
+    x.apply_op2_arc(&y.detach(), std::sync::Arc::new(Box::new(Boundary(rule))))
+}

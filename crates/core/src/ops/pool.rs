@@ -1,0 +1,142 @@
+//! Max-pooling with an argmax-based backward.
+//!
+//! Candle's `max_pool2d` backward scales the gradient by (number of maxima)/(k·k) instead of
+//! routing it to the maximum (PERFORMANCE.md: 1/4 of the true gradient for 2×2 pooling).
+//! Here every window is laid out along a last axis of size `kh·kw`; the forward takes the
+//! max over it and the backward routes the gradient to the first maximum, as PyTorch does.
+
+use candle_core::{Result, Tensor};
+
+/// Kernel and stride of a max-pool (no padding, floor mode, as `nn.MaxPool2d(k, s)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+}
+
+impl PoolGeometry {
+    pub fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let (kh, kw) = self.kernel;
+        if h < kh || w < kw || kh == 0 || kw == 0 || self.stride.0 == 0 || self.stride.1 == 0 {
+            candle_core::bail!("max-pool: input {h}x{w} is smaller than kernel {kh}x{kw} (or a zero kernel/stride)")
+        }
+        Ok(((h - kh) / self.stride.0 + 1, (w - kw) / self.stride.1 + 1))
+    }
+
+    fn non_overlapping(&self) -> bool {
+        self.kernel == self.stride
+    }
+}
+
+/// `(B, C, H, W)` → `(B, C, Ho, Wo, kh·kw)`: every pooling window along the last axis.
+pub fn windows(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (ho, wo) = p.out_hw(h, w)?;
+    let (kh, kw) = p.kernel;
+    let (sh, sw) = p.stride;
+    if p.non_overlapping() {
+        return x
+            .narrow(2, 0, ho * kh)?
+            .narrow(3, 0, wo * kw)?
+            .reshape((b, c, ho, kh, wo, kw))?
+            .permute((0, 1, 2, 4, 3, 5))?
+            .reshape((b, c, ho, wo, kh * kw));
+    }
+    // One strided view per window offset; padding keeps every narrow in range and is never read.
+    let xp = x
+        .pad_with_zeros(2, 0, (kh - 1 + ho * sh).saturating_sub(h))?
+        .pad_with_zeros(3, 0, (kw - 1 + wo * sw).saturating_sub(w))?;
+    let mut views = Vec::with_capacity(kh * kw);
+    for di in 0..kh {
+        for dj in 0..kw {
+            let v = xp
+                .narrow(2, di, ho * sh)?
+                .narrow(3, dj, wo * sw)?
+                .reshape((b, c, ho, sh, wo, sw))?
+                .narrow(3, 0, 1)?
+                .narrow(5, 0, 1)?
+                .reshape((b, c, ho, wo))?;
+            views.push(v);
+        }
+    }
+    Tensor::stack(&views, 4)
+}
+
+/// Inverse layout of [`windows`]: sums window values back onto the `(B, C, H, W)` input grid.
+pub fn scatter_windows(v: &Tensor, p: PoolGeometry, hw: (usize, usize)) -> Result<Tensor> {
+    let (b, c, ho, wo, _) = v.dims5()?;
+    let (kh, kw) = p.kernel;
+    let (sh, sw) = p.stride;
+    let (h, w) = hw;
+    if p.non_overlapping() {
+        return v
+            .reshape((b, c, ho, wo, kh, kw))?
+            .permute((0, 1, 2, 4, 3, 5))?
+            .reshape((b, c, ho * kh, wo * kw))?
+            .pad_with_zeros(2, 0, h - ho * kh)?
+            .pad_with_zeros(3, 0, w - wo * kw);
+    }
+    let hp = (kh - 1 + ho * sh).max(h);
+    let wp = (kw - 1 + wo * sw).max(w);
+    let mut acc: Option<Tensor> = None;
+    for di in 0..kh {
+        for dj in 0..kw {
+            let k = di * kw + dj;
+            let t = v
+                .narrow(4, k, 1)?
+                .reshape((b, c, ho, 1, wo, 1))?
+                .pad_with_zeros(3, 0, sh - 1)?
+                .pad_with_zeros(5, 0, sw - 1)?
+                .reshape((b, c, ho * sh, wo * sw))?
+                .pad_with_zeros(2, di, hp - di - ho * sh)?
+                .pad_with_zeros(3, dj, wp - dj - wo * sw)?;
+            acc = Some(match acc {
+                None => t,
+                Some(a) => (a + t)?,
+            });
+        }
+    }
+    acc.expect("kernel is non-empty").narrow(2, 0, h)?.narrow(3, 0, w)
+}
+
+/// One-hot of the first maximum of every window: `(B, C, Ho, Wo, K)`, same dtype as `win`.
+pub fn argmax_onehot(win: &Tensor) -> Result<Tensor> {
+    let k = win.dim(4)?;
+    let idx = win.argmax_keepdim(4)?;
+    let range = Tensor::arange(0u32, k as u32, win.device())?.reshape((1, 1, 1, 1, k))?;
+    idx.broadcast_eq(&range)?.to_dtype(win.dtype())
+}
+
+/// Max over every window: the pooled output `(B, C, Ho, Wo)`.
+pub fn max_pool(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+    windows(x, p)?.max(4)
+}
+
+/// Routes `grad (B, C, Ho, Wo)` to the argmax of every window of `x`.
+pub fn max_pool_input_grad(x: &Tensor, p: PoolGeometry, grad: &Tensor) -> Result<Tensor> {
+    let onehot = argmax_onehot(&windows(x, p)?)?;
+    let (_, _, h, w) = x.dims4()?;
+    scatter_windows(&onehot.broadcast_mul(&grad.unsqueeze(4)?)?, p, (h, w))
+}
+
+/// DeepLIFT's max-pool multiplier (as Captum implements it): the output difference
+/// `grad · (y − ȳ)` is sent to the argmax of `x` (the part above the baseline's max) and to
+/// the argmax of `x̄` (the part below), then divided by `x − x̄`; where `|x − x̄| < eps` the
+/// plain gradient is used. Summed over a window, multiplier × Δx gives grad · Δy exactly,
+/// which is what makes DeepLIFT complete through max-pools.
+pub fn max_pool_rescale_grad(x: &Tensor, xref: &Tensor, p: PoolGeometry, grad: &Tensor, eps: f64) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (win, win_ref) = (windows(x, p)?, windows(xref, p)?);
+    let (y, yref) = (win.max(4)?, win_ref.max(4)?);
+    let m = y.maximum(&yref)?;
+    let up = (grad * (&m - &yref)?)?.unsqueeze(4)?;
+    let down = (grad * (&y - &m)?)?.unsqueeze(4)?;
+    let u = (argmax_onehot(&win)?.broadcast_mul(&up)? + argmax_onehot(&win_ref)?.broadcast_mul(&down)?)?;
+    let u = scatter_windows(&u, p, (h, w))?;
+    let dx = (x - xref)?;
+    let small = dx.abs()?.lt(eps)?;
+    let safe = small.where_cond(&dx.ones_like()?, &dx)?;
+    let plain = scatter_windows(&argmax_onehot(&win)?.broadcast_mul(&grad.unsqueeze(4)?)?, p, (h, w))?;
+    small.where_cond(&plain, &(u / safe)?)
+}
+
