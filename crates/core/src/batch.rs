@@ -104,11 +104,6 @@ pub fn logits(model: &dyn Explainable, x: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
-/// `[start, end)` as a u32 index tensor.
-pub(crate) fn range_index(r: &Range<usize>, device: &candle_core::Device) -> Result<Tensor> {
-    Ok(Tensor::arange(r.start as u32, r.end as u32, device)?)
-}
-
 /// Row indices of the example each expanded row belongs to, for `reps` rows per example.
 pub(crate) fn example_index(r: &Range<usize>, reps: usize, device: &candle_core::Device) -> Result<Tensor> {
     let v: Vec<u32> = r.clone().map(|i| (i / reps) as u32).collect();
