@@ -35,11 +35,8 @@ impl Attributor for FeatureAblation {
         self.batching.run(n * g, per, "feature ablation", |r| {
             let ex = example_index(&r, g, dev)?;
             let gi: Vec<u32> = r.clone().map(|i| (i % g) as u32).collect();
-            let gi = Tensor::new(gi, dev)?.reshape((r.len(), 1, 1))?;
-            // The one-hot row of each row's group: `(len, F)`.
-            let m = groups.for_examples(&ex)?.gather(&gi.broadcast_as((r.len(), 1, groups.onehot.dim(2)?))?.contiguous()?, 1)?;
-            let m = m.reshape(x.index_select(&ex, 0)?.dims())?;
             let xi = x.index_select(&ex, 0)?;
+            let m = groups.member_mask(&ex, &gi)?.reshape(xi.dims())?;
             let pert = (&xi + ((xbar.index_select(&ex, 0)? - &xi)? * &m)?)?;
             let sc = crate::batch::scores(model, &pert, &s.seed.index_select(&ex, 0)?)?;
             let drop = (out.index_select(&ex, 0)? - sc)?;

@@ -7,6 +7,8 @@ use candle_core::{DType, Tensor};
 pub(crate) struct Groups {
     /// `(masks, G, F)`: `masks` is 1 (shared) or the batch size.
     pub onehot: Tensor,
+    /// `(masks, F)` group id per feature.
+    pub ids: Tensor,
     pub count: usize,
 }
 
@@ -39,7 +41,15 @@ impl Groups {
         let ids = Tensor::from_vec(ids.iter().map(|&v| v as u32).collect::<Vec<_>>(), (masks, 1, f), x.device())?;
         let range = Tensor::arange(0u32, count as u32, x.device())?.reshape((1, count, 1))?;
         let onehot = ids.broadcast_eq(&range)?.to_dtype(x.dtype())?;
-        Ok(Self { onehot, count })
+        Ok(Self { onehot, ids: ids.squeeze(1)?, count })
+    }
+
+    /// 0/1 mask `(len, F)` of group `group[k]` for row `k`, whose example is `ex[k]`.
+    pub fn member_mask(&self, ex: &Tensor, group: &[u32]) -> Result<Tensor> {
+        let len = ex.dim(0)?;
+        let ids = if self.ids.dim(0)? == 1 { self.ids.clone() } else { self.ids.index_select(ex, 0)? };
+        let g = Tensor::new(group, ex.device())?.reshape((len, 1))?;
+        Ok(ids.broadcast_eq(&g)?.to_dtype(self.onehot.dtype())?)
     }
 
     /// One-hot rows for the given examples: `(len, G, F)`.
