@@ -1,6 +1,9 @@
 //! Quadrature rules for path integrals over α ∈ [0, 1] (Integrated Gradients and friends).
 //!
-//! The Riemann rules place their points as Captum does, so results are comparable.
+//! The Riemann rules place their points as Captum does, so results are comparable. One
+//! difference: Captum's `riemann_trapezoid` weights every point by 1/n (ends halved), which
+//! sums to (n − 1)/n; here the trapezoid weights are 1/(n − 1) (ends halved) and sum to 1,
+//! so Captum's trapezoid IG is (n − 1)/n of ours (and misses completeness by that factor).
 
 use crate::Result;
 
