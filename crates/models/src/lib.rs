@@ -1,1 +1,14 @@
-//! placeholder
+//! # candle-explain-models
+//!
+//! Explainable classifiers: every model implements
+//! [`Explainable`](candle_explain_core::Explainable) and loads through a `VarBuilder` with
+//! PyTorch's tensor names, so real checkpoints load unchanged.
+
+pub mod data;
+pub mod digits_cnn;
+pub mod error;
+pub mod mnist_cnn;
+
+pub use digits_cnn::DigitsCnn;
+pub use error::{Error, Result};
+pub use mnist_cnn::MnistCnn;

@@ -1,0 +1,76 @@
+//! The core methods on the MNIST CNN (conv32-conv64-maxpool-fc128-fc10, 28×28, batch 32),
+//! the configuration of `benches/captum_cpu.py`, plus the passes the IG-overhead target is
+//! measured against: 50 × 32 rows of forward + backward-to-input in one batch, through our
+//! ops (`fwd_bwd_1600_ours`) and through Candle's stock autograd (`fwd_bwd_1600_stock`).
+
+use super::{device, sync, uniform, var_builder};
+use candle_core::Tensor;
+use candle_explain::core::batch::gradient;
+use candle_explain::models::MnistCnn;
+use candle_explain::prelude::*;
+use criterion::{criterion_group, Criterion, Throughput};
+use std::hint::black_box;
+
+fn mnist_cnn(dev: &candle_core::Device) -> MnistCnn {
+    let vb = var_builder(
+        &[
+            ("conv1.weight", &[32, 1, 3, 3], 9),
+            ("conv1.bias", &[32], 9),
+            ("conv2.weight", &[64, 32, 3, 3], 288),
+            ("conv2.bias", &[64], 288),
+            ("fc1.weight", &[128, 9216], 9216),
+            ("fc1.bias", &[128], 9216),
+            ("fc2.weight", &[10, 128], 128),
+            ("fc2.bias", &[10], 128),
+        ],
+        dev,
+    );
+    MnistCnn::load(vb).expect("model")
+}
+
+fn bench_methods(c: &mut Criterion) {
+    let dev = device();
+    let model = mnist_cnn(&dev);
+    let batch = 32;
+    let x = uniform(&[batch, 1, 28, 28], 1.0, 99, &dev).affine(0.5, 0.5).unwrap();
+    let t = Target::PerExample((0..batch).map(|i| i % 10).collect());
+    let mut g = c.benchmark_group(format!("mnist_cnn_b{batch}_{}", if dev.is_cpu() { "cpu" } else { "gpu" }));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(batch as u64));
+    let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
+        ("saliency", Box::new(Saliency::signed())),
+        ("ig50", Box::new(IntegratedGradients::new(50))),
+        ("deeplift", Box::new(DeepLift::default())),
+        ("smoothgrad20", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
+    ];
+    for (name, m) in &methods {
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let r = m.attribute(&model, black_box(&x), &t).unwrap();
+                sync(&dev);
+                r
+            })
+        });
+    }
+    // 50 × 32 rows in one forward + backward to the input.
+    let rows = Tensor::cat(&vec![x.clone(); 50], 0).unwrap();
+    let seed = Tensor::ones((rows.dim(0).unwrap(), 10), x.dtype(), &dev).unwrap();
+    g.bench_function("fwd_bwd_1600_ours", |b| {
+        b.iter(|| {
+            let ctx = RuleCtx::rule(ActRule::Gradient).unwrap();
+            let r = gradient(&model, &rows, &seed, &ctx).unwrap();
+            sync(&dev);
+            r
+        })
+    });
+    g.bench_function("fwd_bwd_1600_stock", |b| {
+        b.iter(|| {
+            let r = gradient(&model, &rows, &seed, &RuleCtx::plain()).unwrap();
+            sync(&dev);
+            r
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_methods);

@@ -1,0 +1,79 @@
+//! The trained digits CNN on real weights and real digits.
+
+use candle_core::{DType, Device, Tensor};
+use candle_explain_core::prelude::*;
+use candle_explain_models::data::load_mnist_csv;
+use candle_explain_models::{DigitsCnn, Error};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn model(dev: &Device) -> DigitsCnn {
+    DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), dev).expect("weights/digits_cnn.safetensors is committed")
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// Logits and input gradients equal PyTorch's (`scripts/convert_digits_cnn.py` wrote the
+/// reference with the package's own model class).
+#[test]
+fn matches_pytorch_reference() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let m = model(&dev);
+    let r = candle_core::safetensors::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits_reference.safetensors"), &dev)?;
+    let x = &r["input"];
+    let logits = m.forward(x)?;
+    assert!(max_abs_diff(&logits, &r["logits"]) < 1e-4, "logits differ by {}", max_abs_diff(&logits, &r["logits"]));
+    let labels: Vec<usize> = r["label"].to_vec1::<i64>()?.into_iter().map(|l| l as usize).collect();
+    let s = Saliency::signed().attribute(&m, x, &Target::PerExample(labels))?;
+    let scale = r["saliency"].abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(max_abs_diff(&s.attributions, &r["saliency"]) < 1e-4 * scale, "saliency differs");
+    Ok(())
+}
+
+/// 99.70 % on the shipped 5k subset (weights/README.md), measured in PyTorch.
+#[test]
+fn accuracy_on_the_shipped_digits() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let m = model(&dev);
+    let d = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
+    assert_eq!(d.labels.len(), 5000);
+    let mut correct = 0;
+    for start in (0..5000).step_by(500) {
+        let x = DigitsCnn::normalize(&d.images.narrow(0, start, 500)?)?;
+        let pred = m.forward(&x)?.argmax(1)?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        correct += pred.iter().zip(&d.labels[start..start + 500]).filter(|(p, l)| **p == **l as u32).count();
+    }
+    assert_eq!(correct, 4985, "PyTorch gets 4985/5000");
+    Ok(())
+}
+
+#[test]
+fn missing_and_damaged_files_are_clear_errors() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    assert!(matches!(DigitsCnn::from_file("/nonexistent/model.safetensors", &dev), Err(Error::MissingFile(_))));
+    let dir = std::env::temp_dir().join(format!("ce-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let full = std::fs::read(format!("{ROOT}/weights/digits_cnn.safetensors"))?;
+    let trunc = dir.join("truncated.safetensors");
+    std::fs::write(&trunc, &full[..full.len() / 2])?;
+    assert!(matches!(DigitsCnn::from_file(&trunc, &dev), Err(Error::Checkpoint { .. })));
+    // A tensor with the wrong shape: save the MNIST-example CNN's conv1 under this model's name.
+    let wrong = dir.join("wrong.safetensors");
+    let mut t = candle_core::safetensors::load(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
+    t.insert("conv_layers.0.weight".into(), Tensor::zeros((16, 1, 3, 3), DType::F32, &dev)?);
+    candle_core::safetensors::save(&t, &wrong)?;
+    let e = DigitsCnn::from_file(&wrong, &dev).unwrap_err().to_string();
+    assert!(e.contains("conv_layers.0.weight") || e.contains("shape"), "{e}");
+    t.remove("fc_layers.2.bias");
+    candle_core::safetensors::save(&t, &wrong)?;
+    assert!(DigitsCnn::from_file(&wrong, &dev).is_err());
+    // Data files: missing, truncated lines.
+    assert!(matches!(load_mnist_csv("/nonexistent.csv", &dev), Err(Error::MissingFile(_))));
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "1,2,3\n")?;
+    assert!(matches!(load_mnist_csv(&bad, &dev), Err(Error::Data { line: 1, .. })));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
