@@ -146,3 +146,19 @@ fn gradient_matches_finite_differences() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Sobel on a horizontal ramp, by hand: Gy = 0 everywhere.
+#[test]
+fn sobel_on_a_ramp() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    // x[i, j] = j: interior Gx = (1·2 + 2·2 + 1·2) = 8; at the left/right border the replicated
+    // column makes the difference 1 instead of 2: Gx = 4.
+    let v: Vec<f32> = (0..25).map(|i| (i % 5) as f32).collect();
+    let x = Tensor::from_vec(v, (1, 1, 5, 5), &dev)?;
+    let m = Sequential::new().push(candle_explain_core::nn::Flatten).push(Linear::new(Tensor::zeros((1, 25), DType::F32, &dev)?, None));
+    let s = vec1(&SobelEdge.attribute(&m, &x, &Target::Class(0))?.attributions);
+    for r in 0..5 {
+        assert_eq!(&s[r * 5..r * 5 + 5], &[4., 8., 8., 8., 4.], "row {r}");
+    }
+    Ok(())
+}

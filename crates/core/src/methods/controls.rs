@@ -27,7 +27,8 @@ impl Attributor for RandomAttribution {
 }
 
 /// Gradient magnitude of the image itself, `sqrt(Gx² + Gy²)` per channel with 3×3 Sobel
-/// kernels and zero padding. Inputs must be `(B, C, H, W)`.
+/// kernels; borders replicate the edge pixels (zero padding would draw a frame around any
+/// image whose background is not 0). Inputs must be `(B, C, H, W)`.
 #[derive(Debug, Clone, Default)]
 pub struct SobelEdge;
 
@@ -39,8 +40,9 @@ impl Attributor for SobelEdge {
         let kx = Tensor::new(&[[-1f32, 0., 1.], [-2., 0., 2.], [-1., 0., 1.]], x.device())?.to_dtype(x.dtype())?;
         let ky = kx.t()?.contiguous()?;
         let k = |t: Tensor| t.reshape((1, 1, 3, 3))?.repeat((c, 1, 1, 1));
-        let gx = x.conv2d(&k(kx)?, 1, 1, 1, c)?;
-        let gy = x.conv2d(&k(ky)?, 1, 1, 1, c)?;
+        let xp = x.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+        let gx = xp.conv2d(&k(kx)?, 0, 1, 1, c)?;
+        let gy = xp.conv2d(&k(ky)?, 0, 1, 1, c)?;
         let attr = (gx.sqr()? + gy.sqr()?)?.sqrt()?;
         let out = crate::batch::scores(model, x, &s.seed)?;
         Attribution::finish(&s.p, attr, out, None, None)

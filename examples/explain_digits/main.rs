@@ -1,0 +1,147 @@
+//! Explains real MNIST digits with the trained digits CNN shipped in `weights/`, with every
+//! core method, and writes what it finds:
+//! - `attributions.safetensors`: one `(digits, 1, 28, 28)` tensor per method;
+//! - `summary.json`: per method the time, explanations/s and completeness error;
+//! - `grid.png`: one row per digit, the digit then one heatmap per method
+//!   (red positive, blue negative, each map scaled by its largest |value|).
+//!
+//! ```text
+//! cargo run --release --example explain_digits -- [--digits N] [--out DIR]
+//! ```
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_explain::models::data::load_mnist_csv;
+use candle_explain::models::DigitsCnn;
+use candle_explain::prelude::*;
+use std::collections::HashMap;
+use std::time::Instant;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Args {
+    digits: usize,
+    out: std::path::PathBuf,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args { digits: 10, out: "out/explain_digits".into() };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--digits" => a.digits = value()?.parse().context("--digits takes a number")?,
+            "--out" => a.out = value()?.into(),
+            "-h" | "--help" => {
+                println!("usage: explain_digits [--digits N (1..=5000, default 10)] [--out DIR (default out/explain_digits)]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if a.digits == 0 || a.digits > 5000 {
+        bail!("--digits must be in 1..=5000, got {}", a.digits);
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    let dev = Device::Cpu;
+    let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
+    let data = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
+    // The data is sorted by class: take digits round-robin over the classes.
+    let rows: Vec<u32> = (0..args.digits).map(|i| ((i % 10) * 500 + i / 10) as u32).collect();
+    let idx = Tensor::new(rows.as_slice(), &dev)?;
+    let x = DigitsCnn::normalize(&data.images.index_select(&idx, 0)?)?;
+    let labels: Vec<usize> = rows.iter().map(|&r| data.labels[r as usize] as usize).collect();
+    let target = Target::PerExample(labels.clone());
+    // Background for the distribution methods: 32 other digits.
+    let bg_rows: Vec<u32> = (0..32).map(|i| ((i % 10) * 500 + 250 + i / 10) as u32).collect();
+    let background = DigitsCnn::normalize(&data.images.index_select(&Tensor::new(bg_rows.as_slice(), &dev)?, 0)?)?;
+    let black = Baseline::Constant(-0.1307 / 0.3081);
+    // 7×7 superpixels: 16 groups.
+    let groups: Vec<u32> = (0..784).map(|i| ((i / 28) / 7 * 4 + (i % 28) / 7) as u32).collect();
+    let groups = Tensor::from_vec(groups, (1, 28, 28), &dev)?;
+
+    let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
+        ("saliency", Box::new(Saliency::signed())),
+        ("gradient_x_input", Box::new(InputXGradient::default())),
+        ("integrated_gradients", Box::new(IntegratedGradients::new(50).with_baseline(black.clone()))),
+        ("deeplift", Box::new(DeepLift::default().with_baseline(black.clone()))),
+        ("epsilon_lrp", Box::new(EpsilonLrp::default())),
+        ("guided_backprop", Box::new(GuidedBackprop::default())),
+        ("deconvnet", Box::new(Deconvnet::default())),
+        ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
+        ("gradient_shap", Box::new(GradientShap::new(background, 20, 0.1, 0))),
+        ("occlusion_4x4", Box::new(Occlusion::new(&[1, 4, 4], &[1, 2, 2]).with_baseline(black.clone()))),
+        ("shapley_7x7", Box::new(ShapleyValues { baseline: black, ..ShapleyValues::sampling(groups, 25, 0) })),
+        ("sobel", Box::new(SobelEdge)),
+        ("random", Box::new(RandomAttribution { seed: 0 })),
+    ];
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let logits = model.forward(&x)?;
+    let pred: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+    println!("{} digits, labels {:?}, predicted {:?}", args.digits, labels, pred);
+    println!("{:<22} {:>9} {:>12} {:>22}", "method", "seconds", "explained/s", "max |completeness err|");
+    let (mut tensors, mut summary, mut maps) = (HashMap::new(), vec![], vec![]);
+    for (name, m) in &methods {
+        let start = Instant::now();
+        let a = m.attribute(&model, &x, &target)?;
+        let secs = start.elapsed().as_secs_f64();
+        let delta = a.delta.as_ref().map(|d| d.abs()?.max(0)?.to_scalar::<f32>()).transpose()?;
+        println!("{name:<22} {secs:>9.3} {:>12.1} {:>22}", args.digits as f64 / secs, delta.map_or("—".into(), |d| format!("{d:.2e}")));
+        summary.push(serde_json::json!({"method": name, "seconds": secs, "explanations_per_s": args.digits as f64 / secs, "max_abs_completeness_error": delta}));
+        maps.push(a.attributions.clone());
+        tensors.insert(name.to_string(), a.attributions);
+    }
+    tensors.insert("input".into(), x.clone());
+    candle_core::safetensors::save(&tensors, args.out.join("attributions.safetensors"))?;
+    let json = serde_json::json!({"model": "weights/digits_cnn.safetensors", "digits": rows, "labels": labels, "predicted": pred, "methods": summary});
+    std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&json)?)?;
+    let names: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
+    grid(&x, &maps, &names, &args.out.join("grid.png"))?;
+    println!("wrote {}/{{attributions.safetensors, summary.json, grid.png}}", args.out.display());
+    Ok(())
+}
+
+/// One row per digit: the digit (grey) then every method's map (diverging red/blue).
+fn grid(x: &Tensor, maps: &[Tensor], names: &[&str], path: &std::path::Path) -> Result<()> {
+    let (n, scale, pad) = (x.dim(0)?, 3u32, 2u32);
+    let cell = 28 * scale + pad;
+    let cols = maps.len() as u32 + 1;
+    let mut img = image::RgbImage::from_pixel(cols * cell, n as u32 * cell, image::Rgb([255, 255, 255]));
+    let paint = |img: &mut image::RgbImage, r: u32, c: u32, px: &[f32], f: &dyn Fn(f32) -> [u8; 3]| {
+        for (i, v) in px.iter().enumerate() {
+            let (y, xx) = (i as u32 / 28, i as u32 % 28);
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    img.put_pixel(c * cell + xx * scale + dx, r * cell + y * scale + dy, image::Rgb(f(*v)));
+                }
+            }
+        }
+    };
+    for r in 0..n {
+        let digit: Vec<f32> = x.get(r)?.flatten_all()?.to_vec1()?;
+        let (lo, hi) = digit.iter().fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+        paint(&mut img, r as u32, 0, &digit, &|v| {
+            let g = (255.0 * (v - lo) / (hi - lo).max(1e-6)) as u8;
+            [g, g, g]
+        });
+        for (c, m) in maps.iter().enumerate() {
+            let v: Vec<f32> = m.get(r)?.flatten_all()?.to_vec1()?;
+            let s = v.iter().fold(0f32, |a, b| a.max(b.abs())).max(1e-12);
+            paint(&mut img, r as u32, c as u32 + 1, &v, &|v| {
+                let t = (v / s).clamp(-1.0, 1.0);
+                let k = (255.0 * (1.0 - t.abs())) as u8;
+                if t >= 0.0 { [255, k, k] } else { [k, k, 255] }
+            });
+        }
+    }
+    img.save(path).with_context(|| format!("cannot write {} (columns: input, {})", path.display(), names.join(", ")))?;
+    Ok(())
+}
