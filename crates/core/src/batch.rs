@@ -92,14 +92,14 @@ pub fn gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCt
 
 /// Forward-only scores `Σ_c seed_c · S_c(x)` per row.
 pub fn scores(model: &dyn Explainable, x: &Tensor, seed: &Tensor) -> Result<Tensor> {
-    let out = model.forward_with(&x.detach(), &RuleCtx::plain())?;
+    let out = model.forward_with(&x.detach(), &RuleCtx::inference())?;
     check_output(&out, x.dim(0)?)?;
     Ok((&out * seed)?.sum(1)?)
 }
 
 /// The model's raw outputs `(rows, classes)`, checked.
 pub fn logits(model: &dyn Explainable, x: &Tensor) -> Result<Tensor> {
-    let out = model.forward_with(&x.detach(), &RuleCtx::plain())?;
+    let out = model.forward_with(&x.detach(), &RuleCtx::inference())?;
     check_output(&out, x.dim(0)?)?;
     Ok(out)
 }

@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
-use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_rescale_grad, PoolGeometry};
+use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry};
 use crate::ops::{boundary, InputGrad};
 use crate::rules::{ActBackward, ActRule};
 use crate::Result;
@@ -22,6 +22,8 @@ enum Mode {
     Record,
     /// Forward only; counts the bytes of every intermediate (the chunker's memory probe).
     Probe,
+    /// Forward only, on the fastest kernels (no gradient of anything).
+    Inference,
 }
 
 /// The context a model's forward runs in.
@@ -70,6 +72,11 @@ impl RuleCtx {
     /// DeepLIFT Rescale against the activations recorded by a [`RuleCtx::recording`] pass.
     pub fn rescale(recorded: RuleCtx, threshold: f64) -> Self {
         Self::new(Mode::Rule(ActRule::Rescale { threshold }), recorded.records.into_inner())
+    }
+
+    /// A forward-only context on the fastest kernels: for perturbation methods and scores.
+    pub fn inference() -> Self {
+        Self::new(Mode::Inference, vec![])
     }
 
     /// A forward-only context that measures activation memory.
@@ -122,7 +129,7 @@ impl RuleCtx {
     /// `f(z)` for an elementwise nonlinearity.
     pub fn activation(&self, act: Activation, z: &Tensor) -> Result<Tensor> {
         match self.mode {
-            Mode::Plain => Ok(act.forward(z)?),
+            Mode::Plain | Mode::Inference => Ok(act.forward(z)?),
             Mode::Probe => {
                 let a = act.forward(z)?;
                 self.count(&a);
@@ -152,7 +159,7 @@ impl RuleCtx {
         let y = match self.mode {
             Mode::Plain => return linear_fwd(x, w, b),
             Mode::Rule(_) => boundary(x, &linear_fwd(&x.detach(), w, b)?, LinearBackward { w: w.clone() })?,
-            Mode::Record | Mode::Probe => linear_fwd(x, w, b)?,
+            Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
         self.count(&y);
         Ok(y)
@@ -163,10 +170,10 @@ impl RuleCtx {
         let y = match self.mode {
             Mode::Plain => return conv_fwd(x, w, b, g),
             Mode::Rule(_) => {
-                let y = conv_fwd(&x.detach(), w, b, g)?;
+                let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
                 boundary(x, &y, ConvBackward::new(w, g)?)?
             }
-            Mode::Record | Mode::Probe => conv_fwd(x, w, b, g)?,
+            Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
         self.count(&y);
         Ok(y)
@@ -181,11 +188,11 @@ impl RuleCtx {
             Mode::Plain => return Ok(max_pool(x, p)?),
             Mode::Record => {
                 self.records.borrow_mut().push(x.detach());
-                max_pool(x, p)?
+                max_pool_no_grad(x, p)?
             }
-            Mode::Probe => max_pool(x, p)?,
+            Mode::Probe | Mode::Inference => max_pool_no_grad(x, p)?,
             Mode::Rule(rule) => {
-                let y = max_pool(&x.detach(), p)?;
+                let y = max_pool_no_grad(&x.detach(), p)?;
                 let xref = match rule {
                     ActRule::Rescale { .. } => {
                         let r = self.next_ref("a max-pool")?;
@@ -221,6 +228,18 @@ pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeomet
     })
 }
 
+/// A conv whose result needs no autograd: our CPU kernel where it applies.
+fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+    if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
+        return conv_fwd(x, w, b, g);
+    }
+    let y = x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g))?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
+        None => y,
+    })
+}
+
 struct LinearBackward {
     w: Tensor,
 }
@@ -238,6 +257,7 @@ impl InputGrad for LinearBackward {
 }
 
 struct ConvBackward {
+    w: Tensor,
     w_flipped: Tensor,
     kernel_hw: (usize, usize),
     g: ConvGeometry,
@@ -246,7 +266,9 @@ struct ConvBackward {
 impl ConvBackward {
     fn new(w: &Tensor, g: ConvGeometry) -> candle_core::Result<Self> {
         let (_, _, kh, kw) = w.dims4()?;
-        Ok(Self { w_flipped: flipped_kernel(w, g.groups)?, kernel_hw: (kh, kw), g })
+        // The flipped kernel is only needed off the CPU kernels' path.
+        let w_flipped = if crate::ops::cpu_conv::applies(w) { w.clone() } else { flipped_kernel(w, g.groups)? };
+        Ok(Self { w: w.clone(), w_flipped, kernel_hw: (kh, kw), g })
     }
 }
 
@@ -256,6 +278,10 @@ impl InputGrad for ConvBackward {
     }
     fn input_grad(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
+        if crate::ops::cpu_conv::applies(grad) && grad.dtype() == self.w.dtype() {
+            let op = crate::ops::cpu_conv::Conv2dInputGradCpu { g: self.g, in_hw: (h, w) };
+            return grad.contiguous()?.apply_op2_no_bwd(&self.w.contiguous()?, &op);
+        }
         conv2d_input_grad(grad, &self.w_flipped, self.kernel_hw, self.g, (h, w))
     }
 }

@@ -247,3 +247,58 @@ fn rescale_uses_the_midpoint_derivative_when_the_difference_vanishes() -> anyhow
     assert!((g[2] - (2f32.tanh() - 1f32.tanh())).abs() < 1e-6);
     Ok(())
 }
+
+/// On the CPU, conv layers run on our im2col/col2im + gemm kernels; elsewhere on the generic
+/// path (Candle's conv for the forward, a forward conv of the flipped kernel for the input
+/// gradient). Both must agree on every geometry, in f32 and f64.
+#[test]
+fn cpu_conv_kernels_match_the_generic_path() -> anyhow::Result<()> {
+    use candle_explain_core::ops::conv::{conv2d_input_grad, flipped_kernel};
+    let dev = Device::Cpu;
+    let cases = [
+        (1, 4, 3, (9, 9), ConvGeometry::default()),
+        (3, 5, 3, (10, 11), ConvGeometry { padding: 1, ..Default::default() }),
+        (2, 4, 3, (10, 12), ConvGeometry { padding: 1, stride: 2, ..Default::default() }),
+        (2, 3, 5, (12, 13), ConvGeometry { padding: 2, stride: 3, ..Default::default() }),
+        (2, 2, 3, (12, 12), ConvGeometry { padding: 2, dilation: 2, ..Default::default() }),
+        (4, 6, 3, (8, 8), ConvGeometry { padding: 1, groups: 2, ..Default::default() }),
+        (4, 4, 3, (9, 9), ConvGeometry { padding: 1, stride: 2, groups: 4, ..Default::default() }),
+        (2, 3, 3, (4, 4), ConvGeometry { padding: 3, ..Default::default() }),
+    ];
+    for dt in [candle_core::DType::F32, candle_core::DType::F64] {
+        for (i, (cin, cout, k, (h, w), g)) in cases.into_iter().enumerate() {
+            for batch in [1, 5] {
+                let x = uniform(&[batch, cin, h, w], -1.0, 1.0, i as u64, &dev).to_dtype(dt)?;
+                let kern = uniform(&[cout, cin / g.groups, k, k], -1.0, 1.0, 50 + i as u64, &dev).to_dtype(dt)?;
+                let ctx = RuleCtx::rule(ActRule::Gradient)?;
+                let v = Var::from_tensor(&x)?;
+                let y = ctx.conv2d(v.as_tensor(), &kern, None, g)?;
+                let y_ref = x.conv2d(&kern, g.padding, g.stride, g.dilation, g.groups)?;
+                assert_close(&y.to_dtype(candle_core::DType::F32)?, &y_ref.to_dtype(candle_core::DType::F32)?, 1e-5, &format!("{dt:?} case {i} forward"));
+                let dy = uniform(y.dims(), -1.0, 1.0, 90 + i as u64, &dev).to_dtype(dt)?;
+                let dx = (&y * &dy)?.sum_all()?.backward()?.get(v.as_tensor()).unwrap().clone();
+                let dx_ref = conv2d_input_grad(&dy, &flipped_kernel(&kern, g.groups)?, (k, k), g, (h, w))?;
+                assert_close(&dx.to_dtype(candle_core::DType::F32)?, &dx_ref.to_dtype(candle_core::DType::F32)?, 1e-5, &format!("{dt:?} case {i} input gradient"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The CPU max-pool kernels equal the generic tensor-op path (including ties, which both
+/// send to the first maximum).
+#[test]
+fn cpu_pool_kernels_match_the_generic_path() -> anyhow::Result<()> {
+    use candle_explain_core::ops::pool::{max_pool, max_pool_input_grad, max_pool_input_grad_generic, max_pool_no_grad};
+    let dev = Device::Cpu;
+    for (n, &(kernel, stride)) in [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((3, 2), (1, 2)), ((2, 2), (3, 3))].iter().enumerate() {
+        let p = PoolGeometry { kernel, stride };
+        // Quantised values make ties common.
+        let x = (uniform(&[3, 2, 9, 8], 0.0, 4.0, n as u64, &dev).floor()?).to_dtype(candle_core::DType::F32)?;
+        let y = max_pool_no_grad(&x, p)?;
+        assert_close(&y, &max_pool(&x, p)?, 0.0, "forward");
+        let g = uniform(y.dims(), -1.0, 1.0, 7, &dev);
+        assert_close(&max_pool_input_grad(&x, p, &g)?, &max_pool_input_grad_generic(&x, p, &g)?, 1e-6, &format!("grad {kernel:?}/{stride:?}"));
+    }
+    Ok(())
+}

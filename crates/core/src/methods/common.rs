@@ -18,7 +18,7 @@ pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) ->
     check_input(model, input)?;
     let p = target.prepare(input)?;
     // One row is enough to learn the number of classes (and to catch a wrong input early).
-    let first = model.forward_with(&p.x.narrow(0, 0, 1)?, &RuleCtx::plain())?;
+    let first = model.forward_with(&p.x.narrow(0, 0, 1)?, &RuleCtx::inference())?;
     let num_classes = check_output(&first, 1)?;
     let seed = p.rows.seed(num_classes, p.x.device(), p.x.dtype())?;
     Ok(Setup { p, seed })

@@ -8,6 +8,8 @@
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
 pub mod conv;
+pub(crate) mod cpu_conv;
+pub(crate) mod cpu_pool;
 pub mod pool;
 
 use candle_core::backend::BackendStorage;

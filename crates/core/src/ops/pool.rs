@@ -107,13 +107,34 @@ pub fn argmax_onehot(win: &Tensor) -> Result<Tensor> {
     idx.broadcast_eq(&range)?.to_dtype(win.dtype())
 }
 
-/// Max over every window: the pooled output `(B, C, Ho, Wo)`.
+/// Max over every window: the pooled output `(B, C, Ho, Wo)`. Differentiable by autograd
+/// (the max over the window axis routes to the maximum); see [`max_pool_no_grad`].
 pub fn max_pool(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
     windows(x, p)?.max(4)
 }
 
+fn cpu_kernel_applies(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+}
+
+/// [`max_pool`] for values that need no gradient: a CPU kernel where it applies.
+pub fn max_pool_no_grad(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+    if cpu_kernel_applies(x) {
+        return x.contiguous()?.apply_op1_no_bwd(&super::cpu_pool::MaxPoolCpu(p));
+    }
+    max_pool(x, p)
+}
+
 /// Routes `grad (B, C, Ho, Wo)` to the argmax of every window of `x`.
 pub fn max_pool_input_grad(x: &Tensor, p: PoolGeometry, grad: &Tensor) -> Result<Tensor> {
+    if cpu_kernel_applies(x) && x.dtype() == grad.dtype() {
+        return x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &super::cpu_pool::MaxPoolGradCpu(p));
+    }
+    max_pool_input_grad_generic(x, p, grad)
+}
+
+/// [`max_pool_input_grad`] from ordinary tensor ops (every device).
+pub fn max_pool_input_grad_generic(x: &Tensor, p: PoolGeometry, grad: &Tensor) -> Result<Tensor> {
     let onehot = argmax_onehot(&windows(x, p)?)?;
     let (_, _, h, w) = x.dims4()?;
     scatter_windows(&onehot.broadcast_mul(&grad.unsqueeze(4)?)?, p, (h, w))

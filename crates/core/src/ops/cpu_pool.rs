@@ -1,0 +1,101 @@
+//! CPU kernels for max-pooling: forward, and the backward that routes each window's gradient
+//! to its first maximum (recomputed from the input, so nothing is stored between passes).
+//! One `(batch, channel)` plane per task, in parallel.
+
+use super::pool::PoolGeometry;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
+use rayon::prelude::*;
+
+fn plane_dims(l: &Layout, p: PoolGeometry) -> Result<(usize, usize, usize, usize, usize)> {
+    let (b, c, h, w) = l.shape().dims4()?;
+    let (ho, wo) = p.out_hw(h, w)?;
+    Ok((b * c, h, w, ho, wo))
+}
+
+fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("max-pool cpu kernel: input must be contiguous"),
+    }
+}
+
+/// Index (within the plane) of the first maximum of window `(oh, ow)`.
+#[inline]
+fn argmax<T: WithDType>(x: &[T], w: usize, p: PoolGeometry, oh: usize, ow: usize) -> usize {
+    let (i0, j0) = (oh * p.stride.0, ow * p.stride.1);
+    let mut best = i0 * w + j0;
+    for i in i0..i0 + p.kernel.0 {
+        for j in j0..j0 + p.kernel.1 {
+            if x[i * w + j] > x[best] {
+                best = i * w + j;
+            }
+        }
+    }
+    best
+}
+
+fn forward<T: WithDType>(x: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+    let mut y = vec![T::from_f64(0.0); n * ho * wo];
+    y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, yp)| {
+        let xp = &x[k * h * w..(k + 1) * h * w];
+        for oh in 0..ho {
+            for ow in 0..wo {
+                yp[oh * wo + ow] = xp[argmax(xp, w, p, oh, ow)];
+            }
+        }
+    });
+    y
+}
+
+fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+    let mut dx = vec![T::from_f64(0.0); n * h * w];
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(k, dp)| {
+        let xp = &x[k * h * w..(k + 1) * h * w];
+        let gp = &g[k * ho * wo..(k + 1) * ho * wo];
+        for oh in 0..ho {
+            for ow in 0..wo {
+                dp[argmax(xp, w, p, oh, ow)] += gp[oh * wo + ow];
+            }
+        }
+    });
+    dx
+}
+
+pub(crate) struct MaxPoolCpu(pub PoolGeometry);
+
+impl CustomOp1 for MaxPoolCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-max-pool-cpu"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, h, w, ho, wo) = plane_dims(l, self.0)?;
+        let (b, c, _, _) = l.shape().dims4()?;
+        let shape = Shape::from((b, c, ho, wo));
+        Ok(match s {
+            CpuStorage::F32(x) => (CpuStorage::F32(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)), shape),
+            CpuStorage::F64(x) => (CpuStorage::F64(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)), shape),
+            _ => candle_core::bail!("max-pool cpu kernel: f32 or f64 only"),
+        })
+    }
+}
+
+/// `op(x, grad)`: the input gradient of max-pooling `x`.
+pub(crate) struct MaxPoolGradCpu(pub PoolGeometry);
+
+impl CustomOp2 for MaxPoolGradCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-max-pool-grad-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, h, w, ho, wo) = plane_dims(l1, self.0)?;
+        if l2.shape().elem_count() != n * ho * wo {
+            candle_core::bail!("max-pool grad: gradient {:?} does not match the output of {:?}", l2.dims(), l1.dims())
+        }
+        let shape = l1.shape().clone();
+        Ok(match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => (CpuStorage::F32(backward(contiguous(x, l1)?, contiguous(g, l2)?, n, h, w, ho, wo, self.0)), shape),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => (CpuStorage::F64(backward(contiguous(x, l1)?, contiguous(g, l2)?, n, h, w, ho, wo, self.0)), shape),
+            _ => candle_core::bail!("max-pool grad cpu kernel: f32 or f64 only"),
+        })
+    }
+}
