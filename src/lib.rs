@@ -30,3 +30,8 @@ pub use candle_explain_models as models;
 pub mod prelude {
     pub use candle_explain_core::prelude::*;
 }
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

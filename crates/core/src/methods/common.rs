@@ -80,3 +80,33 @@ pub(crate) fn normals(rng: &mut impl Rng, n: usize, out: &mut Vec<f32>) {
     }
 }
 
+
+/// The ablation pass shared by Occlusion and FeatureAblation: for `rows` perturbations whose
+/// masks `mask_of(range, example index)` (1 = replace by the baseline) are built per chunk,
+/// every masked feature of an example gets the output drop `S(x) − S(x_masked)`, summed over
+/// that example's masks.
+pub(crate) fn ablation_sums(
+    model: &dyn Explainable,
+    s: &Setup,
+    xbar: &Tensor,
+    out: &Tensor,
+    per_example: usize,
+    batching: &Batching,
+    label: &str,
+    mut mask_of: impl FnMut(&std::ops::Range<usize>, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let x = &s.p.x;
+    let per = batching.rows_per_chunk(model, x, false)?;
+    let mut acc = x.zeros_like()?;
+    batching.run(x.dim(0)? * per_example, per, label, |r| {
+        let ex = crate::batch::example_index(&r, per_example, x.device())?;
+        let xi = x.index_select(&ex, 0)?;
+        let m = mask_of(&r, &ex)?.reshape(xi.dims())?;
+        let pert = (&xi + ((xbar.index_select(&ex, 0)? - &xi)? * &m)?)?;
+        let sc = crate::batch::scores(model, &pert, &s.seed.index_select(&ex, 0)?)?;
+        let drop = (out.index_select(&ex, 0)? - sc)?;
+        acc = acc.index_add(&ex, &m.broadcast_mul(&crate::batch::col(&drop, m.rank())?)?, 0)?;
+        Ok(())
+    })?;
+    Ok(acc)
+}

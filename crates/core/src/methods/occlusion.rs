@@ -5,8 +5,7 @@
 //! Window masks are built on the device as outer products of per-axis indicator vectors, so
 //! no per-patch loop touches the features.
 
-use super::common::{chunked_scores, setup};
-use crate::batch::{col, example_index};
+use super::common::{ablation_sums, chunked_scores, setup};
 use crate::{Attribution, Attributor, Baseline, Batching, Error, Explainable, Result, Target};
 use candle_core::{Device, Tensor};
 
@@ -94,19 +93,9 @@ impl Attributor for Occlusion {
         };
         let xbar = self.baseline.resolve(x)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
-        let n = x.dim(0)?;
-        let per = self.batching.rows_per_chunk(model, x, false)?;
-        let mut acc = x.zeros_like()?;
-        self.batching.run(n * npatch, per, "occlusion", |r| {
-            let ex = example_index(&r, npatch, dev)?;
+        let acc = ablation_sums(model, &s, &xbar, &out, npatch, &self.batching, "occlusion", |r, _| {
             let patches: Vec<usize> = r.clone().map(|i| i % npatch).collect();
-            let m = mask_of(&patches)?;
-            let xi = x.index_select(&ex, 0)?;
-            let pert = (&xi + ((xbar.index_select(&ex, 0)? - &xi)? * &m)?)?;
-            let sc = crate::batch::scores(model, &pert, &s.seed.index_select(&ex, 0)?)?;
-            let drop = (out.index_select(&ex, 0)? - sc)?;
-            acc = acc.index_add(&ex, &m.broadcast_mul(&col(&drop, m.rank())?)?, 0)?;
-            Ok(())
+            mask_of(&patches)
         })?;
         // How many windows cover each feature: the outer product of per-axis coverage counts.
         let mut count: Option<Tensor> = None;
