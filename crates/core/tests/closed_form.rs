@@ -162,3 +162,23 @@ fn sobel_on_a_ramp() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The blurred baseline: a normalised Gaussian, so a constant image stays constant away from
+/// the zero-padded border; a single bright pixel spreads symmetrically with total mass kept.
+#[test]
+fn blurred_baseline() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let flat = Tensor::full(0.7f32, (1, 2, 15, 15), &dev)?;
+    let b = candle_explain_core::baseline::gaussian_blur(&flat, 1.0)?;
+    let centre = b.narrow(2, 4, 7)?.narrow(3, 4, 7)?;
+    assert!(max_abs(&(centre - 0.7)?) < 1e-6);
+    let mut v = vec![0f32; 15 * 15];
+    v[7 * 15 + 7] = 1.0;
+    let spot = candle_explain_core::baseline::gaussian_blur(&Tensor::from_vec(v, (1, 1, 15, 15), &dev)?, 1.5)?;
+    assert!((spot.sum_all()?.to_scalar::<f32>()? - 1.0).abs() < 1e-5, "mass kept");
+    let s: Vec<Vec<f32>> = spot.squeeze(0)?.squeeze(0)?.to_vec2()?;
+    assert!((s[7][5] - s[7][9]).abs() < 1e-7 && (s[5][7] - s[7][5]).abs() < 1e-7 && s[7][7] > s[7][6]);
+    // Its ratio between neighbours is the Gaussian's: exp(−(1² − 0²)/(2σ²)) along one axis.
+    assert!((s[7][8] / s[7][7] - (-1.0f32 / (2.0 * 2.25)).exp()).abs() < 1e-5);
+    Ok(())
+}
