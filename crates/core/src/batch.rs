@@ -90,6 +90,21 @@ pub fn gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCt
     Ok((scores.detach(), grad))
 }
 
+/// LRP's pass: the output relevance is `seed ⊙ output` (for a one-hot seed, the target
+/// logit), and the "gradient" that reaches the input under a composite is the relevance.
+pub fn relevance(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCtx) -> Result<(Tensor, Tensor)> {
+    let var = Var::from_tensor(&x.detach())?;
+    let out = model.forward_with(var.as_tensor(), ctx)?;
+    check_output(&out, x.dim(0)?)?;
+    let r_out = (seed * out.detach())?;
+    let grads = (&out * &r_out)?.sum_all()?.backward()?;
+    let rel = match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => x.zeros_like()?,
+    };
+    Ok(((out.detach() * seed)?.sum(1)?, rel))
+}
+
 /// Forward-only scores `Σ_c seed_c · S_c(x)` per row.
 pub fn scores(model: &dyn Explainable, x: &Tensor, seed: &Tensor) -> Result<Tensor> {
     let out = model.forward_with(&x.detach(), &RuleCtx::inference())?;

@@ -1,6 +1,8 @@
 //! The rule context: what a model asks for every operation a rule may replace.
 
 use crate::activation::Activation;
+use crate::composite::{Composite, LayerKind};
+use crate::layer_rules::{Affine, LayerBackward, LayerRule};
 use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
 use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry};
 use crate::ops::{boundary, InputGrad};
@@ -43,11 +45,14 @@ pub struct RuleCtx {
     records: RefCell<Vec<Tensor>>,
     cursor: Cell<usize>,
     probe_bytes: Cell<usize>,
+    /// Rules for linear / conv layers (LRP); exact gradients when `None`.
+    composite: Option<Composite>,
+    layer_index: Cell<usize>,
 }
 
 impl RuleCtx {
     fn new(mode: Mode, refs: Vec<Tensor>) -> Self {
-        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0) }
+        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0) }
     }
 
     /// Ordinary forward; gradients by Candle's autograd (weights included).
@@ -62,6 +67,21 @@ impl RuleCtx {
             return Err(crate::error::invalid("rule", "Rescale needs the baseline's activations: use RuleCtx::rescale"));
         }
         Ok(Self::new(Mode::Rule(rule), vec![]))
+    }
+
+    /// Layer rules from a composite (LRP), and its rule for the nonlinearities.
+    pub fn composite(c: Composite) -> Result<Self> {
+        c.validate()?;
+        let mut ctx = Self::rule(c.activation)?;
+        ctx.composite = Some(c);
+        Ok(ctx)
+    }
+
+    /// The rule of the next linear / conv layer, counting it.
+    fn next_layer_rule(&self, kind: LayerKind) -> LayerRule {
+        let i = self.layer_index.get();
+        self.layer_index.set(i + 1);
+        self.composite.as_ref().map_or(LayerRule::Gradient, |c| c.rule_for(kind, i))
     }
 
     /// A forward-only context that records what DeepLIFT's Rescale needs.
@@ -157,8 +177,14 @@ impl RuleCtx {
     /// `x · wᵀ + b` over the last dimension of `x` (PyTorch's `Linear`; `w` is `(out, in)`).
     pub fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         let y = match self.mode {
-            Mode::Plain => return linear_fwd(x, w, b),
-            Mode::Rule(_) => boundary(x, &linear_fwd(&x.detach(), w, b)?, LinearBackward { w: w.clone() })?,
+            Mode::Plain => return Ok(linear_fwd(x, w, b)?),
+            Mode::Rule(_) => {
+                let y = linear_fwd(&x.detach(), w, b)?;
+                match self.next_layer_rule(LayerKind::Linear) {
+                    LayerRule::Gradient => boundary(x, &y, LinearBackward { w: w.clone() })?,
+                    rule => boundary(x, &y, LayerBackward { affine: Affine::Linear, rule, weight: w.clone(), bias: b.cloned() })?,
+                }
+            }
             Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
         self.count(&y);
@@ -168,10 +194,13 @@ impl RuleCtx {
     /// 2-D convolution (`w` is `(Cout, Cin/groups, kh, kw)`, PyTorch's layout).
     pub fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
         let y = match self.mode {
-            Mode::Plain => return conv_fwd(x, w, b, g),
+            Mode::Plain => return Ok(conv_fwd(x, w, b, g)?),
             Mode::Rule(_) => {
                 let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
-                boundary(x, &y, ConvBackward::new(w, g)?)?
+                match self.next_layer_rule(LayerKind::Conv2d) {
+                    LayerRule::Gradient => boundary(x, &y, ConvBackward::new(w, g)?)?,
+                    rule => boundary(x, &y, LayerBackward { affine: Affine::Conv(g), rule, weight: w.clone(), bias: b.cloned() })?,
+                }
             }
             Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
@@ -209,7 +238,7 @@ impl RuleCtx {
     }
 }
 
-pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
     let y = match x.rank() {
         2 => x.matmul(&w.t()?)?,
         _ => x.broadcast_matmul(&w.t()?)?,
@@ -220,7 +249,7 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<T
     })
 }
 
-pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
     let y = x.conv2d(w, g.padding, g.stride, g.dilation, g.groups)?;
     Ok(match b {
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
@@ -229,7 +258,7 @@ pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeomet
 }
 
 /// A conv whose result needs no autograd: our CPU kernel where it applies.
-fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
     if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
         return conv_fwd(x, w, b, g);
     }
@@ -279,8 +308,7 @@ impl InputGrad for ConvBackward {
     fn input_grad(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         if crate::ops::cpu_conv::applies(grad) && grad.dtype() == self.w.dtype() {
-            let op = crate::ops::cpu_conv::Conv2dInputGradCpu { g: self.g, in_hw: (h, w) };
-            return grad.contiguous()?.apply_op2_no_bwd(&self.w.contiguous()?, &op);
+            return conv_input_grad(grad, &self.w, self.g, (h, w));
         }
         conv2d_input_grad(grad, &self.w_flipped, self.kernel_hw, self.g, (h, w))
     }
@@ -301,4 +329,15 @@ impl InputGrad for PoolBackward {
             Some(xref) => max_pool_rescale_grad(x, xref, self.p, grad, POOL_RESCALE_EPS),
         }
     }
+}
+
+/// Gradient w.r.t. a conv's input `(…, in_hw)`: the CPU kernel where it applies, else the
+/// generic path.
+pub(crate) fn conv_input_grad(grad: &Tensor, w: &Tensor, g: ConvGeometry, in_hw: (usize, usize)) -> candle_core::Result<Tensor> {
+    if crate::ops::cpu_conv::applies(grad) && grad.dtype() == w.dtype() {
+        let op = crate::ops::cpu_conv::Conv2dInputGradCpu { g, in_hw };
+        return grad.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &op);
+    }
+    let (_, _, kh, kw) = w.dims4()?;
+    conv2d_input_grad(grad, &flipped_kernel(w, g.groups)?, (kh, kw), g, in_hw)
 }

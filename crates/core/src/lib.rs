@@ -34,9 +34,11 @@ pub mod activation;
 pub mod attribution;
 pub mod baseline;
 pub mod batch;
+pub mod composite;
 pub mod ctx;
 pub mod error;
 pub mod explainable;
+pub mod layer_rules;
 pub mod methods;
 pub mod nn;
 pub mod ops;
@@ -51,6 +53,8 @@ pub use activation::Activation;
 pub use attribution::{Attribution, Attributor};
 pub use baseline::Baseline;
 pub use batch::Batching;
+pub use composite::{Composite, LayerKind, Selector};
+pub use layer_rules::LayerRule;
 pub use ctx::RuleCtx;
 pub use error::{Error, Result};
 pub use explainable::Explainable;
@@ -61,5 +65,5 @@ pub use target::Target;
 /// Everything needed to explain a model.
 pub mod prelude {
     pub use crate::methods::*;
-    pub use crate::{ActRule, Activation, Attribution, Attributor, Baseline, Batching, Explainable, Quadrature, RuleCtx, Target};
+    pub use crate::{ActRule, Activation, Composite, LayerKind, LayerRule, Selector, Attribution, Attributor, Baseline, Batching, Explainable, Quadrature, RuleCtx, Target};
 }

@@ -27,6 +27,8 @@ pub enum ActRule {
     GuidedBackprop,
     /// Deconvnet (Zeiler & Fergus): `max(grad, 0)`, ignoring the forward activation.
     Deconvnet,
+    /// The incoming gradient (relevance) unchanged: LRP's rule for nonlinearities.
+    Pass,
 }
 
 /// `z + ε·sign(z)` with `sign(0) = +1`: never closer to zero than ε.
@@ -54,6 +56,7 @@ impl InputGrad for ActBackward {
             ActRule::Epsilon(eps) => grad * (a / stabilize(z, eps)?)?,
             ActRule::GuidedBackprop => grad.relu()? * self.act.derivative(z)?,
             ActRule::Deconvnet => grad.relu(),
+            ActRule::Pass => Ok(grad.clone()),
             ActRule::Rescale { threshold } => {
                 let zref = self.zref.as_ref().ok_or_else(|| {
                     candle_core::Error::Msg("Rescale rule without the baseline's activations".into())

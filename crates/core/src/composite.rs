@@ -1,0 +1,117 @@
+//! Composites: which rule each layer gets. Plain data, no registry: a list of
+//! (selector, rule) pairs, the first match wins, plus one rule for the nonlinearities.
+//!
+//! ```
+//! use candle_explain_core::composite::{Composite, LayerKind, Selector};
+//! use candle_explain_core::layer_rules::LayerRule;
+//! use candle_explain_core::ActRule;
+//!
+//! // Flat on the first layer, α2β1 on the other convolutions, ε on the dense layers.
+//! let mine = Composite::new(ActRule::Pass)
+//!     .with(Selector::first(), LayerRule::Flat)
+//!     .with(Selector::kind(LayerKind::Conv2d), LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 })
+//!     .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6));
+//! assert_eq!(mine.rule_for(LayerKind::Conv2d, 3), LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 });
+//! ```
+
+use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
+use crate::ActRule;
+
+/// The kinds of layer a composite can address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Linear,
+    Conv2d,
+}
+
+/// Which layers a rule applies to. Layers are numbered by the order in which the forward
+/// asks the context for them (linear and conv layers together, from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Selector {
+    pub kind: Option<LayerKind>,
+    pub index: Option<usize>,
+}
+
+impl Selector {
+    pub fn kind(kind: LayerKind) -> Self {
+        Self { kind: Some(kind), index: None }
+    }
+    /// The first linear or conv layer (the one that sees the input).
+    pub fn first() -> Self {
+        Self::index(0)
+    }
+    pub fn index(i: usize) -> Self {
+        Self { kind: None, index: Some(i) }
+    }
+    pub fn any() -> Self {
+        Self::default()
+    }
+    fn matches(&self, kind: LayerKind, index: usize) -> bool {
+        self.kind.is_none_or(|k| k == kind) && self.index.is_none_or(|i| i == index)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composite {
+    /// What the nonlinearities do: `Pass` for LRP (relevance goes through unchanged).
+    pub activation: ActRule,
+    pub layers: Vec<(Selector, LayerRule)>,
+}
+
+impl Composite {
+    pub fn new(activation: ActRule) -> Self {
+        Self { activation, layers: vec![] }
+    }
+
+    pub fn with(mut self, s: Selector, rule: LayerRule) -> Self {
+        self.layers.push((s, rule));
+        self
+    }
+
+    /// The rule of layer `index` of kind `kind`; the gradient when nothing matches.
+    pub fn rule_for(&self, kind: LayerKind, index: usize) -> LayerRule {
+        self.layers.iter().find(|(s, _)| s.matches(kind, index)).map_or(LayerRule::Gradient, |(_, r)| *r)
+    }
+
+    pub fn validate(&self) -> crate::Result<()> {
+        self.layers.iter().try_for_each(|(_, r)| r.validate())
+    }
+
+    fn lrp(first: Option<LayerRule>, conv: LayerRule) -> Self {
+        let mut c = Self::new(ActRule::Pass);
+        if let Some(f) = first {
+            c = c.with(Selector::first(), f);
+        }
+        c.with(Selector::kind(LayerKind::Conv2d), conv).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(DEFAULT_STABILIZER))
+    }
+
+    /// Zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers.
+    pub fn epsilon_plus() -> Self {
+        Self::lrp(None, LayerRule::ZPlus)
+    }
+
+    /// EpsilonPlus with the flat rule on the first layer.
+    pub fn epsilon_plus_flat() -> Self {
+        Self::lrp(Some(LayerRule::Flat), LayerRule::ZPlus)
+    }
+
+    /// z^B on the first layer (inputs in `[low, high]`), γ = 0.25 on convolutions, ε on dense layers.
+    pub fn epsilon_gamma_box(low: f64, high: f64) -> Self {
+        Self::lrp(Some(LayerRule::ZBox { low, high }), LayerRule::Gamma(0.25))
+    }
+
+    /// α2β1 on convolutions, ε on dense layers.
+    pub fn epsilon_alpha2_beta1() -> Self {
+        Self::lrp(None, LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 })
+    }
+
+    /// Guided backprop as a composite: exact gradients through layers, guided ReLUs.
+    pub fn guided_backprop() -> Self {
+        Self::new(ActRule::GuidedBackprop)
+    }
+
+    /// Deconvnet as a composite.
+    pub fn deconvnet() -> Self {
+        Self::new(ActRule::Deconvnet)
+    }
+}

@@ -1,0 +1,206 @@
+//! LRP rules for linear and convolution layers (Bach et al. 2015; Montavon et al. 2017,
+//! 2019), in Zennit's formulation: relevance `R` arriving at a layer's output goes back to
+//! its input as
+//!
+//! `R_in = Σ_groups coef · Σ_terms sign · in_t ⊙ Lᵀ_t( mask ⊙ R / stab(Σ_terms sign · L_t(in_t)) )`
+//!
+//! where each term is the layer applied to a modified input with modified weights (and
+//! bias), `Lᵀ` is the layer's transpose (its input gradient), and `stab(z) = z + ε·sign(z)`
+//! with `sign(0) = +1`. A rule is only the table of its terms: each is a few lines below.
+
+use crate::ops::conv::ConvGeometry;
+use crate::ops::InputGrad;
+use crate::rules::stabilize;
+use candle_core::{Result, Tensor};
+
+/// Zennit's default stabiliser for every rule but ε.
+pub const DEFAULT_STABILIZER: f64 = 1e-6;
+
+/// The rule applied to a linear or convolution layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LayerRule {
+    /// The exact gradient (no relevance rule).
+    Gradient,
+    /// LRP-ε: `x ⊙ Wᵀ(R / stab(Wx + b, ε))`; ε = 0 gives LRP-0.
+    Epsilon(f64),
+    /// z⁺ (= α1β0): positive contributions only, `W⁺x⁺ + W⁻x⁻ (+ b⁺)`.
+    ZPlus,
+    /// αβ with α − β = 1: α·(positive part) − β·(negative part).
+    AlphaBeta { alpha: f64, beta: f64 },
+    /// Generalised γ (Andéol et al. 2021, Zennit): weights `W + γ·W^±` chosen by the sign of
+    /// the output.
+    Gamma(f64),
+    /// Relevance spread uniformly over the receptive field (weights and inputs set to 1).
+    Flat,
+    /// `W²` with unit inputs (for unbounded first layers).
+    WSquare,
+    /// z^B for inputs bounded in `[low, high]` (the first layer on pixels).
+    ZBox { low: f64, high: f64 },
+}
+
+impl LayerRule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Gradient => "gradient",
+            Self::Epsilon(_) => "epsilon",
+            Self::ZPlus => "zplus",
+            Self::AlphaBeta { .. } => "alpha_beta",
+            Self::Gamma(_) => "gamma",
+            Self::Flat => "flat",
+            Self::WSquare => "wsquare",
+            Self::ZBox { .. } => "zbox",
+        }
+    }
+
+    /// Checks the rule's parameters (α − β = 1, finite ε ≥ 0, low < high, …).
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |reason: String| Err(crate::error::invalid("layer rule", format!("{}: {reason}", self.name())));
+        match *self {
+            Self::Epsilon(e) if !(e >= 0.0 && e.is_finite()) => bad(format!("ε must be finite and ≥ 0, got {e}")),
+            Self::AlphaBeta { alpha, beta } if !(alpha >= 0.0 && beta >= 0.0 && (alpha - beta - 1.0).abs() < 1e-12) => {
+                bad(format!("need α, β ≥ 0 and α − β = 1, got α = {alpha}, β = {beta}"))
+            }
+            Self::Gamma(g) if !(g >= 0.0 && g.is_finite()) => bad(format!("γ must be finite and ≥ 0, got {g}")),
+            Self::ZBox { low, high } if !(low < high && low.is_finite() && high.is_finite()) => bad(format!("need finite low < high, got [{low}, {high}]")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The affine map a rule is applied to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Affine {
+    Linear,
+    Conv(ConvGeometry),
+}
+
+impl Affine {
+    fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        match self {
+            Affine::Linear => crate::ctx::linear_fwd(x, w, b),
+            Affine::Conv(g) => crate::ctx::conv_fwd_no_grad(x, w, b, *g),
+        }
+    }
+
+    /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
+    fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Affine::Linear => match g.rank() {
+                2 => g.matmul(w),
+                _ => g.broadcast_matmul(w),
+            },
+            Affine::Conv(geom) => {
+                let (_, _, h, wd) = x.dims4()?;
+                crate::ctx::conv_input_grad(g, w, *geom, (h, wd))
+            }
+        }
+    }
+}
+
+struct Term {
+    sign: f64,
+    input: Tensor,
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+struct Group {
+    coef: f64,
+    terms: Vec<Term>,
+    /// Which outputs this group explains (Gamma); all when `None`.
+    mask: Option<Tensor>,
+}
+
+fn pos(t: &Tensor) -> Result<Tensor> {
+    t.relu()
+}
+fn neg(t: &Tensor) -> Result<Tensor> {
+    t.neg()?.relu()?.neg()
+}
+
+/// The backward of a linear / conv layer under an LRP rule.
+pub(crate) struct LayerBackward {
+    pub affine: Affine,
+    pub rule: LayerRule,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl LayerBackward {
+    fn groups(&self, x: &Tensor, z: &Tensor) -> Result<Vec<Group>> {
+        let (w, b) = (&self.weight, self.bias.as_ref());
+        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign, input, weight, bias };
+        let map_b = |f: fn(&Tensor) -> Result<Tensor>| b.map(f).transpose();
+        let (xp, xn, wp, wn) = (pos(x)?, neg(x)?, pos(w)?, neg(w)?);
+        let one = |coef, terms| Group { coef, terms, mask: None };
+        Ok(match self.rule {
+            LayerRule::Gradient | LayerRule::Epsilon(_) => vec![one(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())])],
+            LayerRule::ZPlus => vec![one(1.0, vec![t(1.0, xp, wp, map_b(pos)?), t(1.0, xn, wn, None)])],
+            LayerRule::AlphaBeta { alpha, beta } => vec![
+                one(alpha, vec![t(1.0, xp.clone(), wp.clone(), map_b(pos)?), t(1.0, xn.clone(), wn.clone(), None)]),
+                one(-beta, vec![t(1.0, xp, wn, map_b(neg)?), t(1.0, xn, wp, None)]),
+            ],
+            LayerRule::Gamma(g) => {
+                let (w_up, w_dn) = ((w + (&wp * g)?)?, (w + (&wn * g)?)?);
+                let (b_up, b_dn) = match b {
+                    Some(b) => (Some((b + (pos(b)? * g)?)?), Some((b + (neg(b)? * g)?)?)),
+                    None => (None, None),
+                };
+                let dt = z.dtype();
+                vec![
+                    Group { coef: 1.0, terms: vec![t(1.0, xp.clone(), w_up.clone(), b_up), t(1.0, xn.clone(), w_dn.clone(), None)], mask: Some(z.gt(0.0)?.to_dtype(dt)?) },
+                    Group { coef: 1.0, terms: vec![t(1.0, xp, w_dn, b_dn), t(1.0, xn, w_up, None)], mask: Some(z.lt(0.0)?.to_dtype(dt)?) },
+                ]
+            }
+            LayerRule::Flat => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.ones_like()?, None)])],
+            LayerRule::WSquare => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.sqr()?, b.map(|b| b.sqr()).transpose()?)])],
+            LayerRule::ZBox { low, high } => vec![one(
+                1.0,
+                vec![
+                    t(1.0, x.clone(), w.clone(), b.cloned()),
+                    t(-1.0, x.ones_like()?.affine(low, 0.0)?, wp, map_b(pos)?),
+                    t(-1.0, x.ones_like()?.affine(high, 0.0)?, wn, map_b(neg)?),
+                ],
+            )],
+        })
+    }
+}
+
+impl InputGrad for LayerBackward {
+    fn name(&self) -> &'static str {
+        "candle-explain-lrp-layer"
+    }
+
+    fn input_grad(&self, x: &Tensor, z: &Tensor, r: &Tensor) -> Result<Tensor> {
+        if self.rule == LayerRule::Gradient {
+            return self.affine.transpose(r, &self.weight, x);
+        }
+        let eps = match self.rule {
+            LayerRule::Epsilon(e) => e,
+            _ => DEFAULT_STABILIZER,
+        };
+        let mut acc: Option<Tensor> = None;
+        for g in self.groups(x, z)? {
+            let mut zg: Option<Tensor> = None;
+            for t in &g.terms {
+                let o = (self.affine.forward(&t.input, &t.weight, t.bias.as_ref())? * t.sign)?;
+                zg = Some(match zg {
+                    None => o,
+                    Some(a) => (a + o)?,
+                });
+            }
+            let mut s = (r / stabilize(&zg.expect("a group has terms"), eps)?)?;
+            if let Some(m) = &g.mask {
+                s = (s * m)?;
+            }
+            for t in &g.terms {
+                let c = ((&t.input * self.affine.transpose(&s, &t.weight, x)?)? * (t.sign * g.coef))?;
+                acc = Some(match acc {
+                    None => c,
+                    Some(a) => (a + c)?,
+                });
+            }
+        }
+        Ok(acc.expect("a rule has groups"))
+    }
+}
