@@ -10,6 +10,7 @@ use crate::rules::{ActBackward, ActRule};
 use crate::Result;
 use candle_core::Tensor;
 use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
 
 /// Stabiliser of DeepLIFT's max-pool rule (Captum's value).
 const POOL_RESCALE_EPS: f64 = 1e-10;
@@ -48,11 +49,15 @@ pub struct RuleCtx {
     /// Rules for linear / conv layers (LRP); exact gradients when `None`.
     composite: Option<Composite>,
     layer_index: Cell<usize>,
+    /// Names of the taps to keep (Grad-CAM), what was kept, and every name seen.
+    capture: Vec<String>,
+    captured: RefCell<Vec<Captured>>,
+    seen: RefCell<Vec<String>>,
 }
 
 impl RuleCtx {
     fn new(mode: Mode, refs: Vec<Tensor>) -> Self {
-        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0) }
+        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0), capture: vec![], captured: RefCell::new(vec![]), seen: RefCell::new(vec![]) }
     }
 
     /// Ordinary forward; gradients by Candle's autograd (weights included).
@@ -75,6 +80,46 @@ impl RuleCtx {
         let mut ctx = Self::rule(c.activation)?;
         ctx.composite = Some(c);
         Ok(ctx)
+    }
+
+    /// Also keep the values the model taps under these names (see [`RuleCtx::tap`]).
+    pub fn capturing(mut self, names: &[&str]) -> Self {
+        self.capture = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Marks an intermediate value with a name (models use PyTorch's module names, e.g.
+    /// `conv_layers.7`). Identity; contexts built with [`RuleCtx::capturing`] keep it.
+    pub fn tap(&self, name: &str, t: &Tensor) -> Result<Tensor> {
+        self.seen.borrow_mut().push(name.to_string());
+        if !self.capture.iter().any(|c| c == name) {
+            return Ok(t.clone());
+        }
+        // Candle's backward drops intermediate gradients as it goes: a pass-through boundary
+        // records the gradient that flows through this point instead.
+        let grad = Arc::new(Mutex::new(None));
+        let out = boundary(t, &t.detach(), GradTap(grad.clone()))?;
+        self.captured.borrow_mut().push(Captured { name: name.to_string(), value: t.detach(), grad });
+        Ok(out)
+    }
+
+    /// The value tapped under `name` in the last forward and the gradient that reached it in
+    /// the last backward (`None` before any backward, or when nothing flowed through it),
+    /// or an error naming the taps the model offers.
+    pub fn captured(&self, name: &str) -> Result<(Tensor, Option<Tensor>)> {
+        if let Some(c) = self.captured.borrow().iter().rev().find(|c| c.name == name) {
+            let g = c.grad.lock().map_err(|_| crate::Error::Unsupported("a tap's gradient lock was poisoned".into()))?.clone();
+            return Ok((c.value.clone(), g));
+        }
+        let seen = self.seen.borrow();
+        Err(crate::Error::InvalidParameter {
+            name: "layer",
+            reason: if seen.is_empty() {
+                format!("no layer named {name:?}: this model marks no layers (RuleCtx::tap)")
+            } else {
+                format!("no layer named {name:?}; the model's layers are: {}", seen.join(", "))
+            },
+        })
     }
 
     /// The rule of the next linear / conv layer, counting it.
@@ -235,6 +280,27 @@ impl RuleCtx {
         };
         self.count(&y);
         Ok(y)
+    }
+}
+
+struct Captured {
+    name: String,
+    value: Tensor,
+    grad: Arc<Mutex<Option<Tensor>>>,
+}
+
+/// Identity backward that keeps a copy of the gradient passing through.
+struct GradTap(Arc<Mutex<Option<Tensor>>>);
+
+impl InputGrad for GradTap {
+    fn name(&self) -> &'static str {
+        "candle-explain-tap"
+    }
+    fn input_grad(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(grad.clone());
+        }
+        Ok(grad.clone())
     }
 }
 

@@ -101,6 +101,18 @@ impl Explainable for Flatten {
     }
 }
 
+/// A layer whose output is tapped under a name.
+pub struct Named<L> {
+    pub name: String,
+    pub layer: L,
+}
+
+impl<L: Explainable> Explainable for Named<L> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.tap(&self.name, &self.layer.forward_with(x, ctx)?)
+    }
+}
+
 /// Layers applied in order.
 #[derive(Default)]
 pub struct Sequential {
@@ -122,6 +134,11 @@ impl Sequential {
     pub fn push<L: Explainable + Send + Sync + 'static>(mut self, layer: L) -> Self {
         self.layers.push(Box::new(layer));
         self
+    }
+
+    /// A layer whose output is tapped under `name` (for Grad-CAM and other layer methods).
+    pub fn push_named<L: Explainable + Send + Sync + 'static>(self, name: &str, layer: L) -> Self {
+        self.push(Named { name: name.to_string(), layer })
     }
 
     pub fn len(&self) -> usize {

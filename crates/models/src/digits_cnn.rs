@@ -54,10 +54,12 @@ impl DigitsCnn {
 
 impl Explainable for DigitsCnn {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        // Taps carry PyTorch's module names (conv_layers.0 = conv, .1 = its ReLU, .2 = pool, …).
         let mut h = x.clone();
-        for conv in &self.convs {
-            h = ctx.activation(Activation::Relu, &conv.forward_with(&h, ctx)?)?;
-            h = MaxPool2d::new(2).forward_with(&h, ctx)?;
+        for (i, conv) in self.convs.iter().enumerate() {
+            h = ctx.tap(&format!("conv_layers.{}", 3 * i), &conv.forward_with(&h, ctx)?)?;
+            h = ctx.tap(&format!("conv_layers.{}", 3 * i + 1), &ctx.activation(Activation::Relu, &h)?)?;
+            h = ctx.tap(&format!("conv_layers.{}", 3 * i + 2), &MaxPool2d::new(2).forward_with(&h, ctx)?)?;
         }
         let h = ctx.activation(Activation::Relu, &self.fc1.forward_with(&h.flatten_from(1)?, ctx)?)?;
         self.fc2.forward_with(&h, ctx)

@@ -77,3 +77,19 @@ fn missing_and_damaged_files_are_clear_errors() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// Layer methods find the taps under PyTorch's module names.
+#[test]
+fn grad_cam_on_the_last_conv_block() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let m = model(&dev);
+    let r = candle_core::safetensors::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits_reference.safetensors"), &dev)?;
+    let x = r["input"].narrow(0, 0, 4)?;
+    let labels: Vec<usize> = r["label"].to_vec1::<i64>()?.into_iter().take(4).map(|l| l as usize).collect();
+    let cam = GradCam::new("conv_layers.7").attribute(&m, &x, &Target::PerExample(labels))?;
+    assert_eq!(cam.attributions.dims(), &[4, 1, 28, 28]);
+    let v: Vec<f32> = cam.attributions.flatten_all()?.to_vec1()?;
+    assert!(v.iter().all(|v| *v >= 0.0) && v.iter().any(|v| *v > 0.0));
+    assert!(GradCam::new("conv_layers.9").attribute(&m, &x, &Target::Class(0)).is_err());
+    Ok(())
+}
