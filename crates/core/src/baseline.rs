@@ -58,11 +58,25 @@ impl Baseline {
 
 /// Separable Gaussian blur of `(B, C, H, W)` with zero padding, kernel radius ⌈3σ⌉.
 pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Result<Tensor> {
+    blur(x, sigma, false)
+}
+
+/// Gaussian blur with edge replication (the image's border extends outwards), so that a
+/// large σ tends to a flat image of the border's colour instead of to black. σ = 0 is the
+/// identity. Used by Blur IG.
+pub fn gaussian_blur_replicate(x: &Tensor, sigma: f64) -> Result<Tensor> {
+    if sigma == 0.0 {
+        return Ok(x.clone());
+    }
+    blur(x, sigma, true)
+}
+
+fn blur(x: &Tensor, sigma: f64, replicate: bool) -> Result<Tensor> {
     if !(sigma > 0.0) || !sigma.is_finite() {
         return Err(crate::error::invalid("sigma", format!("must be a positive number, got {sigma}")));
     }
     let (_, c, h, w) = x.dims4().map_err(|_| Error::InputShape { expected: "(batch, channels, height, width) for a blurred baseline".into(), got: x.dims().to_vec() })?;
-    let r = ((3.0 * sigma).ceil() as usize).min(h.max(w));
+    let r = ((3.0 * sigma).ceil() as usize).min(2 * h.max(w));
     let k: Vec<f32> = (0..2 * r + 1).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
     let s: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / s).collect();
@@ -70,8 +84,9 @@ pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Result<Tensor> {
     let kt = Tensor::from_vec(k, n, x.device())?.to_dtype(x.dtype())?;
     let kh = kt.reshape((1, 1, n, 1))?.repeat((c, 1, 1, 1))?;
     let kw = kt.reshape((1, 1, 1, n))?.repeat((c, 1, 1, 1))?;
-    let y = x.pad_with_zeros(2, r, r)?.conv2d(&kh, 0, 1, 1, c)?;
-    let y = y.pad_with_zeros(3, r, r)?.conv2d(&kw, 0, 1, 1, c)?;
+    let pad = |t: &Tensor, d: usize| if replicate { t.pad_with_same(d, r, r) } else { t.pad_with_zeros(d, r, r) };
+    let y = pad(x, 2)?.conv2d(&kh, 0, 1, 1, c)?;
+    let y = pad(&y, 3)?.conv2d(&kw, 0, 1, 1, c)?;
     Ok(y.to_dtype(x.dtype())?)
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 mod groups;
+pub mod blur_ig;
 pub mod controls;
 pub mod deeplift;
 pub mod feature_ablation;
@@ -14,6 +15,7 @@ pub mod noise_tunnel;
 pub mod occlusion;
 pub mod shapley;
 
+pub use blur_ig::BlurIntegratedGradients;
 pub use controls::{RandomAttribution, SobelEdge};
 pub use deeplift::DeepLift;
 pub use feature_ablation::FeatureAblation;

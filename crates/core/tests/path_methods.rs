@@ -1,0 +1,61 @@
+//! Path methods beyond straight-line IG: Blur IG and Guided IG.
+
+mod common;
+use candle_core::{Device, Tensor};
+use candle_explain_core::baseline::gaussian_blur_replicate;
+use candle_explain_core::nn::{Flatten, Linear, Sequential};
+use candle_explain_core::prelude::*;
+use candle_explain_core::test_device;
+use common::*;
+
+fn linear_image_model(dev: &Device) -> (Sequential, Tensor) {
+    let w = uniform(&[2, 2 * 9 * 9], -1.0, 1.0, 1, dev);
+    (Sequential::new().push(Flatten).push(Linear::new(w.clone(), Some(uniform(&[2], -1.0, 1.0, 2, dev)))), w)
+}
+
+/// On S = w·x + b the integrand telescopes: Blur IG_i → w_i (x_i − blur(x, σ_max)_i).
+fn blur_ig_on_a_linear_model(dev: &Device) -> anyhow::Result<()> {
+    let (m, w) = linear_image_model(dev);
+    let x = uniform(&[2, 2, 9, 9], 0.0, 1.0, 3, dev);
+    let big = 3.0;
+    let b = BlurIntegratedGradients { max_sigma: big, steps: 300, grad_step: 1e-3, ..Default::default() };
+    let r = b.attribute(&m, &x, &Target::Class(1))?;
+    let expect = (&x - gaussian_blur_replicate(&x, big)?)?.broadcast_mul(&w.narrow(0, 1, 1)?.reshape((1, 2, 9, 9))?)?;
+    assert_close(&r.attributions, &expect, 2e-2, "Blur IG vs w ⊙ (x − blur)");
+    assert!(max_abs(r.delta.as_ref().unwrap()) < 1e-2 * max_abs(&(&r.output - r.baseline_output.as_ref().unwrap())?).max(1e-3));
+    Ok(())
+}
+test_device!(blur_ig_on_a_linear_model, blur_lin_cpu, blur_lin_cuda, blur_lin_metal);
+
+fn blur_ig_completeness_and_chunking(dev: &Device) -> anyhow::Result<()> {
+    let m = cnn(Activation::Tanh, true, 3, dev);
+    let x = uniform(&[2, 1, 12, 12], 0.0, 1.0, 4, dev);
+    let t = Target::Class(0);
+    let err = |steps| -> anyhow::Result<f32> {
+        let r = BlurIntegratedGradients { max_sigma: 4.0, steps, ..Default::default() }.attribute(&m, &x, &t)?;
+        Ok(max_abs(r.delta.as_ref().unwrap()))
+    };
+    let (e10, e80) = (err(10)?, err(80)?);
+    assert!(e80 < e10 / 3.0, "Blur IG completeness error {e10} → {e80}");
+    let a = BlurIntegratedGradients { max_sigma: 4.0, steps: 9, ..Default::default() }.attribute(&m, &x, &t)?;
+    let b = BlurIntegratedGradients { max_sigma: 4.0, steps: 9, batching: Batching::with_max_rows(5), ..Default::default() }.attribute(&m, &x, &t)?;
+    assert_close(&a.attributions, &b.attributions, 1e-5, "Blur IG chunked");
+    Ok(())
+}
+test_device!(blur_ig_completeness_and_chunking, blur_conv_cpu, blur_conv_cuda, blur_conv_metal);
+
+#[test]
+fn blur_ig_bad_input() {
+    let dev = Device::Cpu;
+    let m = cnn(Activation::Relu, true, 1, &dev);
+    let x = uniform(&[1, 1, 12, 12], 0.0, 1.0, 1, &dev);
+    for b in [
+        BlurIntegratedGradients { steps: 0, ..Default::default() },
+        BlurIntegratedGradients { max_sigma: -1.0, ..Default::default() },
+        BlurIntegratedGradients { grad_step: 0.0, ..Default::default() },
+    ] {
+        assert!(b.attribute(&m, &x, &Target::Class(0)).is_err());
+    }
+    let mlp_m = mlp(&[4, 3, 2], Activation::Relu, true, 1, &dev);
+    assert!(BlurIntegratedGradients::default().attribute(&mlp_m, &uniform(&[1, 4], 0.0, 1.0, 1, &dev), &Target::Class(0)).is_err());
+}
