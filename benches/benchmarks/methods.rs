@@ -1,4 +1,4 @@
-//! The core methods on the MNIST CNN (conv32-conv64-maxpool-fc128-fc10, 28×28, batch 32),
+//! The core methods (LRP and Guided IG included) on the MNIST CNN (conv32-conv64-maxpool-fc128-fc10, 28×28, batch 32),
 //! the configuration of `benches/captum_cpu.py`, plus the passes the IG-overhead target is
 //! measured against: 50 × 32 rows of forward + backward-to-input in one batch, through our
 //! ops (`fwd_bwd_1600_ours`) and through Candle's stock autograd (`fwd_bwd_1600_stock`).
@@ -42,6 +42,9 @@ fn bench_methods(c: &mut Criterion) {
         ("ig50", Box::new(IntegratedGradients::new(50))),
         ("deeplift", Box::new(DeepLift::default())),
         ("smoothgrad20", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
+        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
+        ("lrp_epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.5, 3.0)))),
+        ("guided_ig50", Box::new(GuidedIntegratedGradients { steps: 50, ..Default::default() })),
     ];
     for (name, m) in &methods {
         g.bench_function(*name, |b| {

@@ -97,11 +97,19 @@ impl Affine {
     }
 }
 
+#[derive(PartialEq, Clone, Copy)]
+enum Part {
+    Pos,
+    Neg,
+    Any,
+}
+
 struct Term {
     sign: f64,
     input: Tensor,
     weight: Tensor,
     bias: Option<Tensor>,
+    input_part: Part,
 }
 
 struct Group {
@@ -129,16 +137,28 @@ pub(crate) struct LayerBackward {
 impl LayerBackward {
     fn groups(&self, x: &Tensor, z: &Tensor) -> Result<Vec<Group>> {
         let (w, b) = (&self.weight, self.bias.as_ref());
-        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign, input, weight, bias };
+        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign, input, weight, bias, input_part: Part::Any };
+        // After a ReLU the negative part of the input is identically zero: its terms add
+        // exactly nothing, so sign-split rules drop them (half the work on most layers).
+        let sign_split = matches!(self.rule, LayerRule::ZPlus | LayerRule::AlphaBeta { .. } | LayerRule::Gamma(_));
+        let (min, max) = if sign_split {
+            let f = x.flatten_all()?.to_dtype(candle_core::DType::F32)?;
+            (f.min(0)?.to_scalar::<f32>()?, f.max(0)?.to_scalar::<f32>()?)
+        } else {
+            (-1.0, 1.0)
+        };
+        let keep = |t: &Term| !((min >= 0.0 && t.input_part == Part::Neg) || (max <= 0.0 && t.input_part == Part::Pos));
         let map_b = |f: fn(&Tensor) -> Result<Tensor>| b.map(f).transpose();
         let (xp, xn, wp, wn) = (pos(x)?, neg(x)?, pos(w)?, neg(w)?);
+        let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Pos };
+        let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Neg };
         let one = |coef, terms| Group { coef, terms, mask: None };
-        Ok(match self.rule {
+        let groups = match self.rule {
             LayerRule::Gradient | LayerRule::Epsilon(_) => vec![one(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())])],
-            LayerRule::ZPlus => vec![one(1.0, vec![t(1.0, xp, wp, map_b(pos)?), t(1.0, xn, wn, None)])],
+            LayerRule::ZPlus => vec![one(1.0, vec![tp(xp, wp, map_b(pos)?), tn(xn, wn, None)])],
             LayerRule::AlphaBeta { alpha, beta } => vec![
-                one(alpha, vec![t(1.0, xp.clone(), wp.clone(), map_b(pos)?), t(1.0, xn.clone(), wn.clone(), None)]),
-                one(-beta, vec![t(1.0, xp, wn, map_b(neg)?), t(1.0, xn, wp, None)]),
+                one(alpha, vec![tp(xp.clone(), wp.clone(), map_b(pos)?), tn(xn.clone(), wn.clone(), None)]),
+                one(-beta, vec![tp(xp, wn, map_b(neg)?), tn(xn, wp, None)]),
             ],
             LayerRule::Gamma(g) => {
                 let (w_up, w_dn) = ((w + (&wp * g)?)?, (w + (&wn * g)?)?);
@@ -148,8 +168,8 @@ impl LayerBackward {
                 };
                 let dt = z.dtype();
                 vec![
-                    Group { coef: 1.0, terms: vec![t(1.0, xp.clone(), w_up.clone(), b_up), t(1.0, xn.clone(), w_dn.clone(), None)], mask: Some(z.gt(0.0)?.to_dtype(dt)?) },
-                    Group { coef: 1.0, terms: vec![t(1.0, xp, w_dn, b_dn), t(1.0, xn, w_up, None)], mask: Some(z.lt(0.0)?.to_dtype(dt)?) },
+                    Group { coef: 1.0, terms: vec![tp(xp.clone(), w_up.clone(), b_up), tn(xn.clone(), w_dn.clone(), None)], mask: Some(z.gt(0.0)?.to_dtype(dt)?) },
+                    Group { coef: 1.0, terms: vec![tp(xp, w_dn, b_dn), tn(xn, w_up, None)], mask: Some(z.lt(0.0)?.to_dtype(dt)?) },
                 ]
             }
             LayerRule::Flat => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.ones_like()?, None)])],
@@ -162,7 +182,12 @@ impl LayerBackward {
                     t(-1.0, x.ones_like()?.affine(high, 0.0)?, wn, map_b(neg)?),
                 ],
             )],
-        })
+        };
+        Ok(groups
+            .into_iter()
+            .map(|g| Group { terms: g.terms.into_iter().filter(&keep).collect(), ..g })
+            .filter(|g| !g.terms.is_empty())
+            .collect())
     }
 }
 
@@ -181,8 +206,9 @@ impl InputGrad for LayerBackward {
         };
         let mut acc: Option<Tensor> = None;
         for g in self.groups(x, z)? {
-            let mut zg: Option<Tensor> = None;
-            for t in &g.terms {
+            // ε normalises by the layer's own output, which the forward already computed.
+            let mut zg: Option<Tensor> = matches!(self.rule, LayerRule::Epsilon(_)).then(|| z.clone());
+            for t in g.terms.iter().filter(|_| !matches!(self.rule, LayerRule::Epsilon(_))) {
                 let o = (self.affine.forward(&t.input, &t.weight, t.bias.as_ref())? * t.sign)?;
                 zg = Some(match zg {
                     None => o,
@@ -201,6 +227,10 @@ impl InputGrad for LayerBackward {
                 });
             }
         }
-        Ok(acc.expect("a rule has groups"))
+        // No terms left means an all-zero input: it gets no relevance.
+        match acc {
+            Some(a) => Ok(a),
+            None => x.zeros_like(),
+        }
     }
 }
