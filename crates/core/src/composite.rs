@@ -22,10 +22,24 @@ use crate::ActRule;
 pub enum LayerKind {
     Linear,
     Conv2d,
+    /// Average pooling (a linear map without parameters): gradient or ε (Zennit's Norm).
+    AvgPool2d,
+    /// An explicit sum of two branches (residual connections, `RuleCtx::add`): gradient or ε.
+    Sum,
 }
 
-/// Which layers a rule applies to. Layers are numbered by the order in which the forward
-/// asks the context for them (linear and conv layers together, from 0).
+impl LayerKind {
+    /// Parameter-free layers take only these rules.
+    pub fn accepts(&self, rule: &LayerRule) -> bool {
+        match self {
+            Self::Linear | Self::Conv2d => true,
+            Self::AvgPool2d | Self::Sum => matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_)),
+        }
+    }
+}
+
+/// Which layers a rule applies to. Linear and conv layers are numbered by the order in which
+/// the forward asks the context for them, from 0; pools and sums have no index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Selector {
     pub kind: Option<LayerKind>,
@@ -46,8 +60,8 @@ impl Selector {
     pub fn any() -> Self {
         Self::default()
     }
-    fn matches(&self, kind: LayerKind, index: usize) -> bool {
-        self.kind.is_none_or(|k| k == kind) && self.index.is_none_or(|i| i == index)
+    fn matches(&self, kind: LayerKind, index: Option<usize>) -> bool {
+        self.kind.is_none_or(|k| k == kind) && self.index.is_none_or(|i| Some(i) == index)
     }
 }
 
@@ -70,6 +84,15 @@ impl Composite {
 
     /// The rule of layer `index` of kind `kind`; the gradient when nothing matches.
     pub fn rule_for(&self, kind: LayerKind, index: usize) -> LayerRule {
+        self.rule_at(kind, Some(index))
+    }
+
+    /// The rule of a pool or sum (which have no index).
+    pub fn rule_for_unindexed(&self, kind: LayerKind) -> LayerRule {
+        self.rule_at(kind, None)
+    }
+
+    fn rule_at(&self, kind: LayerKind, index: Option<usize>) -> LayerRule {
         self.layers.iter().find(|(s, _)| s.matches(kind, index)).map_or(LayerRule::Gradient, |(_, r)| *r)
     }
 
@@ -82,7 +105,11 @@ impl Composite {
         if let Some(f) = first {
             c = c.with(Selector::first(), f);
         }
-        c.with(Selector::kind(LayerKind::Conv2d), conv).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(DEFAULT_STABILIZER))
+        // Zennit's base map: Norm (ε with the default stabiliser) for average pools and sums.
+        c.with(Selector::kind(LayerKind::Conv2d), conv)
+            .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(DEFAULT_STABILIZER))
+            .with(Selector::kind(LayerKind::AvgPool2d), LayerRule::Epsilon(DEFAULT_STABILIZER))
+            .with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(DEFAULT_STABILIZER))
     }
 
     /// Zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers.

@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 use crate::composite::{Composite, LayerKind};
-use crate::layer_rules::{Affine, LayerBackward, LayerRule};
+use crate::layer_rules::{Affine, LayerBackward, LayerRule, SumShare};
 use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
 use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry};
 use crate::ops::{boundary, InputGrad};
@@ -249,6 +249,66 @@ impl RuleCtx {
             }
             Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// The rule of a pool or sum under this context's composite, checked against what the
+    /// layer accepts.
+    fn unindexed_rule(&self, kind: LayerKind) -> Result<LayerRule> {
+        let rule = self.composite.as_ref().map_or(LayerRule::Gradient, |c| c.rule_for_unindexed(kind));
+        if !kind.accepts(&rule) {
+            return Err(crate::error::invalid(
+                "composite",
+                format!("rule {} cannot be applied to a {kind:?} layer (it has no weights): use gradient or epsilon", rule.name()),
+            ));
+        }
+        Ok(rule)
+    }
+
+    /// Average pooling (PyTorch's `nn.AvgPool2d(k, s)`): a linear layer without weights.
+    pub fn avg_pool2d(&self, x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+        let y = match self.mode {
+            Mode::Plain => return Ok(crate::ops::pool::avg_pool(x, p)?),
+            Mode::Rule(_) => {
+                let y = crate::ops::pool::avg_pool(&x.detach(), p)?;
+                let rule = self.unindexed_rule(LayerKind::AvgPool2d)?;
+                let unit = Tensor::ones(1, x.dtype(), x.device())?;
+                boundary(x, &y, LayerBackward { affine: Affine::AvgPool(p), rule, weight: unit, bias: None })?
+            }
+            Mode::Record | Mode::Probe | Mode::Inference => crate::ops::pool::avg_pool(x, p)?,
+        };
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// An explicit sum of two branches (a residual connection), so that a rule can attach:
+    /// under a composite with ε for `LayerKind::Sum` (Zennit's Norm) each branch gets the
+    /// relevance in proportion to its contribution; otherwise both get the gradient.
+    pub fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if let Mode::Rule(_) = self.mode {
+            if let LayerRule::Epsilon(eps) = self.unindexed_rule(LayerKind::Sum)? {
+                let total = (a.detach() + b.detach())?;
+                let a2 = boundary(a, &a.detach(), SumShare { total: total.clone(), eps })?;
+                let b2 = boundary(b, &b.detach(), SumShare { total, eps })?;
+                return Ok((a2 + b2)?);
+            }
+        }
+        let y = (a + b)?;
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// Per-channel affine map `x · scale + shift` (an eval-mode BatchNorm); the gradient
+    /// passes through scaled. Fold BatchNorms into their convs (`canonize`) before LRP.
+    pub fn channel_affine(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        let shape = |t: &Tensor| -> Result<Tensor> {
+            let mut d = vec![1; x.rank()];
+            d[1] = t.elem_count();
+            Ok(t.reshape(d)?)
+        };
+        let (sc, sh) = (shape(scale)?, shape(shift)?);
+        let y = x.broadcast_mul(&sc)?.broadcast_add(&sh)?;
         self.count(&y);
         Ok(y)
     }

@@ -72,6 +72,8 @@ impl LayerRule {
 pub(crate) enum Affine {
     Linear,
     Conv(ConvGeometry),
+    /// Average pooling; its "weight" is implicit (1/k² per window).
+    AvgPool(crate::ops::pool::PoolGeometry),
 }
 
 impl Affine {
@@ -79,6 +81,7 @@ impl Affine {
         match self {
             Affine::Linear => crate::ctx::linear_fwd(x, w, b),
             Affine::Conv(g) => crate::ctx::conv_fwd_no_grad(x, w, b, *g),
+            Affine::AvgPool(p) => crate::ops::pool::avg_pool(x, *p),
         }
     }
 
@@ -92,6 +95,10 @@ impl Affine {
             Affine::Conv(geom) => {
                 let (_, _, h, wd) = x.dims4()?;
                 crate::ctx::conv_input_grad(g, w, *geom, (h, wd))
+            }
+            Affine::AvgPool(p) => {
+                let (_, _, h, wd) = x.dims4()?;
+                crate::ops::pool::avg_pool_input_grad(g, *p, (h, wd))
             }
         }
     }
@@ -232,5 +239,21 @@ impl InputGrad for LayerBackward {
             Some(a) => Ok(a),
             None => x.zeros_like(),
         }
+    }
+}
+
+/// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
+/// summands share the relevance in proportion to their contribution).
+pub(crate) struct SumShare {
+    pub total: Tensor,
+    pub eps: f64,
+}
+
+impl InputGrad for SumShare {
+    fn name(&self) -> &'static str {
+        "candle-explain-sum-norm"
+    }
+    fn input_grad(&self, a: &Tensor, _y: &Tensor, r: &Tensor) -> Result<Tensor> {
+        a * (r / stabilize(&self.total, self.eps)?)?
     }
 }

@@ -34,6 +34,7 @@ pub mod activation;
 pub mod attribution;
 pub mod baseline;
 pub mod batch;
+pub mod canonize;
 pub mod composite;
 pub mod ctx;
 pub mod error;

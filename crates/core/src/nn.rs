@@ -163,3 +163,58 @@ impl Explainable for Sequential {
         self.input_shape.clone()
     }
 }
+
+/// Average pooling (PyTorch's `nn.AvgPool2d(kernel, stride)`, no padding).
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPool2d(pub PoolGeometry);
+
+impl AvgPool2d {
+    /// Square kernel with stride equal to the kernel (PyTorch's default).
+    pub fn new(k: usize) -> Self {
+        Self(PoolGeometry { kernel: (k, k), stride: (k, k) })
+    }
+}
+
+impl Explainable for AvgPool2d {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        ctx.avg_pool2d(x, self.0)
+    }
+}
+
+/// Eval-mode batch normalisation over channels (PyTorch's `nn.BatchNorm2d` / `BatchNorm1d`
+/// with running statistics): `(x − mean)/sqrt(var + eps)·weight + bias`.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// Loads `weight`, `bias`, `running_mean`, `running_var` (PyTorch names).
+    pub fn load(vb: VarBuilder, channels: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(channels, "weight")?,
+            bias: vb.get(channels, "bias")?,
+            running_mean: vb.get(channels, "running_mean")?,
+            running_var: vb.get(channels, "running_var")?,
+            eps,
+        })
+    }
+
+    /// `(scale, shift)` with `y = x·scale + shift` per channel.
+    pub fn scale_shift(&self) -> Result<(Tensor, Tensor)> {
+        let scale = (&self.weight / (&self.running_var + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        Ok((scale, shift))
+    }
+}
+
+impl Explainable for BatchNorm {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        let (scale, shift) = self.scale_shift()?;
+        ctx.channel_affine(x, &scale, &shift)
+    }
+}

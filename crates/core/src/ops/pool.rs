@@ -161,3 +161,17 @@ pub fn max_pool_rescale_grad(x: &Tensor, xref: &Tensor, p: PoolGeometry, grad: &
     small.where_cond(&plain, &(u / safe)?)
 }
 
+
+/// Average over every window (floor mode, no padding), as `nn.AvgPool2d(k, s)`.
+pub fn avg_pool(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
+    let k = (p.kernel.0 * p.kernel.1) as f64;
+    windows(x, p)?.sum(4)? / k
+}
+
+/// Input gradient of [`avg_pool`]: every window gets `grad / k²` on each of its cells.
+pub fn avg_pool_input_grad(grad: &Tensor, p: PoolGeometry, hw: (usize, usize)) -> Result<Tensor> {
+    let k = p.kernel.0 * p.kernel.1;
+    let (b, c, ho, wo) = grad.dims4()?;
+    let spread = (grad.unsqueeze(4)?.broadcast_as((b, c, ho, wo, k))? / k as f64)?.contiguous()?;
+    scatter_windows(&spread, p, hw)
+}
