@@ -111,3 +111,31 @@ fn guided_ig_bad_input() {
         assert!(g.attribute(&m, &x, &Target::Class(0)).is_err());
     }
 }
+
+/// Every GGIG candidate on a linear model is (x − x̄) ⊙ w, whatever the refinement does.
+fn ggig_on_a_linear_model(dev: &Device) -> anyhow::Result<()> {
+    let (m, w) = linear_image_model(dev);
+    let x = uniform(&[2, 2, 9, 9], -1.0, 1.0, 5, dev);
+    let r = GeometricallyGuidedIg { scales: 5, refine_steps: 2, ..Default::default() }.attribute(&m, &x, &Target::Class(1))?;
+    assert_close(&r.attributions, &x.broadcast_mul(&w.narrow(0, 1, 1)?.reshape((1, 2, 9, 9))?)?, 1e-5, "GGIG linear");
+    Ok(())
+}
+test_device!(ggig_on_a_linear_model, ggig_lin_cpu, ggig_lin_cuda, ggig_lin_metal);
+
+/// On S = Σ a_i x_i² with no refinement, the candidates are 2 a_i α_j x_i²: the largest
+/// magnitude is at α = 1, so GGIG = 2 a ⊙ x² (Gradient × Input), independent of the scale count.
+#[test]
+fn ggig_keeps_the_largest_candidate() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let a = uniform(&[50], -1.0, 1.0, 1, &dev);
+    let m = Quadratic(a.clone());
+    let x = uniform(&[3, 50], -1.0, 1.0, 2, &dev);
+    let r = GeometricallyGuidedIg { scales: 7, refine_steps: 0, ..Default::default() }.attribute(&m, &x, &Target::Class(0))?;
+    assert_close(&r.attributions, &(x.sqr()?.broadcast_mul(&a)? * 2.0)?, 1e-5, "GGIG quadratic");
+    // Chunking does not change it (refinement included).
+    let a1 = GeometricallyGuidedIg { scales: 4, ..Default::default() }.attribute(&m, &x, &Target::Class(0))?;
+    let a2 = GeometricallyGuidedIg { scales: 4, batching: Batching::with_max_rows(5), ..Default::default() }.attribute(&m, &x, &Target::Class(0))?;
+    assert_close(&a1.attributions, &a2.attributions, 1e-6, "GGIG chunked");
+    assert!(GeometricallyGuidedIg { scales: 0, ..Default::default() }.attribute(&m, &x, &Target::Class(0)).is_err());
+    Ok(())
+}
