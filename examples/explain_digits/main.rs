@@ -2,7 +2,8 @@
 //! core method, and writes what it finds:
 //! - `attributions.safetensors`: one `(digits, 1, 28, 28)` tensor per method;
 //! - `summary.json`: per method the time, explanations/s and completeness error;
-//! - `grid.png`: one row per digit, the digit then one heatmap per method
+//! - `grid.png`: one row per digit, the digit then one heatmap per method (in the order of
+//!   the table printed)
 //!   (red positive, blue negative, each map scaled by its largest |value|).
 //!
 //! ```text
@@ -73,6 +74,14 @@ fn main() -> Result<()> {
         ("integrated_gradients", Box::new(IntegratedGradients::new(50).with_baseline(black.clone()))),
         ("deeplift", Box::new(DeepLift::default().with_baseline(black.clone()))),
         ("epsilon_lrp", Box::new(EpsilonLrp::default())),
+        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
+        // Normalised pixels lie in [−0.42, 2.82]: the z^B box of the first layer.
+        ("lrp_epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.4242, 2.8215)))),
+        // The last conv block's ReLU (7×7 maps), as the Grad-CAM paper prescribes.
+        ("grad_cam", Box::new(GradCam::new("conv_layers.7"))),
+        ("blur_ig", Box::new(BlurIntegratedGradients { max_sigma: 8.0, steps: 50, ..Default::default() })),
+        ("guided_ig", Box::new(GuidedIntegratedGradients { steps: 100, baseline: black.clone(), ..Default::default() })),
+        ("ggig", Box::new(GeometricallyGuidedIg { baseline: black.clone(), ..Default::default() })),
         ("guided_backprop", Box::new(GuidedBackprop::default())),
         ("deconvnet", Box::new(Deconvnet::default())),
         ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),

@@ -93,3 +93,4 @@ fn grad_cam_on_the_last_conv_block() -> anyhow::Result<()> {
     assert!(GradCam::new("conv_layers.9").attribute(&m, &x, &Target::Class(0)).is_err());
     Ok(())
 }
+
