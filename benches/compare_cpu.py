@@ -40,6 +40,9 @@ def main():
     ig, fb = criterion_median_s("mnist_cnn_b32_cpu", "ig50"), criterion_median_s("mnist_cnn_b32_cpu", "fwd_bwd_1600_ours")
     stock = criterion_median_s("mnist_cnn_b32_cpu", "fwd_bwd_1600_stock")
     print(f"\nIG-50 / (50 batched fwd+bwd passes, ours) = {ig / fb:.3f}; stock Candle autograd fwd+bwd / ours = {stock / fb:.2f}")
+    sal = criterion_median_s("mnist_cnn_b32_cpu", "saliency")
+    for name in ["lrp_epsilon_plus", "lrp_epsilon_gamma_box", "guided_ig50"]:
+        print(f"{name}: {criterion_median_s('mnist_cnn_b32_cpu', name):.4f} s = {criterion_median_s('mnist_cnn_b32_cpu', name) / sal:.2f}× saliency")
 
 
 if __name__ == "__main__":
