@@ -1,10 +1,21 @@
 //! # candle-explain-metrics
 //!
-//! Faithfulness metrics for attributions (Sensitivity-n, deletion / insertion curves,
-//! ROAR / KAR, sanity checks, IG axiom checks, Taylor-interaction allocation errors),
-//! batched on the device.
+//! Faithfulness metrics for attributions, with every perturbation built on the device and
+//! evaluated in memory-budgeted chunks (`candle_explain_core::Batching`).
 //!
-//! Not implemented yet: this crate is the workspace slot for the metrics issue. The
-//! perturbation building blocks it will use (device-side masks, the memory-budgeted
-//! chunker) live in `candle-explain-core` (`Batching`, `methods::Occlusion`,
-//! `methods::ShapleyValues`).
+//! - [`SensitivityN`] (Ancona et al. 2018): Pearson correlation between summed attributions
+//!   and the output drop over random feature subsets of size n.
+//! - [`PixelFlipping`]: deletion (most relevant first) and insertion curves, and AOPC.
+//!
+//! Still to come (metrics issue): ROAR / KAR with retraining, sanity checks, IG axiom checks,
+//! Taylor-interaction allocation errors, infidelity and max-sensitivity.
+
+pub mod error;
+pub mod perturb;
+pub mod pixel_flipping;
+pub mod sensitivity_n;
+
+pub(crate) use error::invalid;
+pub use error::{Error, Result};
+pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
+pub use sensitivity_n::{SensitivityN, SensitivityNResult};
