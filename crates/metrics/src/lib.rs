@@ -7,15 +7,20 @@
 //!   and the output drop over random feature subsets of size n.
 //! - [`PixelFlipping`]: deletion (most relevant first) and insertion curves, and AOPC.
 //!
-//! Still to come (metrics issue): ROAR / KAR with retraining, sanity checks, IG axiom checks,
+//! - [`check_axioms`]: IG's axioms (completeness, dummy, linearity, symmetry, implementation
+//!   invariance) as checks on any method.
+//!
+//! Still to come (metrics issue): ROAR / KAR with retraining, sanity checks, the affine-scale and monomial axioms,
 //! Taylor-interaction allocation errors, infidelity and max-sensitivity.
 
+pub mod axioms;
 pub mod error;
 pub mod perturb;
 pub mod pixel_flipping;
 pub mod sensitivity_n;
 
 pub(crate) use error::invalid;
+pub use axioms::{check_axioms, AxiomReport};
 pub use error::{Error, Result};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};

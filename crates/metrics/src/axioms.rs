@@ -1,0 +1,126 @@
+//! IG's axioms as checks on any attribution method (Lundstrom, Huang & Razaviyayn 2022;
+//! Sundararajan et al. 2017; PAPERS.md §4). Each check builds a model from the given one and
+//! compares attributions:
+//!
+//! - completeness: `Σ_i A_i = F(x) − F(0)` (the checker assumes a zero baseline);
+//! - dummy: a feature appended to the input that the model ignores gets 0;
+//! - linearity: `A(aF + bG) = a·A(F) + b·A(G)`, with `G(x) = F(s ⊙ x)` for a fixed scale `s`;
+//! - symmetry preservation: for `F_s(x) = F(x) + F(x with features i, j swapped)` and
+//!   `x_i = x_j`, `A_i = A_j`;
+//! - implementation invariance: `F'(x) = F(relu(x) − relu(−x))` computes the same function
+//!   through two more ReLUs (which rules see); `A(F') = A(F)`.
+//!
+//! Inputs are `(batch, features)`; the model is explained for one class. Every check reports
+//! its largest violation over the batch, relative to the largest |F(x) − F(0)|.
+//!
+//! Limits: the ReLU split changes the implementation without changing Rescale's multipliers
+//! at a zero baseline, so DeepLIFT passes it (it breaks implementation invariance on other
+//! rewrites); the affine-scale and non-decreasing-positivity axioms are not checked yet.
+
+use crate::{invalid, Result};
+use candle_core::{DType, Tensor};
+use candle_explain_core::{Activation, Attributor, Explainable, RuleCtx, Target};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AxiomReport {
+    pub completeness: f64,
+    pub dummy: f64,
+    pub linearity: f64,
+    pub symmetry: f64,
+    pub implementation_invariance: f64,
+}
+
+impl AxiomReport {
+    /// `(axiom, holds)` for every axiom at tolerance `tol` (relative violation).
+    pub fn holds(&self, tol: f64) -> Vec<(&'static str, bool)> {
+        vec![
+            ("completeness", self.completeness <= tol),
+            ("dummy", self.dummy <= tol),
+            ("linearity", self.linearity <= tol),
+            ("symmetry", self.symmetry <= tol),
+            ("implementation invariance", self.implementation_invariance <= tol),
+        ]
+    }
+}
+
+struct Dummy<'a>(&'a dyn Explainable);
+impl Explainable for Dummy<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let f = x.dim(1)? - 1;
+        self.0.forward_with(&x.narrow(1, 0, f)?, ctx)
+    }
+}
+
+struct Scaled<'a>(&'a dyn Explainable, Tensor);
+impl Explainable for Scaled<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        self.0.forward_with(&x.broadcast_mul(&self.1)?, ctx)
+    }
+}
+
+struct Combination<'a> {
+    f: &'a dyn Explainable,
+    g: &'a dyn Explainable,
+    a: f64,
+    b: f64,
+}
+impl Explainable for Combination<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        Ok(((self.f.forward_with(x, ctx)? * self.a)? + (self.g.forward_with(x, ctx)? * self.b)?)?)
+    }
+}
+
+struct Symmetrized<'a>(&'a dyn Explainable, Tensor);
+impl Explainable for Symmetrized<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let swapped = x.index_select(&self.1, 1)?;
+        Ok((self.0.forward_with(x, ctx)? + self.0.forward_with(&swapped, ctx)?)?)
+    }
+}
+
+struct ReluSplit<'a>(&'a dyn Explainable);
+impl Explainable for ReluSplit<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let pos = ctx.activation(Activation::Relu, x)?;
+        let neg = ctx.activation(Activation::Relu, &x.neg()?)?;
+        self.0.forward_with(&(pos - neg)?, ctx)
+    }
+}
+
+fn max_abs(t: &Tensor) -> Result<f64> {
+    Ok(t.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Checks the axioms for `method` on `model` at `x (batch, features)` for `class`.
+pub fn check_axioms(method: &dyn Attributor, model: &dyn Explainable, x: &Tensor, class: usize) -> Result<AxiomReport> {
+    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the axiom checks need (batch, features) inputs, got {:?}", x.dims())))?;
+    if f < 2 {
+        return Err(invalid("x", "the symmetry check needs at least two features"));
+    }
+    let t = Target::Class(class);
+    let attr = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> { Ok(method.attribute(m, x, &t)?.attributions) };
+    let score = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> { Ok(candle_explain_core::batch::logits(m, x)?.narrow(1, class, 1)?.squeeze(1)?) };
+    let a = attr(model, x)?;
+    let total = (score(model, x)? - score(model, &x.zeros_like()?)?)?;
+    let scale = max_abs(&total)?.max(1e-12);
+    let rel = |t: Tensor| -> Result<f64> { Ok(max_abs(&t)? / scale) };
+    let completeness = rel((a.sum(1)? - &total)?)?;
+    // Dummy: a constant-1 extra feature.
+    let xd = Tensor::cat(&[x, &x.ones_like()?.narrow(1, 0, 1)?], 1)?;
+    let dummy = rel(attr(&Dummy(model), &xd)?.narrow(1, f, 1)?)?;
+    // Linearity with G(x) = F(s ⊙ x).
+    let s = Tensor::from_vec((0..f).map(|i| 0.5 + (i % 3) as f32 * 0.4).collect::<Vec<_>>(), (1, f), x.device())?.to_dtype(x.dtype())?;
+    let g = Scaled(model, s);
+    let (ca, cb) = (0.7, -1.3);
+    let combined = attr(&Combination { f: model, g: &g, a: ca, b: cb }, x)?;
+    let linearity = rel((combined - ((&a * ca)? + (attr(&g, x)? * cb)?)?)?)?;
+    // Symmetry in features 0 and 1, at points where x_0 = x_1.
+    let mut perm: Vec<u32> = (0..f as u32).collect();
+    perm.swap(0, 1);
+    let sym = Symmetrized(model, Tensor::new(perm, x.device())?);
+    let xs = Tensor::cat(&[&x.narrow(1, 0, 1)?, &x.narrow(1, 0, 1)?, &x.narrow(1, 2, f - 2)?], 1)?;
+    let asym = attr(&sym, &xs)?;
+    let symmetry = rel((asym.narrow(1, 0, 1)? - asym.narrow(1, 1, 1)?)?)?;
+    let implementation_invariance = rel((attr(&ReluSplit(model), x)? - &a)?)?;
+    Ok(AxiomReport { completeness, dummy, linearity, symmetry, implementation_invariance })
+}
