@@ -10,11 +10,14 @@
 //! - [`check_axioms`]: IG's axioms (completeness, dummy, linearity, symmetry, implementation
 //!   invariance) as checks on any method.
 //!
+//! - [`Infidelity`] and [`MaxSensitivity`] (Yeh et al. 2019, as in Captum).
+//!
 //! Still to come (metrics issue): ROAR / KAR with retraining, sanity checks, the affine-scale and monomial axioms,
-//! Taylor-interaction allocation errors, infidelity and max-sensitivity.
+//! Taylor-interaction allocation errors.
 
 pub mod axioms;
 pub mod error;
+pub mod infidelity;
 pub mod perturb;
 pub mod pixel_flipping;
 pub mod sensitivity_n;
@@ -22,5 +25,6 @@ pub mod sensitivity_n;
 pub(crate) use error::invalid;
 pub use axioms::{check_axioms, AxiomReport};
 pub use error::{Error, Result};
+pub use infidelity::{Infidelity, MaxSensitivity};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};
