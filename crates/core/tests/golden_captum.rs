@@ -8,8 +8,6 @@
 
 mod common;
 use candle_core::{DType, Device, Tensor};
-use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
-use candle_explain_core::ops::conv::ConvGeometry;
 use candle_explain_core::prelude::*;
 use candle_explain_core::test_device;
 use candle_nn::VarBuilder;
@@ -19,7 +17,7 @@ use std::collections::HashMap;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/captum_cnn.safetensors");
 
 struct Golden {
-    model: Sequential,
+    model: candle_explain_core::nn::Sequential,
     t: HashMap<String, Tensor>,
     target: Target,
 }
@@ -27,17 +25,7 @@ struct Golden {
 fn load(dev: &Device) -> anyhow::Result<Golden> {
     let t = candle_core::safetensors::load(DATA, dev)?;
     let vb = VarBuilder::from_tensors(t.clone(), DType::F32, dev);
-    let model = Sequential::new()
-        .with_input_shape(&[1, 10, 10])
-        .push(Conv2d::load(vb.pp("conv1"), 1, 4, 3, ConvGeometry::default())?)
-        .push(Activation::Relu)
-        .push(Conv2d::load(vb.pp("conv2"), 4, 6, 3, ConvGeometry { padding: 1, ..Default::default() })?)
-        .push(Activation::Relu)
-        .push(MaxPool2d::new(2))
-        .push(Flatten)
-        .push(Linear::load(vb.pp("fc1"), 96, 16)?)
-        .push(Activation::Relu)
-        .push(Linear::load(vb.pp("fc2"), 16, 3)?);
+    let model = golden_cnn(vb);
     let target = Target::PerExample(t["target"].to_vec1::<i64>()?.into_iter().map(|c| c as usize).collect());
     Ok(Golden { model, t, target })
 }

@@ -4,8 +4,6 @@
 
 mod common;
 use candle_core::{DType, Device};
-use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
-use candle_explain_core::ops::conv::ConvGeometry;
 use candle_explain_core::prelude::*;
 use candle_explain_core::test_device;
 use candle_nn::VarBuilder;
@@ -18,16 +16,7 @@ fn pair_reference(dev: &Device) -> anyhow::Result<()> {
     let t = candle_core::safetensors::load(format!("{DIR}captum_cnn.safetensors"), dev)?;
     let g = candle_core::safetensors::load(format!("{DIR}guided_ig_pair.safetensors"), dev)?;
     let vb = VarBuilder::from_tensors(t.clone(), DType::F64, dev);
-    let m = Sequential::new()
-        .push(Conv2d::load(vb.pp("conv1"), 1, 4, 3, ConvGeometry::default())?)
-        .push(Activation::Relu)
-        .push(Conv2d::load(vb.pp("conv2"), 4, 6, 3, ConvGeometry { padding: 1, ..Default::default() })?)
-        .push(Activation::Relu)
-        .push(MaxPool2d::new(2))
-        .push(Flatten)
-        .push(Linear::load(vb.pp("fc1"), 96, 16)?)
-        .push(Activation::Relu)
-        .push(Linear::load(vb.pp("fc2"), 16, 3)?);
+    let m = golden_cnn(vb);
     let x = t["input"].to_dtype(DType::F64)?;
     let target = Target::PerExample(t["target"].to_vec1::<i64>()?.into_iter().map(|c| c as usize).collect());
     for (name, steps, fraction, max_dist) in [("gig_s20", 20, 0.25, 0.02), ("gig_s50_f10", 50, 0.1, 0.1), ("gig_s10_d1", 10, 0.25, 1.0)] {

@@ -4,7 +4,6 @@
 
 mod common;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
 use candle_explain_core::ops::conv::ConvGeometry;
 use candle_explain_core::prelude::*;
 use candle_explain_core::test_device;
@@ -53,16 +52,7 @@ fn composites_on_the_golden_cnn(dev: &Device) -> anyhow::Result<()> {
     let t = candle_core::safetensors::load(format!("{DIR}captum_cnn.safetensors"), dev)?;
     let z = candle_core::safetensors::load(format!("{DIR}zennit_cnn.safetensors"), dev)?;
     let vb = VarBuilder::from_tensors(t.clone(), DType::F32, dev);
-    let m = Sequential::new()
-        .push(Conv2d::load(vb.pp("conv1"), 1, 4, 3, ConvGeometry::default())?)
-        .push(Activation::Relu)
-        .push(Conv2d::load(vb.pp("conv2"), 4, 6, 3, ConvGeometry { padding: 1, ..Default::default() })?)
-        .push(Activation::Relu)
-        .push(MaxPool2d::new(2))
-        .push(Flatten)
-        .push(Linear::load(vb.pp("fc1"), 96, 16)?)
-        .push(Activation::Relu)
-        .push(Linear::load(vb.pp("fc2"), 16, 3)?);
+    let m = golden_cnn(vb);
     let target = Target::PerExample(t["target"].to_vec1::<i64>()?.into_iter().map(|c| c as usize).collect());
     for (name, c) in [
         ("epsilon_plus", Composite::epsilon_plus()),

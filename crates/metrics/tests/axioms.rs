@@ -1,22 +1,13 @@
 //! The axiom checker on a smooth MLP: IG satisfies every axiom; Saliency and Gradient ×
 //! Input break completeness (and so the checker can fail).
 
-use candle_core::{Device, Tensor};
+mod common;
+use common::uniform;
+
 use candle_explain_core::nn::{Linear, Sequential};
 use candle_explain_core::prelude::*;
 use candle_explain_metrics::{check_axioms, Error};
 
-fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
-    let mut s = seed.wrapping_add(1).wrapping_mul(6364136223846793005);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
 
 fn mlp(act: Activation) -> Sequential {
     Sequential::new()

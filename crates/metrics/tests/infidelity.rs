@@ -1,21 +1,12 @@
 //! Infidelity and max-sensitivity against closed forms.
 
+mod common;
+use common::uniform;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::{Linear, Sequential};
 use candle_explain_core::prelude::*;
 use candle_explain_metrics::{Error, Infidelity, MaxSensitivity};
 
-fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
-    let mut s = seed.wrapping_add(1).wrapping_mul(6364136223846793005);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
 
 struct Quadratic(Tensor);
 impl Explainable for Quadratic {

@@ -1,5 +1,7 @@
 //! Sensitivity-n and pixel flipping on models where the answers are known.
 
+mod common;
+use common::uniform;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
 use candle_explain_core::ops::conv::ConvGeometry;
@@ -7,18 +9,6 @@ use candle_explain_core::prelude::*;
 use candle_explain_metrics::perturb::{hash_keys, smallest_k_masks};
 use candle_explain_metrics::{Error, FlipOrder, PixelFlipping, SensitivityN};
 
-fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
-    // A plain LCG: the tests need fixed numbers, not statistics.
-    let mut s = seed.wrapping_add(1).wrapping_mul(6364136223846793005);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
 
 fn linear() -> (Sequential, Tensor) {
     let w = uniform(&[3, 36], -1.0, 1.0, 1);

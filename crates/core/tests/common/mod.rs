@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
+use candle_nn::VarBuilder;
 use candle_explain_core::ops::conv::ConvGeometry;
 use candle_explain_core::Activation;
 use rand::{Rng, SeedableRng};
@@ -74,4 +75,20 @@ pub fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
 
 pub fn vec1(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap()
+}
+
+/// The small CNN of the golden files (`scripts/golden/core_captum.py`), loaded under its
+/// PyTorch names: conv1 – relu – conv2 (pad 1) – relu – maxpool 2 – flatten – fc1 – relu – fc2.
+pub fn golden_cnn(vb: VarBuilder) -> Sequential {
+    Sequential::new()
+        .with_input_shape(&[1, 10, 10])
+        .push(Conv2d::load(vb.pp("conv1"), 1, 4, 3, ConvGeometry::default()).unwrap())
+        .push(Activation::Relu)
+        .push(Conv2d::load(vb.pp("conv2"), 4, 6, 3, ConvGeometry { padding: 1, ..Default::default() }).unwrap())
+        .push(Activation::Relu)
+        .push(MaxPool2d::new(2))
+        .push(Flatten)
+        .push(Linear::load(vb.pp("fc1"), 96, 16).unwrap())
+        .push(Activation::Relu)
+        .push(Linear::load(vb.pp("fc2"), 16, 3).unwrap())
 }
