@@ -51,6 +51,9 @@ impl InputGrad for ActBackward {
     }
 
     fn input_grad(&self, z: &Tensor, a: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        if let Some(g) = self.relu_cpu(z, grad)? {
+            return Ok(g);
+        }
         match self.rule {
             ActRule::Gradient => grad * self.act.derivative(z)?,
             ActRule::Epsilon(eps) => grad * (a / stabilize(z, eps)?)?,
@@ -67,6 +70,26 @@ impl InputGrad for ActBackward {
     }
 }
 
+impl ActBackward {
+    /// ReLU on the CPU in f32 / f64: the one-pass kernels of `ops::cpu_act`.
+    fn relu_cpu(&self, z: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        use crate::ops::cpu_act::{ReluBackwardCpu, ReluRescaleCpu};
+        let fast = self.act == Activation::Relu
+            && z.device().is_cpu()
+            && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            && grad.dtype() == z.dtype();
+        if !fast {
+            return Ok(None);
+        }
+        let (z, g) = (z.contiguous()?, grad.contiguous()?);
+        Ok(Some(match (self.rule, &self.zref) {
+            (ActRule::Rescale { threshold }, Some(r)) if r.dtype() == z.dtype() => z.apply_op3_no_bwd(&r.contiguous()?, &g, &ReluRescaleCpu(threshold))?,
+            (ActRule::Rescale { .. }, _) => return Ok(None),
+            (rule, _) => z.apply_op2_no_bwd(&g, &ReluBackwardCpu(rule))?,
+        }))
+    }
+}
+
 /// DeepLIFT's multiplier `Δf / Δz`, with the midpoint derivative where `|Δz|` is tiny.
 pub(crate) fn rescale_multiplier(act: Activation, z: &Tensor, a: &Tensor, zref: &Tensor, threshold: f64) -> Result<Tensor> {
     let dz = (z - zref)?;
@@ -75,4 +98,40 @@ pub(crate) fn rescale_multiplier(act: Activation, z: &Tensor, a: &Tensor, zref: 
     let safe_dz = small.where_cond(&dz.ones_like()?, &dz)?;
     let mid = ((z + zref)? * 0.5)?;
     small.where_cond(&act.derivative(&mid)?, &(da / safe_dz)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// The one-pass ReLU kernels equal the tensor-op formulas for every rule (the kernel runs
+    /// through `input_grad`, the reference through the generic arm).
+    #[test]
+    fn relu_kernels_match_the_tensor_op_rules() -> Result<()> {
+        let dev = Device::Cpu;
+        // Exact zeros and near-equal pairs exercise the kinks and Rescale's threshold.
+        let z = Tensor::new(&[-2.0f32, -0.5, 0.0, 0.0, 1e-7, 0.3, 1.2, 2.5, -1.0, 0.8], &dev)?;
+        let r = Tensor::new(&[-1.0f32, 0.5, 0.0, 0.3, 0.0, 0.3 + 1e-6, -0.4, 2.5, -1.0, 0.1], &dev)?;
+        let g = Tensor::new(&[0.7f32, -1.1, 0.4, -0.3, 2.0, 1.5, -0.9, 0.6, 1.0, -2.0], &dev)?;
+        for rule in [ActRule::Gradient, ActRule::Epsilon(0.01), ActRule::GuidedBackprop, ActRule::Deconvnet, ActRule::Pass, ActRule::Rescale { threshold: 1e-5 }] {
+            for dt in [DType::F32, DType::F64] {
+                let (z, r, g) = (z.to_dtype(dt)?, r.to_dtype(dt)?, g.to_dtype(dt)?);
+                let b = ActBackward { act: Activation::Relu, rule, zref: Some(r.clone()) };
+                let a = Activation::Relu.forward(&z)?;
+                let fast = b.input_grad(&z, &a, &g)?;
+                let reference = match rule {
+                    ActRule::Gradient => (&g * Activation::Relu.derivative(&z)?)?,
+                    ActRule::Epsilon(e) => (&g * (&a / stabilize(&z, e)?)?)?,
+                    ActRule::GuidedBackprop => (g.relu()? * Activation::Relu.derivative(&z)?)?,
+                    ActRule::Deconvnet => g.relu()?,
+                    ActRule::Pass => g.clone(),
+                    ActRule::Rescale { threshold } => (&g * rescale_multiplier(Activation::Relu, &z, &a, &r, threshold)?)?,
+                };
+                let d = (fast - reference)?.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                assert!(d < 1e-6, "{rule:?} {dt:?}: {d}");
+            }
+        }
+        Ok(())
+    }
 }

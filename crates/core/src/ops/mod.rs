@@ -10,6 +10,7 @@
 pub mod conv;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_pool;
+pub(crate) mod cpu_act;
 pub mod pool;
 
 use candle_core::backend::BackendStorage;

@@ -1,0 +1,106 @@
+//! One-pass CPU kernels for the backward of ReLU under each rule.
+//!
+//! Built from tensor ops, `grad · (z > 0)` is three passes through a u8 mask (measured:
+//! 1.65 ms on a 32×64×24×24 activation, against 0.07 ms for the ReLU itself), and DeepLIFT's
+//! multiplier about ten. These kernels compute each rule's input gradient in one pass. The
+//! tensor-op versions in `rules.rs` stay the reference (and the path on other devices).
+
+use crate::rules::ActRule;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
+use rayon::prelude::*;
+
+fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("relu kernel: inputs must be contiguous"),
+    }
+}
+
+const CHUNK: usize = 1 << 14;
+
+/// `grad` mapped elementwise with `z` under a rule that needs no reference.
+fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::from_f64(0.0); z.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let (z, g) = (&z[c * CHUNK..], &g[c * CHUNK..]);
+        for (i, v) in o.iter_mut().enumerate() {
+            *v = f(z[i], g[i]);
+        }
+    });
+    out
+}
+
+fn rule_fn<T: WithDType>(rule: ActRule) -> impl Fn(T, T) -> T + Sync {
+    let zero = T::from_f64(0.0);
+    let eps = match rule {
+        ActRule::Epsilon(e) => T::from_f64(e),
+        _ => zero,
+    };
+    move |z: T, g: T| match rule {
+        ActRule::Gradient => if z > zero { g } else { zero },
+        ActRule::GuidedBackprop => if z > zero && g > zero { g } else { zero },
+        // relu(z)/(z + ε·sign z) with sign(0) = +1: z/(z + ε) for z > 0, else 0.
+        ActRule::Epsilon(_) => if z > zero { g * z / (z + eps) } else { zero },
+        ActRule::Deconvnet => if g > zero { g } else { zero },
+        ActRule::Pass | ActRule::Rescale { .. } => g,
+    }
+}
+
+/// `op(z, grad)`: ReLU's input gradient under a rule without reference.
+pub(crate) struct ReluBackwardCpu(pub ActRule);
+
+impl CustomOp2 for ReluBackwardCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-relu-backward-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let shape = l1.shape().clone();
+        Ok(match (s1, s2) {
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => (CpuStorage::F32(map2(contiguous(z, l1)?, contiguous(g, l2)?, rule_fn::<f32>(self.0))), shape),
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => (CpuStorage::F64(map2(contiguous(z, l1)?, contiguous(g, l2)?, rule_fn::<f64>(self.0))), shape),
+            _ => candle_core::bail!("relu kernel: f32 or f64 only"),
+        })
+    }
+}
+
+/// `op(z, zref, grad)`: DeepLIFT's Rescale for ReLU,
+/// `grad · (relu z − relu z̄)/(z − z̄)`, or `grad · relu'((z + z̄)/2)` where `|z − z̄| ≤ threshold`.
+pub(crate) struct ReluRescaleCpu(pub f64);
+
+fn rescale<T: WithDType>(z: &[T], r: &[T], g: &[T], thr: f64) -> Vec<T> {
+    let (zero, thr, half) = (T::from_f64(0.0), T::from_f64(thr), T::from_f64(0.5));
+    let relu = |v: T| if v > zero { v } else { zero };
+    let mut out = vec![zero; z.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let (z, r, g) = (&z[c * CHUNK..], &r[c * CHUNK..], &g[c * CHUNK..]);
+        for (i, v) in o.iter_mut().enumerate() {
+            let d = z[i] - r[i];
+            let small = if d > zero { d <= thr } else { zero - d <= thr };
+            let m = if small {
+                if (z[i] + r[i]) * half > zero { T::from_f64(1.0) } else { zero }
+            } else {
+                (relu(z[i]) - relu(r[i])) / d
+            };
+            *v = g[i] * m;
+        }
+    });
+    out
+}
+
+impl CustomOp3 for ReluRescaleCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-relu-rescale-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let shape = l1.shape().clone();
+        Ok(match (s1, s2, s3) {
+            (CpuStorage::F32(z), CpuStorage::F32(r), CpuStorage::F32(g)) => {
+                (CpuStorage::F32(rescale(contiguous(z, l1)?, contiguous(r, l2)?, contiguous(g, l3)?, self.0)), shape)
+            }
+            (CpuStorage::F64(z), CpuStorage::F64(r), CpuStorage::F64(g)) => {
+                (CpuStorage::F64(rescale(contiguous(z, l1)?, contiguous(r, l2)?, contiguous(g, l3)?, self.0)), shape)
+            }
+            _ => candle_core::bail!("relu rescale kernel: f32 or f64 only"),
+        })
+    }
+}
