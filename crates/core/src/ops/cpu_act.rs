@@ -21,28 +21,27 @@ const CHUNK: usize = 1 << 14;
 /// `grad` mapped elementwise with `z` under a rule that needs no reference.
 fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::from_f64(0.0); z.len()];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        let (z, g) = (&z[c * CHUNK..], &g[c * CHUNK..]);
-        for (i, v) in o.iter_mut().enumerate() {
-            *v = f(z[i], g[i]);
+    out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (z, g))| {
+        for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
+            *v = f(*z, *g);
         }
     });
     out
 }
 
-fn rule_fn<T: WithDType>(rule: ActRule) -> impl Fn(T, T) -> T + Sync {
+/// Each rule gets its own loop (a `match` inside the loop would stop vectorisation).
+fn relu_rule<T: WithDType>(rule: ActRule, z: &[T], g: &[T]) -> Vec<T> {
     let zero = T::from_f64(0.0);
-    let eps = match rule {
-        ActRule::Epsilon(e) => T::from_f64(e),
-        _ => zero,
-    };
-    move |z: T, g: T| match rule {
-        ActRule::Gradient => if z > zero { g } else { zero },
-        ActRule::GuidedBackprop => if z > zero && g > zero { g } else { zero },
-        // relu(z)/(z + ε·sign z) with sign(0) = +1: z/(z + ε) for z > 0, else 0.
-        ActRule::Epsilon(_) => if z > zero { g * z / (z + eps) } else { zero },
-        ActRule::Deconvnet => if g > zero { g } else { zero },
-        ActRule::Pass | ActRule::Rescale { .. } => g,
+    match rule {
+        ActRule::Gradient => map2(z, g, |z, g| if z > zero { g } else { zero }),
+        ActRule::GuidedBackprop => map2(z, g, |z, g| if z > zero && g > zero { g } else { zero }),
+        ActRule::Epsilon(e) => {
+            // relu(z)/(z + ε·sign z) with sign(0) = +1: z/(z + ε) for z > 0, else 0.
+            let eps = T::from_f64(e);
+            map2(z, g, move |z, g| if z > zero { g * z / (z + eps) } else { zero })
+        }
+        ActRule::Deconvnet => map2(z, g, |_, g| if g > zero { g } else { zero }),
+        ActRule::Pass | ActRule::Rescale { .. } => g.to_vec(),
     }
 }
 
@@ -56,8 +55,8 @@ impl CustomOp2 for ReluBackwardCpu {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
-            (CpuStorage::F32(z), CpuStorage::F32(g)) => (CpuStorage::F32(map2(contiguous(z, l1)?, contiguous(g, l2)?, rule_fn::<f32>(self.0))), shape),
-            (CpuStorage::F64(z), CpuStorage::F64(g)) => (CpuStorage::F64(map2(contiguous(z, l1)?, contiguous(g, l2)?, rule_fn::<f64>(self.0))), shape),
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => (CpuStorage::F32(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => (CpuStorage::F64(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
             _ => candle_core::bail!("relu kernel: f32 or f64 only"),
         })
     }
