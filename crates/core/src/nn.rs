@@ -10,6 +10,13 @@ use crate::{Explainable, Result, RuleCtx};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
+/// PyTorch's default init for linear and conv layers: U(±1/√fan_in). Only used when the
+/// builder creates variables (training); loading a checkpoint ignores it.
+fn torch_init(fan_in: usize) -> candle_nn::Init {
+    let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+    candle_nn::Init::Uniform { lo: -b, up: b }
+}
+
 /// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -22,16 +29,18 @@ impl Linear {
         Self { weight, bias }
     }
 
-    /// Loads `weight (out, in)` and `bias (out)`.
+    /// Loads `weight (out, in)` and `bias (out)`. With a `VarMap` behind the builder (a fresh
+    /// model to train) they are initialised as PyTorch does: U(±1/√in).
     pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = vb.get(out_dim, "bias")?;
+        let init = torch_init(in_dim);
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+        let bias = vb.get_with_hints(out_dim, "bias", init)?;
         Ok(Self::new(weight, Some(bias)))
     }
 
     /// Loads a layer without bias.
     pub fn load_no_bias(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Ok(Self::new(vb.get((out_dim, in_dim), "weight")?, None))
+        Ok(Self::new(vb.get_with_hints((out_dim, in_dim), "weight", torch_init(in_dim))?, None))
     }
 }
 
@@ -54,10 +63,12 @@ impl Conv2d {
         Self { weight, bias, geometry }
     }
 
-    /// Loads `weight (out, in/groups, k, k)` and `bias (out)`.
+    /// Loads `weight (out, in/groups, k, k)` and `bias (out)` (PyTorch's init for a fresh
+    /// `VarMap`: U(±1/√fan_in)).
     pub fn load(vb: VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, geometry: ConvGeometry) -> Result<Self> {
-        let weight = vb.get((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight")?;
-        let bias = vb.get(out_ch, "bias")?;
+        let fan_in = in_ch / geometry.groups.max(1) * kernel * kernel;
+        let weight = vb.get_with_hints((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight", torch_init(fan_in))?;
+        let bias = vb.get_with_hints(out_ch, "bias", torch_init(fan_in))?;
         Ok(Self::new(weight, Some(bias), geometry))
     }
 }
