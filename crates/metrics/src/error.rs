@@ -6,6 +6,8 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Explain(#[from] candle_explain_core::Error),
+    #[error(transparent)]
+    Models(#[from] candle_explain_models::Error),
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
 }

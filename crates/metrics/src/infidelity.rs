@@ -83,6 +83,7 @@ fn to_core(e: crate::Error) -> candle_explain_core::Error {
         crate::Error::Explain(e) => e,
         crate::Error::Candle(e) => e.into(),
         crate::Error::InvalidParameter { reason, .. } => candle_explain_core::Error::Unsupported(reason),
+        crate::Error::Models(e) => candle_explain_core::Error::Unsupported(e.to_string()),
     }
 }
 

@@ -12,7 +12,9 @@
 //!
 //! - [`Infidelity`] and [`MaxSensitivity`] (Yeh et al. 2019, as in Captum).
 //!
-//! Still to come (metrics issue): ROAR / KAR with retraining, sanity checks, the affine-scale and monomial axioms,
+//! - [`Roar`]: ROAR and KAR with retraining (Hooker et al. 2019), on the models crate's trainer.
+//!
+//! Still to come (metrics issue): sanity checks, the affine-scale and monomial axioms,
 //! Taylor-interaction allocation errors.
 
 pub mod axioms;
@@ -20,11 +22,13 @@ pub mod error;
 pub mod infidelity;
 pub mod perturb;
 pub mod pixel_flipping;
+pub mod roar;
 pub mod sensitivity_n;
 
 pub(crate) use error::invalid;
 pub use axioms::{check_axioms, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
+pub use roar::{Roar, RoarReport};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};
