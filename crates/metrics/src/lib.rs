@@ -14,7 +14,10 @@
 //!
 //! - [`Roar`]: ROAR and KAR with retraining (Hooker et al. 2019), on the models crate's trainer.
 //!
-//! Still to come (metrics issue): sanity checks, the affine-scale and monomial axioms,
+//! - [`ModelRandomization`]: cascading / independent model-randomization sanity checks
+//!   (Adebayo et al. 2018) with Spearman and SSIM similarities.
+//!
+//! Still to come (metrics issue): HOG similarity, GGIG's model-perturbation check, the affine-scale and monomial axioms,
 //! Taylor-interaction allocation errors.
 
 pub mod axioms;
@@ -23,6 +26,7 @@ pub mod infidelity;
 pub mod perturb;
 pub mod pixel_flipping;
 pub mod roar;
+pub mod sanity;
 pub mod sensitivity_n;
 
 pub(crate) use error::invalid;
@@ -30,5 +34,6 @@ pub use axioms::{check_axioms, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
 pub use roar::{Roar, RoarReport};
+pub use sanity::{ModelRandomization, Randomization, SanityStep};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};
