@@ -48,6 +48,9 @@ fn forward<T: WithDType>(x: &[T], n: usize, h: usize, w: usize, ho: usize, wo: u
 }
 
 fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+    if p.kernel == p.stride {
+        return backward_tiled(x, g, n, h, w, ho, wo, p);
+    }
     let mut dx = vec![T::from_f64(0.0); n * h * w];
     dx.par_chunks_mut(h * w).enumerate().for_each(|(k, dp)| {
         let xp = &x[k * h * w..(k + 1) * h * w];
@@ -55,6 +58,36 @@ fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: us
         for oh in 0..ho {
             for ow in 0..wo {
                 dp[argmax(xp, w, p, oh, ow)] += gp[oh * wo + ow];
+            }
+        }
+    });
+    dx
+}
+
+/// Non-overlapping windows tile the plane: every window writes its cells once (the gradient
+/// at its first maximum, zeros elsewhere), rows by rows, without a scatter.
+fn backward_tiled<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+    let (kh, kw) = p.kernel;
+    let zero = T::from_f64(0.0);
+    let mut dx = vec![zero; n * h * w];
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(k, dp)| {
+        let xp = &x[k * h * w..(k + 1) * h * w];
+        let gp = &g[k * ho * wo..(k + 1) * ho * wo];
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let (i0, j0) = (oh * kh, ow * kw);
+                let mut best = i0 * w + j0;
+                let mut bv = xp[best];
+                for i in i0..i0 + kh {
+                    let row = &xp[i * w + j0..i * w + j0 + kw];
+                    for (j, v) in row.iter().enumerate() {
+                        if *v > bv {
+                            bv = *v;
+                            best = i * w + j0 + j;
+                        }
+                    }
+                }
+                dp[best] = gp[oh * wo + ow];
             }
         }
     });
