@@ -225,10 +225,8 @@ impl RuleCtx {
             Mode::Plain => return Ok(linear_fwd(x, w, b)?),
             Mode::Rule(_) => {
                 let y = linear_fwd(&x.detach(), w, b)?;
-                match self.next_layer_rule(LayerKind::Linear) {
-                    LayerRule::Gradient => boundary(x, &y, LinearBackward { w: w.clone() })?,
-                    rule => boundary(x, &y, LayerBackward { affine: Affine::Linear, rule, weight: w.clone(), bias: b.cloned() })?,
-                }
+                let rule = self.next_layer_rule(LayerKind::Linear);
+                boundary(x, &y, LayerBackward { affine: Affine::Linear, rule, weight: w.clone(), bias: b.cloned() })?
             }
             Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
@@ -242,10 +240,8 @@ impl RuleCtx {
             Mode::Plain => return Ok(conv_fwd(x, w, b, g)?),
             Mode::Rule(_) => {
                 let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
-                match self.next_layer_rule(LayerKind::Conv2d) {
-                    LayerRule::Gradient => boundary(x, &y, ConvBackward::new(w, g)?)?,
-                    rule => boundary(x, &y, LayerBackward { affine: Affine::Conv(g), rule, weight: w.clone(), bias: b.cloned() })?,
-                }
+                let rule = self.next_layer_rule(LayerKind::Conv2d);
+                boundary(x, &y, LayerBackward { affine: Affine::Conv(g), rule, weight: w.clone(), bias: b.cloned() })?
             }
             Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
@@ -393,51 +389,6 @@ pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Co
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
         None => y,
     })
-}
-
-struct LinearBackward {
-    w: Tensor,
-}
-
-impl InputGrad for LinearBackward {
-    fn name(&self) -> &'static str {
-        "candle-explain-linear"
-    }
-    fn input_grad(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-        match grad.rank() {
-            2 => grad.matmul(&self.w),
-            _ => grad.broadcast_matmul(&self.w),
-        }
-    }
-}
-
-struct ConvBackward {
-    w: Tensor,
-    w_flipped: Tensor,
-    kernel_hw: (usize, usize),
-    g: ConvGeometry,
-}
-
-impl ConvBackward {
-    fn new(w: &Tensor, g: ConvGeometry) -> candle_core::Result<Self> {
-        let (_, _, kh, kw) = w.dims4()?;
-        // The flipped kernel is only needed off the CPU kernels' path.
-        let w_flipped = if crate::ops::cpu_conv::applies(w) { w.clone() } else { flipped_kernel(w, g.groups)? };
-        Ok(Self { w: w.clone(), w_flipped, kernel_hw: (kh, kw), g })
-    }
-}
-
-impl InputGrad for ConvBackward {
-    fn name(&self) -> &'static str {
-        "candle-explain-conv2d"
-    }
-    fn input_grad(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        if crate::ops::cpu_conv::applies(grad) && grad.dtype() == self.w.dtype() {
-            return conv_input_grad(grad, &self.w, self.g, (h, w));
-        }
-        conv2d_input_grad(grad, &self.w_flipped, self.kernel_hw, self.g, (h, w))
-    }
 }
 
 struct PoolBackward {
