@@ -48,8 +48,14 @@ impl Batching {
         Ok(self.max_rows.map_or(rows, |m| rows.min(m)))
     }
 
-    /// Calls `f` on consecutive ranges of at most `per_chunk` rows out of `total`.
-    pub fn run(&self, total: usize, per_chunk: usize, label: &str, mut f: impl FnMut(Range<usize>) -> Result<()>) -> Result<()> {
+    /// Calls `f` on consecutive ranges of at most `per_chunk` rows out of `total`, stopping
+    /// at the first error.
+    pub fn run(&self, total: usize, per_chunk: usize, label: &str, f: impl FnMut(Range<usize>) -> Result<()>) -> Result<()> {
+        self.try_run(total, per_chunk, label, f)
+    }
+
+    /// [`Batching::run`] with the caller's error type (other crates chunk with their own).
+    pub fn try_run<E>(&self, total: usize, per_chunk: usize, label: &str, mut f: impl FnMut(Range<usize>) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
         let per_chunk = per_chunk.max(1);
         let n_chunks = total.div_ceil(per_chunk);
         let bar = (self.progress && n_chunks > 1).then(|| {

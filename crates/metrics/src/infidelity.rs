@@ -49,9 +49,9 @@ impl Infidelity {
         let attr = attributions.to_dtype(x.dtype())?.flatten_from(1)?;
         let per = self.batching.rows_per_chunk(model, x, false)?;
         let (mut ia, mut drop) = (vec![], vec![]);
-        self.batching.run(b * j, per, "infidelity", |r| {
+        self.batching.try_run(b * j, per, "infidelity", |r| -> Result<()> {
             let ex = Tensor::new(r.clone().map(|i| (i / j) as u32).collect::<Vec<_>>(), x.device())?;
-            let noise = (normal_noise(&r, f, self.seed, x.device()).map_err(to_core)?.to_dtype(x.dtype())? * self.sigma)?;
+            let noise = (normal_noise(&r, f, self.seed, x.device())?.to_dtype(x.dtype())? * self.sigma)?;
             let xi = flat.index_select(&ex, 0)?;
             let mut dims = x.dims().to_vec();
             dims[0] = r.len();
@@ -75,15 +75,6 @@ impl Infidelity {
                 a.iter().zip(d).map(|(p, q)| (beta * p - q).powi(2)).sum::<f64>() / j as f64
             })
             .collect())
-    }
-}
-
-fn to_core(e: crate::Error) -> candle_explain_core::Error {
-    match e {
-        crate::Error::Explain(e) => e,
-        crate::Error::Candle(e) => e.into(),
-        crate::Error::InvalidParameter { reason, .. } => candle_explain_core::Error::Unsupported(reason),
-        crate::Error::Models(e) => candle_explain_core::Error::Unsupported(e.to_string()),
     }
 }
 

@@ -65,25 +65,15 @@ pub fn masked_scores(
     let x = &p.x;
     let per = batching.rows_per_chunk(model, x, false)?;
     let mut out = Vec::new();
-    let mut err = None;
-    batching.run(x.dim(0)? * per_example, per, label, |r| {
-        let mut go = || -> Result<Tensor> {
-            let ex = Tensor::new(r.clone().map(|i| (i / per_example) as u32).collect::<Vec<_>>(), x.device())?;
-            let xi = x.index_select(&ex, 0)?;
-            let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;
-            let pert = (&xi + ((baseline.index_select(&ex, 0)? - &xi)? * m)?)?;
-            let logits = model.forward_with(&pert, &RuleCtx::inference())?;
-            Ok((logits * p.seed.index_select(&ex, 0)?)?.sum(1)?)
-        };
-        match go() {
-            Ok(s) => out.push(s),
-            Err(e) => err = Some(e),
-        }
+    batching.try_run(x.dim(0)? * per_example, per, label, |r| -> Result<()> {
+        let ex = Tensor::new(r.clone().map(|i| (i / per_example) as u32).collect::<Vec<_>>(), x.device())?;
+        let xi = x.index_select(&ex, 0)?;
+        let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;
+        let pert = (&xi + ((baseline.index_select(&ex, 0)? - &xi)? * m)?)?;
+        let logits = model.forward_with(&pert, &RuleCtx::inference())?;
+        out.push((logits * p.seed.index_select(&ex, 0)?)?.sum(1)?);
         Ok(())
     })?;
-    if let Some(e) = err {
-        return Err(e);
-    }
     Ok(Tensor::cat(&out, 0)?)
 }
 
