@@ -63,6 +63,20 @@ impl Target {
         Ok(Prepared { x, rows, classes_per_example: k, batch: b })
     }
 
+    /// The `(batch, num_classes)` seed of a target with one explained output per example
+    /// (every target but `Classes`, which expands the batch), with every class checked.
+    pub fn seed(&self, batch: usize, num_classes: usize, device: &Device, dtype: DType) -> Result<Tensor> {
+        let rows = match self {
+            Target::Class(c) => RowTargets::Classes(vec![*c; batch]),
+            Target::PerExample(v) if v.len() == batch => RowTargets::Classes(v.clone()),
+            Target::PerExample(v) => return Err(Error::Target(format!("PerExample has {} classes for a batch of {batch} examples", v.len()))),
+            Target::Seed(s) if s.rank() == 2 && s.dim(0)? == batch => RowTargets::Seed(s.clone()),
+            Target::Seed(s) => return Err(Error::Target(format!("Seed must be (batch = {batch}, num_classes), got {:?}", s.dims()))),
+            Target::Classes(_) => return Err(Error::Target("Classes explains several outputs per example; this needs one".into())),
+        };
+        rows.seed(num_classes, device, dtype)
+    }
+
     /// The same target for a batch in which every example is repeated `reps` times in a row.
     pub(crate) fn repeat_examples(&self, reps: usize) -> Result<Target> {
         Ok(match self {

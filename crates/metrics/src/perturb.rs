@@ -21,33 +21,9 @@ pub fn prepare(model: &dyn Explainable, x: &Tensor, target: &Target) -> Result<P
     }
     candle_explain_core::validate::check_input(model, x)?;
     let out = candle_explain_core::batch::logits(model, x)?;
-    let seed = match target {
-        Target::Class(c) => one_hot(&vec![*c; x.dim(0)?], out.dim(1)?, x)?,
-        Target::PerExample(v) => {
-            if v.len() != x.dim(0)? {
-                return Err(invalid("target", format!("{} classes for {} examples", v.len(), x.dim(0)?)));
-            }
-            one_hot(v, out.dim(1)?, x)?
-        }
-        Target::Seed(s) => s.to_dtype(x.dtype())?,
-        Target::Classes(_) => unreachable!("rejected above"),
-    };
-    if seed.dims() != out.dims() {
-        return Err(invalid("target", format!("seed {:?} does not match the output {:?}", seed.dims(), out.dims())));
-    }
+    let seed = target.seed(x.dim(0)?, out.dim(1)?, x.device(), x.dtype())?;
     let score = (&out * &seed)?.sum(1)?;
     Ok(Prepared { x: x.clone(), seed, score })
-}
-
-fn one_hot(classes: &[usize], c: usize, x: &Tensor) -> Result<Tensor> {
-    if let Some(&bad) = classes.iter().find(|&&k| k >= c) {
-        return Err(candle_explain_core::Error::TargetOutOfRange { class: bad, num_classes: c }.into());
-    }
-    let mut v = vec![0f32; classes.len() * c];
-    for (r, &k) in classes.iter().enumerate() {
-        v[r * c + k] = 1.0;
-    }
-    Ok(Tensor::from_vec(v, (classes.len(), c), x.device())?.to_dtype(x.dtype())?)
 }
 
 /// Scores of `rows` perturbed inputs, `per_example` per example (example-major rows):
