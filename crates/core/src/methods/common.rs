@@ -26,8 +26,13 @@ pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) ->
 
 /// Scores and rule-modified input gradients of `x`'s rows, chunked.
 pub(crate) fn rule_gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, rule: ActRule, batching: &Batching) -> Result<(Tensor, Tensor)> {
+    rule_gradient_with(model, x, seed, rule, batching, batching.rows_per_chunk(model, x, true)?)
+}
+
+/// [`rule_gradient`] with the chunk size already known (methods that take many gradient
+/// steps on rows of one shape probe the memory once, not once per step).
+pub(crate) fn rule_gradient_with(model: &dyn Explainable, x: &Tensor, seed: &Tensor, rule: ActRule, batching: &Batching, per: usize) -> Result<(Tensor, Tensor)> {
     let n = x.dim(0)?;
-    let per = batching.rows_per_chunk(model, x, true)?;
     let (mut scores, mut grads) = (Vec::new(), Vec::new());
     batching.run(n, per, "gradient", |r| {
         let ctx = RuleCtx::rule(rule)?;

@@ -15,7 +15,7 @@
 //! All scales of all examples are rows of one chunked batch; only the refinement steps run in
 //! sequence.
 
-use super::common::{chunked_scores, rule_gradient, setup};
+use super::common::{chunked_scores, rule_gradient_with, setup};
 use crate::batch::example_index;
 use crate::rules::ActRule;
 use crate::target::repeat_rows;
@@ -58,11 +58,12 @@ impl Attributor for GeometricallyGuidedIg {
         let (lo, hi) = (xr.minimum(&xbr)?, xr.maximum(&xbr)?);
         let seed = s.seed.index_select(&ex, 0)?;
         let mut p = (&xbr + diff.broadcast_mul(&alpha)?)?;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
         for _ in 0..self.refine_steps {
-            let (_, g) = rule_gradient(model, &p, &seed, ActRule::Gradient, &self.batching)?;
+            let (_, g) = rule_gradient_with(model, &p, &seed, ActRule::Gradient, &self.batching, per)?;
             p = (p + ((diff.abs()? * g.sign()?)? * self.step_size)?)?.maximum(&lo)?.minimum(&hi)?;
         }
-        let (_, g) = rule_gradient(model, &p, &seed, ActRule::Gradient, &self.batching)?;
+        let (_, g) = rule_gradient_with(model, &p, &seed, ActRule::Gradient, &self.batching, per)?;
         let cand = (&diff * g)?;
         // Per feature, the candidate of largest magnitude over the scales.
         let mut dims = vec![n, m];

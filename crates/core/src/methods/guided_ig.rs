@@ -11,7 +11,7 @@
 //! Every example runs its own path, but all examples move together: one batched gradient per
 //! step, and the feature selection (quantiles by sorting, masks) on the device.
 
-use super::common::{chunked_scores, completeness_delta, rule_gradient, setup};
+use super::common::{chunked_scores, completeness_delta, rule_gradient_with, setup};
 use crate::rules::ActRule;
 use crate::{Attribution, Attributor, Baseline, Batching, Explainable, Result, Target};
 use candle_core::{DType, Tensor};
@@ -67,8 +67,9 @@ impl Attributor for GuidedIntegratedGradients {
         let inf = Tensor::full(f64::INFINITY, (n, feat), x_in.device())?.to_dtype(dt)?;
         let mut x = xb.clone();
         let mut attr = x_in.zeros_like()?;
+        let per = self.batching.rows_per_chunk(model, &s.p.x, true)?;
         for step in 0..self.steps {
-            let (_, g) = rule_gradient(model, &x.reshape(shape.as_slice())?, &s.seed, ActRule::Gradient, &self.batching)?;
+            let (_, g) = rule_gradient_with(model, &x.reshape(shape.as_slice())?, &s.seed, ActRule::Gradient, &self.batching, per)?;
             let g_actual = g.flatten_from(1)?;
             let mut grad = g_actual.clone();
             let alpha = (step + 1) as f64 / self.steps as f64;
