@@ -125,8 +125,37 @@ pub fn logits(model: &dyn Explainable, x: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The perturbation engine shared by the perturbation methods and the metrics crate.
+///
+/// Rows are (example, perturbation) pairs, `per_example` per example, example-major. For each
+/// chunk, `mask_of(rows, example_index)` builds the `(len, features…)` masks (1 = take the
+/// baseline's value), the perturbed inputs are scored (`Σ_c seed_c · S_c`, forward only, on the
+/// fastest kernels), and `on_chunk(example_index, masks, scores)` receives the result.
+#[allow(clippy::too_many_arguments)]
+pub fn perturbation_sweep<E: From<crate::Error> + From<candle_core::Error>>(
+    model: &dyn Explainable,
+    x: &Tensor,
+    baseline: &Tensor,
+    seed: &Tensor,
+    per_example: usize,
+    batching: &Batching,
+    label: &str,
+    mut mask_of: impl FnMut(&Range<usize>, &Tensor) -> std::result::Result<Tensor, E>,
+    mut on_chunk: impl FnMut(&Tensor, &Tensor, Tensor) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let per = batching.rows_per_chunk(model, x, false)?;
+    batching.try_run(x.dim(0)? * per_example, per, label, |r| {
+        let ex = example_index(&r, per_example, x.device())?;
+        let xi = x.index_select(&ex, 0)?;
+        let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;
+        let pert = (&xi + ((baseline.index_select(&ex, 0)? - &xi)? * &m)?)?;
+        let sc = scores(model, &pert, &seed.index_select(&ex, 0)?)?;
+        on_chunk(&ex, &m, sc)
+    })
+}
+
 /// Row indices of the example each expanded row belongs to, for `reps` rows per example.
-pub(crate) fn example_index(r: &Range<usize>, reps: usize, device: &candle_core::Device) -> Result<Tensor> {
+pub fn example_index(r: &Range<usize>, reps: usize, device: &candle_core::Device) -> Result<Tensor> {
     let v: Vec<u32> = r.clone().map(|i| (i / reps) as u32).collect();
     Ok(Tensor::new(v, device)?)
 }

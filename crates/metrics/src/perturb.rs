@@ -3,7 +3,7 @@
 
 use crate::{invalid, Result};
 use candle_core::{DType, Tensor};
-use candle_explain_core::{Batching, Explainable, RuleCtx, Target};
+use candle_explain_core::{Batching, Explainable, Target};
 use std::ops::Range;
 
 /// A checked input with its per-row target seed.
@@ -26,9 +26,9 @@ pub fn prepare(model: &dyn Explainable, x: &Tensor, target: &Target) -> Result<P
     Ok(Prepared { x: x.clone(), seed, score })
 }
 
-/// Scores of `rows` perturbed inputs, `per_example` per example (example-major rows):
-/// `mask_of(range, example_index)` returns the `(len, features…)` 0/1 masks of the rows in
-/// `range` (1 = replaced by the baseline).
+/// Scores of `rows` perturbed inputs, `per_example` per example (example-major rows), on
+/// core's perturbation engine: `mask_of(range, example_index)` returns the `(len, features…)`
+/// 0/1 masks of the rows in `range` (1 = replaced by the baseline).
 pub fn masked_scores(
     model: &dyn Explainable,
     p: &Prepared,
@@ -38,16 +38,9 @@ pub fn masked_scores(
     label: &str,
     mut mask_of: impl FnMut(&Range<usize>, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    let x = &p.x;
-    let per = batching.rows_per_chunk(model, x, false)?;
     let mut out = Vec::new();
-    batching.try_run(x.dim(0)? * per_example, per, label, |r| -> Result<()> {
-        let ex = Tensor::new(r.clone().map(|i| (i / per_example) as u32).collect::<Vec<_>>(), x.device())?;
-        let xi = x.index_select(&ex, 0)?;
-        let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;
-        let pert = (&xi + ((baseline.index_select(&ex, 0)? - &xi)? * m)?)?;
-        let logits = model.forward_with(&pert, &RuleCtx::inference())?;
-        out.push((logits * p.seed.index_select(&ex, 0)?)?.sum(1)?);
+    candle_explain_core::batch::perturbation_sweep(model, &p.x, baseline, &p.seed, per_example, batching, label, |r, ex| mask_of(r, ex), |_, _, sc| -> Result<()> {
+        out.push(sc);
         Ok(())
     })?;
     Ok(Tensor::cat(&out, 0)?)

@@ -100,17 +100,10 @@ pub(crate) fn ablation_sums(
     label: &str,
     mut mask_of: impl FnMut(&std::ops::Range<usize>, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    let x = &s.p.x;
-    let per = batching.rows_per_chunk(model, x, false)?;
-    let mut acc = x.zeros_like()?;
-    batching.run(x.dim(0)? * per_example, per, label, |r| {
-        let ex = crate::batch::example_index(&r, per_example, x.device())?;
-        let xi = x.index_select(&ex, 0)?;
-        let m = mask_of(&r, &ex)?.reshape(xi.dims())?;
-        let pert = (&xi + ((xbar.index_select(&ex, 0)? - &xi)? * &m)?)?;
-        let sc = crate::batch::scores(model, &pert, &s.seed.index_select(&ex, 0)?)?;
-        let drop = (out.index_select(&ex, 0)? - sc)?;
-        acc = acc.index_add(&ex, &m.broadcast_mul(&crate::batch::col(&drop, m.rank())?)?, 0)?;
+    let mut acc = s.p.x.zeros_like()?;
+    crate::batch::perturbation_sweep(model, &s.p.x, xbar, &s.seed, per_example, batching, label, |r, ex| mask_of(r, ex), |ex, m, sc| {
+        let drop = (out.index_select(ex, 0)? - sc)?;
+        acc = acc.index_add(ex, &m.broadcast_mul(&crate::batch::col(&drop, m.rank())?)?, 0)?;
         Ok(())
     })?;
     Ok(acc)
