@@ -17,12 +17,13 @@
 //! - [`ModelRandomization`]: cascading / independent model-randomization sanity checks
 //!   (Adebayo et al. 2018) with Spearman and SSIM similarities.
 //!
-//! Still to come (metrics issue): HOG similarity, GGIG's model-perturbation check, the affine-scale and monomial axioms,
-//! Taylor-interaction allocation errors.
+//! - [`HarsanyiInteractions`]: exact Harsanyi dividends of up to 16 feature groups from one
+//!   sweep, and every method's errors against Deng et al.'s three allocation principles.
 
 pub mod axioms;
 pub mod error;
 pub mod infidelity;
+pub mod interactions;
 pub mod perturb;
 pub mod pixel_flipping;
 pub mod roar;
@@ -33,6 +34,7 @@ pub(crate) use error::invalid;
 pub use axioms::{check_axioms, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
+pub use interactions::{AllocationErrors, HarsanyiInteractions, Interactions, PrincipleErrors};
 pub use roar::{Roar, RoarReport};
 pub use sanity::{ModelRandomization, Randomization, SanityStep};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};

@@ -4,7 +4,7 @@ use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 
 /// Group ids `0..G` for every feature, as a `(1 or batch, features)` one-hot `(…, G, F)`.
-pub(crate) struct Groups {
+pub struct Groups {
     /// `(masks, G, F)`: `masks` is 1 (shared) or the batch size.
     pub onehot: Tensor,
     /// `(masks, F)` group id per feature.
@@ -42,6 +42,40 @@ impl Groups {
         let range = Tensor::arange(0u32, count as u32, x.device())?.reshape((1, count, 1))?;
         let onehot = ids.broadcast_eq(&range)?.to_dtype(x.dtype())?;
         Ok(Self { onehot, ids: ids.squeeze(1)?, count })
+    }
+
+    /// Scores of `(example, coalition)` rows, example-major: in row `k` the groups whose bit
+    /// is set in `coalitions[k % coalitions.len()]` keep the input's values and the others
+    /// take the baseline's. The coalition bits are uploaded once as a `(coalitions, G)` table
+    /// and every chunk's masks are gathered from it on the device.
+    #[allow(clippy::too_many_arguments)]
+    pub fn coalition_scores(
+        &self,
+        model: &dyn crate::Explainable,
+        x: &Tensor,
+        baseline: &Tensor,
+        seed: &Tensor,
+        coalitions: &[u64],
+        batching: &crate::Batching,
+        label: &str,
+    ) -> Result<Vec<f64>> {
+        let (g, e, dev) = (self.count, coalitions.len(), x.device());
+        if g > 64 {
+            return Err(Error::InvalidParameter { name: "feature_mask", reason: format!("coalitions are 64-bit masks: at most 64 groups, got {g}") });
+        }
+        let bits: Vec<f32> = coalitions.iter().flat_map(|&c| (0..g).map(move |j| (c >> j & 1) as f32)).collect();
+        let table = Tensor::from_vec(bits, (e, g), dev)?.to_dtype(x.dtype())?;
+        let mut v = Vec::with_capacity(x.dim(0)? * e);
+        crate::batch::perturbation_sweep(model, x, baseline, seed, e, batching, label, |r, ex| -> Result<Tensor> {
+            let which: Vec<u32> = r.clone().map(|i| (i % e) as u32).collect();
+            let present = table.index_select(&Tensor::new(which, dev)?, 0)?.unsqueeze(1)?;
+            // 1 = replaced by the baseline, for the sweep.
+            Ok(present.matmul(&self.for_examples(ex)?.contiguous()?)?.squeeze(1)?.affine(-1.0, 1.0)?)
+        }, |_, _, sc| {
+            v.extend(sc.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            Ok(())
+        })?;
+        Ok(v)
     }
 
     /// 0/1 mask `(len, F)` of group `group[k]` for row `k`, whose example is `ex[k]`.

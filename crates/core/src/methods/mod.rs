@@ -1,7 +1,7 @@
 //! The attribution methods, one file each.
 
 mod common;
-mod groups;
+pub mod groups;
 pub mod blur_ig;
 pub mod controls;
 pub mod deeplift;
@@ -25,6 +25,7 @@ pub use ggig::GeometricallyGuidedIg;
 pub use grad_cam::{GradCam, GuidedGradCam};
 pub use gradient::{Deconvnet, EpsilonLrp, GuidedBackprop, InputXGradient, Saliency};
 pub use gradient_shap::GradientShap;
+pub use groups::Groups as FeatureGroups;
 pub use guided_ig::GuidedIntegratedGradients;
 pub use integrated_gradients::{AdaptiveSteps, IntegratedGradients};
 pub use lrp::Lrp;

@@ -7,9 +7,8 @@
 
 use super::common::{chunked_scores, setup};
 use super::groups::Groups;
-use crate::batch::example_index;
 use crate::{Attribution, Attributor, Baseline, Batching, Error, Explainable, Result, Target};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -86,27 +85,7 @@ impl Attributor for ShapleyValues {
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
         let (n, dev) = (x.dim(0)?, x.device());
-        let per = self.batching.rows_per_chunk(model, x, false)?;
-        let mut v: Vec<f64> = Vec::with_capacity(n * e);
-        self.batching.run(n * e, per, "shapley", |r| {
-            let ex = example_index(&r, e, dev)?;
-            let len = r.len();
-            let mut present = vec![0f32; len * g];
-            for (k, i) in r.clone().enumerate() {
-                let bits = coalitions[i % e];
-                for j in 0..g {
-                    present[k * g + j] = ((bits >> j) & 1) as f32;
-                }
-            }
-            let present = Tensor::from_vec(present, (len, 1, g), dev)?.to_dtype(x.dtype())?;
-            let xi = x.index_select(&ex, 0)?;
-            let keep = present.matmul(&groups.for_examples(&ex)?.contiguous()?)?.reshape(xi.dims())?;
-            let xb = xbar.index_select(&ex, 0)?;
-            let pert = (&xb + ((&xi - &xb)? * keep)?)?;
-            let sc = crate::batch::scores(model, &pert, &s.seed.index_select(&ex, 0)?)?;
-            v.extend(sc.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-            Ok(())
-        })?;
+        let v = groups.coalition_scores(model, x, &xbar, &s.seed, &coalitions, &self.batching, "shapley")?;
         let mut phi = vec![0f64; n * g];
         for b in 0..n {
             let vb = &v[b * e..(b + 1) * e];
