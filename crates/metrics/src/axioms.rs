@@ -8,18 +8,25 @@
 //! - symmetry preservation: for `F_s(x) = F(x) + F(x with features i, j swapped)` and
 //!   `x_i = x_j`, `A_i = A_j`;
 //! - implementation invariance: `F'(x) = F(relu(x) − relu(−x))` computes the same function
-//!   through two more ReLUs (which rules see); `A(F') = A(F)`.
+//!   through two more ReLUs (which rules see); `A(F') = A(F)`;
+//! - affine scale invariance: with `T(x) = s ⊙ x + d` per feature and `F' = F ∘ T⁻¹`,
+//!   `A(F', T(x), T(x̄)) = A(F, x, x̄)`. `check_axioms` keeps the baseline at zero, so it checks
+//!   the pure scaling `d = 0` (negative scales included); [`check_affine_invariance`] takes a
+//!   method factory that accepts a baseline and checks a shift too.
+//!
+//! [`check_monomial`] checks the closed form on monomials `F = Π x_i^{a_i}` at a zero
+//! baseline: `A_i = a_i / Σ_j a_j · F(x)` (Lundstrom & Razaviyayn's characterisation).
 //!
 //! Inputs are `(batch, features)`; the model is explained for one class. Every check reports
 //! its largest violation over the batch, relative to the largest |F(x) − F(0)|.
 //!
 //! Limits: the ReLU split changes the implementation without changing Rescale's multipliers
 //! at a zero baseline, so DeepLIFT passes it (it breaks implementation invariance on other
-//! rewrites); the affine-scale and non-decreasing-positivity axioms are not checked yet.
+//! rewrites); non-decreasing positivity is not checked.
 
 use crate::{invalid, Result};
 use candle_core::{DType, Tensor};
-use candle_explain_core::{Activation, Attributor, Explainable, RuleCtx, Target};
+use candle_explain_core::{Activation, Attributor, Baseline, Explainable, RuleCtx, Target};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AxiomReport {
@@ -28,6 +35,8 @@ pub struct AxiomReport {
     pub linearity: f64,
     pub symmetry: f64,
     pub implementation_invariance: f64,
+    /// Pure per-feature scaling (`d = 0`).
+    pub affine_scale: f64,
 }
 
 impl AxiomReport {
@@ -39,6 +48,7 @@ impl AxiomReport {
             ("linearity", self.linearity <= tol),
             ("symmetry", self.symmetry <= tol),
             ("implementation invariance", self.implementation_invariance <= tol),
+            ("affine scale invariance", self.affine_scale <= tol),
         ]
     }
 }
@@ -87,6 +97,80 @@ impl Explainable for ReluSplit<'_> {
     }
 }
 
+/// `F'(x') = F((x' − d) / s)`: the model seen through `T(x) = s ⊙ x + d`.
+struct Affine<'a> {
+    f: &'a dyn Explainable,
+    scale: Tensor,
+    shift: Tensor,
+}
+impl Explainable for Affine<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        self.f.forward_with(&x.broadcast_sub(&self.shift)?.broadcast_div(&self.scale)?, ctx)
+    }
+}
+
+/// A fixed map with negative and positive scales, and shifts, over `f` features.
+fn affine_map(f: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let s: Vec<f32> = (0..f).map(|i| [2.5f32, -0.5, 1.5, -3.0][i % 4]).collect();
+    let d: Vec<f32> = (0..f).map(|i| [0.7f32, -1.2, 0.0, 2.0][i % 4]).collect();
+    let t = |v: Vec<f32>| -> Result<Tensor> { Ok(Tensor::from_vec(v, (1, f), x.device())?.to_dtype(x.dtype())?) };
+    Ok((t(s)?, t(d)?))
+}
+
+/// `F(x) = Π_i x_i^{a_i}` (one output).
+struct Monomial(Vec<f64>);
+impl Explainable for Monomial {
+    fn forward_with(&self, x: &Tensor, _ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let mut out = x.narrow(1, 0, 1)?.ones_like()?;
+        for (i, &a) in self.0.iter().enumerate() {
+            out = (out * x.narrow(1, i, 1)?.powf(a)?)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Largest violation of `A_i = a_i / Σ_j a_j · F(x)` on `F = Π x_i^{a_i}` over `x (batch,
+/// features)` with positive entries, relative to the largest `|F(x)|`; the method must use a
+/// zero baseline. Exponents must be ≥ 1 so that `F` is differentiable at the baseline.
+pub fn check_monomial(method: &dyn Attributor, exponents: &[f64], x: &Tensor) -> Result<f64> {
+    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the monomial check needs (batch, features) inputs, got {:?}", x.dims())))?;
+    if f != exponents.len() {
+        return Err(invalid("exponents", format!("one exponent per feature: {f} features, {} exponents", exponents.len())));
+    }
+    if let Some(a) = exponents.iter().find(|a| !(**a >= 1.0 && a.is_finite())) {
+        return Err(invalid("exponents", format!("must be finite and ≥ 1, got {a}")));
+    }
+    if x.to_dtype(DType::F64)?.flatten_all()?.min(0)?.to_scalar::<f64>()? <= 0.0 {
+        return Err(invalid("x", "the monomial check needs positive inputs"));
+    }
+    let m = Monomial(exponents.to_vec());
+    let a = method.attribute(&m, x, &Target::Class(0))?.attributions;
+    let fx = candle_explain_core::batch::logits(&m, x)?;
+    let total: f64 = exponents.iter().sum();
+    let share = Tensor::from_vec(exponents.iter().map(|a| a / total).collect::<Vec<_>>(), (1, f), x.device())?.to_dtype(x.dtype())?;
+    let want = fx.broadcast_mul(&share)?;
+    Ok(max_abs(&(a - want)?)? / max_abs(&fx)?.max(1e-12))
+}
+
+/// Affine scale invariance with a shift: `method(baseline)` must build the method with that
+/// baseline. Compares `A(F, x, 0)` with `A(F ∘ T⁻¹, T(x), T(0))`, `T(x) = s ⊙ x + d`; returns the
+/// largest violation relative to the largest `|F(x) − F(0)|`.
+pub fn check_affine_invariance(method: &dyn Fn(Baseline) -> Box<dyn Attributor>, model: &dyn Explainable, x: &Tensor, class: usize) -> Result<f64> {
+    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the axiom checks need (batch, features) inputs, got {:?}", x.dims())))?;
+    let t = Target::Class(class);
+    let (s, d) = affine_map(f, x)?;
+    let a = method(Baseline::Zero).attribute(model, x, &t)?;
+    let moved = Affine { f: model, scale: s.clone(), shift: d.clone() };
+    let b = method(Baseline::Tensor(d.clone())).attribute(&moved, &x.broadcast_mul(&s)?.broadcast_add(&d)?, &t)?;
+    let scale = relative_scale(model, x, class)?;
+    Ok(max_abs(&(b.attributions - a.attributions)?)? / scale)
+}
+
+fn relative_scale(model: &dyn Explainable, x: &Tensor, class: usize) -> Result<f64> {
+    let score = |x: &Tensor| -> Result<Tensor> { Ok(candle_explain_core::batch::logits(model, x)?.narrow(1, class, 1)?.squeeze(1)?) };
+    Ok(max_abs(&(score(x)? - score(&x.zeros_like()?)?)?)?.max(1e-12))
+}
+
 fn max_abs(t: &Tensor) -> Result<f64> {
     Ok(t.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
@@ -122,5 +206,8 @@ pub fn check_axioms(method: &dyn Attributor, model: &dyn Explainable, x: &Tensor
     let asym = attr(&sym, &xs)?;
     let symmetry = rel((asym.narrow(1, 0, 1)? - asym.narrow(1, 1, 1)?)?)?;
     let implementation_invariance = rel((attr(&ReluSplit(model), x)? - &a)?)?;
-    Ok(AxiomReport { completeness, dummy, linearity, symmetry, implementation_invariance })
+    let (s, _) = affine_map(f, x)?;
+    let scaled = Affine { f: model, scale: s.clone(), shift: s.zeros_like()? };
+    let affine_scale = rel((attr(&scaled, &x.broadcast_mul(&s)?)? - &a)?)?;
+    Ok(AxiomReport { completeness, dummy, linearity, symmetry, implementation_invariance, affine_scale })
 }

@@ -8,7 +8,8 @@
 //! - [`PixelFlipping`]: deletion (most relevant first) and insertion curves, and AOPC.
 //!
 //! - [`check_axioms`]: IG's axioms (completeness, dummy, linearity, symmetry, implementation
-//!   invariance) as checks on any method.
+//!   invariance, affine scale invariance) as checks on any method; [`check_monomial`] and
+//!   [`check_affine_invariance`] for the monomial closed form and shifted affine maps.
 //!
 //! - [`Infidelity`] and [`MaxSensitivity`] (Yeh et al. 2019, as in Captum).
 //!
@@ -31,7 +32,7 @@ pub mod sanity;
 pub mod sensitivity_n;
 
 pub(crate) use error::invalid;
-pub use axioms::{check_axioms, AxiomReport};
+pub use axioms::{check_affine_invariance, check_axioms, check_monomial, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
 pub use interactions::{AllocationErrors, HarsanyiInteractions, Interactions, PrincipleErrors};
