@@ -16,7 +16,7 @@
 //! - [`Roar`]: ROAR and KAR with retraining (Hooker et al. 2019), on the models crate's trainer.
 //!
 //! - [`ModelRandomization`]: cascading / independent model-randomization sanity checks
-//!   (Adebayo et al. 2018) with Spearman and SSIM similarities.
+//!   (Adebayo et al. 2018) with Spearman, SSIM and HOG similarities ([`similarity`]).
 //!
 //! - [`HarsanyiInteractions`]: exact Harsanyi dividends of up to 16 feature groups from one
 //!   sweep, and every method's errors against Deng et al.'s three allocation principles.
@@ -30,6 +30,7 @@ pub mod pixel_flipping;
 pub mod roar;
 pub mod sanity;
 pub mod sensitivity_n;
+pub mod similarity;
 
 pub(crate) use error::invalid;
 pub use axioms::{check_affine_invariance, check_axioms, check_monomial, AxiomReport};
