@@ -9,17 +9,10 @@
 //!
 //! Perturbations come from hashes of (seed, row, feature) evaluated on the device.
 
-use crate::perturb::{hash_keys, prepare};
+use crate::perturb::{hash_keys, normal_noise, prepare};
 use crate::{invalid, Result};
 use candle_core::{DType, Tensor};
 use candle_explain_core::{Attributor, Batching, Explainable, RuleCtx, Target};
-
-/// Standard normal noise `(rows, features)` from two independent hash streams (Box–Muller).
-fn normal_noise(rows: &std::ops::Range<usize>, f: usize, seed: u64, dev: &candle_core::Device) -> Result<Tensor> {
-    let u1 = hash_keys(rows, f, seed.wrapping_mul(2).wrapping_add(1), dev)?.clamp(1e-12, 1.0)?;
-    let u2 = hash_keys(rows, f, seed.wrapping_mul(2).wrapping_add(2), dev)?;
-    Ok(((u1.log()? * -2.0)?.sqrt()? * (u2 * std::f64::consts::TAU)?.cos()?)?)
-}
 
 #[derive(Debug, Clone)]
 pub struct Infidelity {

@@ -16,7 +16,8 @@
 //! - [`Roar`]: ROAR and KAR with retraining (Hooker et al. 2019), on the models crate's trainer.
 //!
 //! - [`ModelRandomization`]: cascading / independent model-randomization sanity checks
-//!   (Adebayo et al. 2018) with Spearman, SSIM and HOG similarities ([`similarity`]).
+//!   (Adebayo et al. 2018) with Spearman, SSIM and HOG similarities ([`similarity`]), and
+//!   GGIG's [`ModelPerturbation`] check (small weight noise must keep the explanation).
 //!
 //! - [`HarsanyiInteractions`]: exact Harsanyi dividends of up to 16 feature groups from one
 //!   sweep, and every method's errors against Deng et al.'s three allocation principles.
@@ -38,6 +39,6 @@ pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
 pub use interactions::{AllocationErrors, HarsanyiInteractions, Interactions, PrincipleErrors};
 pub use roar::{Roar, RoarReport};
-pub use sanity::{ModelRandomization, Randomization, SanityStep};
+pub use sanity::{ModelPerturbation, ModelRandomization, PerturbationCheck, PerturbationStep, Randomization, SanityStep};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};

@@ -72,3 +72,10 @@ pub fn smallest_k_masks(keys: &Tensor, n: &[usize]) -> Result<Tensor> {
     let nz = Tensor::new(n.iter().map(|&k| (k > 0) as u8 as f32).collect::<Vec<_>>(), keys.device())?.reshape((rows, 1))?;
     Ok(m.broadcast_mul(&nz)?)
 }
+
+/// Standard normal noise `(rows, features)` from two independent hash streams (Box–Muller).
+pub fn normal_noise(rows: &std::ops::Range<usize>, f: usize, seed: u64, dev: &candle_core::Device) -> Result<Tensor> {
+    let u1 = hash_keys(rows, f, seed.wrapping_mul(2).wrapping_add(1), dev)?.clamp(1e-12, 1.0)?;
+    let u2 = hash_keys(rows, f, seed.wrapping_mul(2).wrapping_add(2), dev)?;
+    Ok(((u1.log()? * -2.0)?.sqrt()? * (u2 * std::f64::consts::TAU)?.cos()?)?)
+}
