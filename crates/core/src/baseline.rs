@@ -15,6 +15,10 @@ pub enum Baseline {
     UniformNoise { low: f64, high: f64, seed: u64 },
     /// A given tensor: the input's shape, its per-example shape, or batch 1.
     Tensor(Tensor),
+    /// Each example's per-channel mean (over the dimensions after the channel axis of
+    /// `(B, C, …)` inputs; over all features of `(B, F)` inputs): the "mean" fill of
+    /// perturbation metrics.
+    ChannelMean,
 }
 
 impl Default for Baseline {
@@ -40,6 +44,12 @@ impl Baseline {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
                 let v: Vec<f32> = (0..x.elem_count()).map(|_| rng.random_range(*low as f32..*high as f32)).collect();
                 Ok(Tensor::from_vec(v, x.dims(), x.device())?.to_dtype(x.dtype())?)
+            }
+            Baseline::ChannelMean => {
+                let (b, rest) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
+                let c = if x.rank() >= 3 { x.dim(1)? } else { 1 };
+                let mean = x.reshape((b, c, rest / c))?.mean_keepdim(2)?;
+                Ok(mean.broadcast_as((b, c, rest / c))?.reshape(x.dims())?)
             }
             Baseline::Tensor(t) => {
                 let t = t.to_device(x.device())?.to_dtype(x.dtype())?;

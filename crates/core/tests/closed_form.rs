@@ -182,3 +182,17 @@ fn blurred_baseline() -> anyhow::Result<()> {
     assert!((s[7][8] / s[7][7] - (-1.0f32 / (2.0 * 2.25)).exp()).abs() < 1e-5);
     Ok(())
 }
+
+/// The per-channel mean baseline of `(B, C, H, W)` inputs averages each example's channel over
+/// its pixels; `(B, F)` inputs get each example's mean feature.
+#[test]
+fn channel_mean_baseline() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[[[1f32, 2.], [3., 6.]], [[0., 0.], [0., 8.]]]], &dev)?;
+    let b: Vec<f32> = Baseline::ChannelMean.resolve(&x)?.flatten_all()?.to_vec1()?;
+    assert_eq!(b, [3., 3., 3., 3., 2., 2., 2., 2.]);
+    let flat = Tensor::new(&[[1f32, 2., 6.], [0., -3., 0.]], &dev)?;
+    let b: Vec<Vec<f32>> = Baseline::ChannelMean.resolve(&flat)?.to_vec2()?;
+    assert_eq!(b, [[3., 3., 3.], [-1., -1., -1.]]);
+    Ok(())
+}

@@ -128,12 +128,15 @@ impl HarsanyiInteractions {
         if groups.count != n || interactions.dividends.len() != x.dim(0)? {
             return Err(invalid("interactions", format!("were computed for {} examples and {n} groups, the input has {} examples and {} groups", interactions.dividends.len(), x.dim(0)?, groups.count)));
         }
-        let xbar = match &self.baseline {
-            Baseline::Tensor(t) if t.dims().first() != Some(&1) && t.rank() == x.rank() => {
-                return Err(invalid("baseline", "unanimity probes need one baseline for all examples (zero, a constant or a batch-1 tensor)"))
-            }
-            b => b.resolve(&x.narrow(0, 0, 1)?)?,
+        let shared = match &self.baseline {
+            Baseline::Zero | Baseline::Constant(_) => true,
+            Baseline::Tensor(t) => t.rank() < x.rank() || t.dim(0)? == 1,
+            _ => false,
         };
+        if !shared {
+            return Err(invalid("baseline", "unanimity probes need one baseline for all examples (zero, a constant or a batch-1 tensor)"));
+        }
+        let xbar = self.baseline.resolve(&x.narrow(0, 0, 1)?)?;
         let a = interactions.group_sums(attributions, &self.feature_mask)?;
         let approximation = interactions.allocation_errors(&a)?.iter().map(|e| e.approximation).collect();
         // The effects to probe, by total |I(S)| over the batch.

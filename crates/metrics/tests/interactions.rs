@@ -149,5 +149,13 @@ fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
     let r = HarsanyiInteractions::new(columns()).evaluate(&Product, &product_input(), &Target::Class(0))?;
     assert!(r.allocation_errors(&[vec![0.0; 3]]).is_err());
     assert!(r.group_sums(&uniform(&[2, 4], 0.0, 1.0, 3), &Tensor::new(&[0u32, 1, 2, 3], &Device::Cpu)?).is_err());
+    // A feature mask that does not fit the input.
+    let err = HarsanyiInteractions::new(Tensor::new(&[0u32, 1], &Device::Cpu)?).evaluate(&Product, &product_input(), &Target::Class(0)).unwrap_err();
+    assert!(err.to_string().contains("feature_mask"), "{err}");
+    // Probes need one baseline for all examples.
+    let h = HarsanyiInteractions { baseline: Baseline::ChannelMean, ..HarsanyiInteractions::new(columns()) };
+    let x = product_input();
+    let err = h.principle_errors(&InputXGradient::default(), &r, &x, &x, 4).unwrap_err();
+    assert!(err.to_string().contains("one baseline"), "{err}");
     Ok(())
 }
