@@ -26,6 +26,12 @@ pub enum LayerKind {
     AvgPool2d,
     /// An explicit sum of two branches (residual connections, `RuleCtx::add`): gradient or ε.
     Sum,
+    /// LayerNorm (`RuleCtx::layer_norm`): gradient (exact) or ε (σ held constant, Ali et al.).
+    LayerNorm,
+    /// Attention (`RuleCtx::attention`): gradient (exact) or ε (softmax weights held constant).
+    Attention,
+    /// Multiplicative gates (`RuleCtx::gate`): gradient (exact) or ε (signal-take-all).
+    Gate,
 }
 
 impl LayerKind {
@@ -33,7 +39,7 @@ impl LayerKind {
     pub fn accepts(&self, rule: &LayerRule) -> bool {
         match self {
             Self::Linear | Self::Conv2d => true,
-            Self::AvgPool2d | Self::Sum => matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_)),
+            Self::AvgPool2d | Self::Sum | Self::LayerNorm | Self::Attention | Self::Gate => matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_)),
         }
     }
 }
@@ -90,6 +96,11 @@ impl Composite {
     /// The rule of a pool or sum (which have no index).
     pub fn rule_for_unindexed(&self, kind: LayerKind) -> LayerRule {
         self.rule_at(kind, None)
+    }
+
+    /// The rule a selector gives this unindexed kind, if any does.
+    pub(crate) fn explicit_rule(&self, kind: LayerKind) -> Option<LayerRule> {
+        self.layers.iter().find(|(s, _)| s.matches(kind, None)).map(|(_, r)| *r)
     }
 
     fn rule_at(&self, kind: LayerKind, index: Option<usize>) -> LayerRule {

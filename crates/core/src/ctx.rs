@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 /// Stabiliser of DeepLIFT's max-pool rule (Captum's value).
 const POOL_RESCALE_EPS: f64 = 1e-10;
 
+mod sequence;
+
 #[derive(Debug, Clone)]
 enum Mode {
     /// Ordinary ops, differentiable w.r.t. inputs *and* weights (prediction, training).

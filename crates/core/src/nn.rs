@@ -18,6 +18,10 @@ fn torch_init(fan_in: usize) -> candle_nn::Init {
 }
 
 /// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
+
+mod sequence;
+pub use sequence::{LayerNorm, Lstm, LstmDirection};
+
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub weight: Tensor,

@@ -102,6 +102,7 @@ fn pixel_flipping_matches_quantus() -> anyhow::Result<()> {
         assert!((s[0] - logit[e]).abs() < CURVE_TOL, "example {e}: unperturbed score {} vs PyTorch {}", s[0], logit[e]);
     }
     let d = curve_diff(&ours.scores, &q);
+    eprintln!("pixel flipping: max |ours − Quantus| = {d:.2e} over {} curves of {} points", q.len(), q[0].len());
     assert!(d < CURVE_TOL, "pixel-flipping curves differ from Quantus by up to {d}");
     Ok(())
 }
@@ -152,91 +153,74 @@ fn quantus_sensitivity_n_is_rebuilt_from_our_curve() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Our SensitivityN against Quantus's FaithfulnessCorrelation (1000 subsets per example and
-/// n) with 200 subsets of our own. Per example and n, atanh(r) must agree within 5 standard
-/// deviations of the difference; the mean over the 8 examples (what `correlation` reports, in z)
-/// within 4. The standard deviation `fc_z_sd` is that of one 200-subset estimate, measured over
-/// 20 Quantus reruns (0.07–0.19 in z, larger at n = 1); Quantus's 1000-subset estimate adds a
-/// fifth of its variance.
-#[test]
-fn sensitivity_n_matches_quantus_faithfulness_correlation() -> anyhow::Result<()> {
-    let r = Reference::load()?;
+/// Compares our per-example Sensitivity-n with Quantus's FaithfulnessCorrelation in Fisher's
+/// z = atanh(r): per example and n within 5 standard deviations of the difference, the mean over
+/// the examples within 4. Returns the failures (empty when they agree) and a summary per n.
+fn fc_disagreements(r: &Reference, attributions: &Tensor, seed: u64) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let ns = r.ints("fc_n")?;
     let subsets = r.int("fc_rust_subsets")?;
+    // Quantus's estimate (fc_runs subsets) has subsets/fc_runs of the variance of ours.
     let var_ratio = 1.0 + subsets as f64 / r.int("fc_runs")? as f64;
     let (q, sd) = (r.vec2("fc_r")?, r.vec2("fc_z_sd")?);
-    let res = SensitivityN::new(ns.clone(), subsets, 11).evaluate(&r.model, r.x(), r.attr(), &r.target())?;
+    let res = SensitivityN::new(ns.clone(), subsets, seed).evaluate(&r.model, r.x(), attributions, &r.target())?;
     assert_eq!(res.n, ns);
     let b = q.len();
+    let (mut fails, mut summary) = (vec![], vec![]);
     for (j, n) in ns.iter().enumerate() {
-        let (mut dz_sum, mut var_sum, mut qr) = (0.0, 0.0, 0.0);
+        let (mut dz_sum, mut var_sum, mut q_mean, mut worst) = (0.0, 0.0, 0.0, 0.0f64);
         for e in 0..b {
             let (ours, theirs) = (res.per_example[e][j], q[e][j]);
             let dz = ours.atanh() - theirs.atanh();
             let s = sd[e][j] * var_ratio.sqrt();
-            assert!(dz.abs() < 5.0 * s, "n = {n}, example {e}: r = {ours:.4} vs Quantus {theirs:.4} (Δz = {dz:.3}, sd {s:.3})");
+            if !(dz.abs() < 5.0 * s) {
+                fails.push(format!("n = {n}, example {e}: r = {ours:.4} vs Quantus {theirs:.4} (Δz = {dz:.3}, sd {s:.3})"));
+            }
+            worst = worst.max(dz.abs() / s);
             dz_sum += dz;
             var_sum += s * s;
-            qr += theirs / b as f64;
+            q_mean += theirs / b as f64;
         }
         let (dz, s) = (dz_sum / b as f64, var_sum.sqrt() / b as f64);
-        eprintln!("n = {n:3}: mean r ours {:.4}, Quantus {qr:.4}; mean Δz {dz:+.4} (sd {s:.4})", res.correlation[j]);
-        assert!(dz.abs() < 4.0 * s, "n = {n}: mean Δz = {dz:.4}, sd {s:.4}");
+        if !(dz.abs() < 4.0 * s) {
+            fails.push(format!("n = {n}: mean Δz = {dz:.4}, sd {s:.4}"));
+        }
         assert!((res.correlation[j] - res.per_example.iter().map(|p| p[j]).sum::<f64>() / b as f64).abs() < 1e-12);
+        summary.push(format!(
+            "n = {n:3}: mean r ours {:.4}, Quantus {q_mean:.4} (Δ {:+.4}); mean Δz {dz:+.4} = {:+.2} sd; worst example {worst:.2} sd",
+            res.correlation[j],
+            res.correlation[j] - q_mean,
+            dz / s
+        ));
     }
-    Ok(())
+    Ok((fails, summary))
 }
 
+/// Our SensitivityN (200 subsets per example and n) against Quantus's FaithfulnessCorrelation
+/// (1000 subsets) at n = 1, 5, 25, 125, 627. The standard deviation `fc_z_sd` of one
+/// 200-subset estimate of z was measured over 20 Quantus reruns: 0.05–0.24, largest at n = 1
+/// where single pixels dominate (Fisher's 1/√197 = 0.07 would be too tight there). Per example
+/// the tolerance is 5 standard deviations of the difference (0.3–1.3 in z, loose); for the mean
+/// over the 8 examples, which is what `correlation` reports, 4 (0.11–0.30 in z, about 0.06–0.17
+/// in r at these correlations, the widest at n = 1).
 #[test]
-fn tmp_explore_controls() -> anyhow::Result<()> {
+fn sensitivity_n_matches_quantus_faithfulness_correlation() -> anyhow::Result<()> {
     let r = Reference::load()?;
-    let ns = r.ints("fc_n")?;
-    let subsets = r.int("fc_rust_subsets")?;
-    let var_ratio = 1.0 + subsets as f64 / r.int("fc_runs")? as f64;
-    let (q, sd) = (r.vec2("fc_r")?, r.vec2("fc_z_sd")?);
-    let q_pf = r.vec2("pf_quantus")?;
-    let ours = r.curve(FlipOrder::MostRelevantFirst, Baseline::Zero)?;
-    eprintln!("curve diff {:.3e}", curve_diff(&ours, &q_pf));
-    let next: Vec<usize> = r.labels.iter().map(|l| (l + 1) % 10).collect();
-    let a_next = InputXGradient::default().attribute(&r.model, r.x(), &Target::PerExample(next))?.attributions;
-    let sal = Saliency::signed().attribute(&r.model, r.x(), &r.target())?.attributions;
-    let cases: Vec<(&str, Tensor, Baseline, u64)> = vec![
-        ("ok seed 11", r.attr().clone(), Baseline::Zero, 11),
-        ("ok seed 12", r.attr().clone(), Baseline::Zero, 12),
-        ("ok seed 13", r.attr().clone(), Baseline::Zero, 13),
-        ("black", r.attr().clone(), Baseline::Constant(-MNIST_MEAN / MNIST_STD), 11),
-        ("abs", r.attr().abs()?, Baseline::Zero, 11),
-        ("next class", a_next, Baseline::Zero, 11),
-        ("saliency", sal, Baseline::Zero, 11),
-    ];
-    for (name, a, base, seed) in cases {
-        let res = SensitivityN { baseline: base, ..SensitivityN::new(ns.clone(), subsets, seed) }.evaluate(&r.model, r.x(), &a, &r.target())?;
-        let b = q.len();
-        let mut line = format!("{name:12}");
-        for j in 0..ns.len() {
-            let (mut dz_sum, mut var_sum, mut worst) = (0.0, 0.0, 0.0f64);
-            for e in 0..b {
-                let dz = res.per_example[e][j].atanh() - q[e][j].atanh();
-                let s = sd[e][j] * var_ratio.sqrt();
-                worst = worst.max(dz.abs() / s);
-                dz_sum += dz;
-                var_sum += s * s;
-            }
-            line += &format!(" | n{} mean {:+.2}σ worst {:.2}σ", ns[j], dz_sum / b as f64 / (var_sum.sqrt() / b as f64), worst);
-        }
+    let (fails, summary) = fc_disagreements(&r, r.attr(), 11)?;
+    for line in &summary {
         eprintln!("{line}");
     }
+    assert!(fails.is_empty(), "our Sensitivity-n disagrees with Quantus:\n{}", fails.join("\n"));
     Ok(())
 }
 
+/// The tolerance is not vacuous: plain-gradient attributions (Saliency, signed) evaluated
+/// against Quantus's Gradient × Input values fail it by far (≈ 7–19 sd on the means).
 #[test]
-fn tmp_big() -> anyhow::Result<()> {
+fn sensitivity_n_comparison_detects_other_attributions() -> anyhow::Result<()> {
     let r = Reference::load()?;
-    let ns = r.ints("fc_n")?;
-    for seed in [21u64, 22, 23, 24] {
-        let res = SensitivityN::new(ns.clone(), 1000, seed).evaluate(&r.model, r.x(), r.attr(), &r.target())?;
-        let z: Vec<Vec<f64>> = res.per_example.iter().map(|p| p.iter().map(|v| v.atanh()).collect()).collect();
-        println!("Z {seed} {:?}", z);
-    }
+    let grad = Saliency::signed().attribute(&r.model, r.x(), &r.target())?.attributions;
+    let (fails, _) = fc_disagreements(&r, &grad, 11)?;
+    let means = fails.iter().filter(|f| f.contains("mean")).count();
+    assert!(means >= 4, "only {means} of 5 subset sizes fail:\n{}", fails.join("\n"));
     Ok(())
 }

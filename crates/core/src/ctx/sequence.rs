@@ -1,0 +1,172 @@
+//! The operations of transformers and LSTMs: LayerNorm, scaled dot-product attention and
+//! multiplicative gates. Each has a *factor* that is not a linear function of its input —
+//! LayerNorm's standard deviation, attention's softmax weights, an LSTM gate — and the rules
+//! differ only in what they do with it:
+//!
+//! - exact (`LayerRule::Gradient`, and every gradient context whose nonlinearity rule is the
+//!   gradient or DeepLIFT's Rescale): the factor is differentiated like everything else;
+//! - conservative (`LayerRule::Epsilon(ε)`, the default under LRP composites and for
+//!   ε / pass / guided nonlinearity rules): the factor is held constant in the backward, so
+//!   the op is linear in its input and relevance is conserved through it — Ali et al. 2022
+//!   ("XAI for Transformers: better explanations through conservative propagation": the LN
+//!   and AH rules) for LayerNorm and attention, Arras et al. 2017 ("signal-take-all") for
+//!   gates: the gate gets no relevance, the signal all of it.
+//!
+//! Under a composite the backward carries relevance, so the conservative ops apply the ε-rule
+//! to the linearised op: `R_x = x ⊙ Aᵀ (R_y / stab(y, ε))`; in gradient contexts they detach
+//! the factor and let the gradient through.
+
+use super::{Mode, RuleCtx};
+use crate::composite::LayerKind;
+use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
+use crate::ops::{boundary, InputGrad};
+use crate::rules::{stabilize, ActRule};
+use crate::Result;
+use candle_core::{Tensor, D};
+
+/// How the backward treats an op's factor.
+enum Factor {
+    Exact,
+    /// Gradient context: detach the factor.
+    Detached,
+    /// Relevance context (a composite): ε-rule on the linearised op.
+    Relevance(f64),
+}
+
+impl RuleCtx {
+    fn factor(&self, kind: LayerKind) -> Result<Factor> {
+        let Mode::Rule(act) = self.mode else { return Ok(Factor::Exact) };
+        match &self.composite {
+            Some(c) => match c.explicit_rule(kind).unwrap_or(LayerRule::Epsilon(DEFAULT_STABILIZER)) {
+                LayerRule::Gradient => Ok(Factor::Exact),
+                LayerRule::Epsilon(e) => Ok(Factor::Relevance(e)),
+                r => Err(crate::error::invalid("composite", format!("rule {} cannot be applied to a {kind:?} op: use gradient (exact) or epsilon (conservative)", r.name()))),
+            },
+            None if matches!(act, ActRule::Gradient | ActRule::Rescale { .. }) => Ok(Factor::Exact),
+            None => Ok(Factor::Detached),
+        }
+    }
+
+    /// LayerNorm over the last dimension (PyTorch's `nn.LayerNorm`): `γ ⊙ (x − μ) / σ + β` with
+    /// `σ = √(var(x) + eps)`.
+    pub fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+        // The fused kernel (f32 / f16 / bf16) where nothing needs a gradient.
+        if matches!(self.mode, Mode::Inference | Mode::Probe | Mode::Record) && x.dtype() != candle_core::DType::F64 {
+            let zero;
+            let b = match beta {
+                Some(b) => b,
+                None => {
+                    zero = gamma.zeros_like()?;
+                    &zero
+                }
+            };
+            let y = candle_nn::ops::layer_norm(&x.contiguous()?, gamma, b, eps as f32)?;
+            self.count(&y);
+            return Ok(y);
+        }
+        let factor = self.factor(LayerKind::LayerNorm)?;
+        let norm = |x: &Tensor, detach_sd: bool| -> Result<(Tensor, Tensor)> {
+            let xc = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+            let sd = (xc.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+            let sd = if detach_sd { sd.detach() } else { sd };
+            let mut y = xc.broadcast_div(&sd)?.broadcast_mul(gamma)?;
+            if let Some(b) = beta {
+                y = y.broadcast_add(b)?;
+            }
+            Ok((y, sd))
+        };
+        match factor {
+            Factor::Exact => Ok(norm(x, false)?.0),
+            Factor::Detached => Ok(norm(x, true)?.0),
+            Factor::Relevance(eps_rule) => {
+                let (y, sd) = norm(&x.detach(), true)?;
+                Ok(boundary(x, &y, LayerNormRelevance { sd, gamma: gamma.clone(), eps: eps_rule })?)
+            }
+        }
+    }
+
+    /// Scaled dot-product attention `softmax(q kᵀ · scale + mask) v` over the last two
+    /// dimensions of `q (…, Lq, d)`, `k (…, Lk, d)`, `v (…, Lk, dv)`; `mask` is additive and
+    /// broadcasts to `(…, Lq, Lk)` (0 to keep, a large negative number to drop).
+    pub fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+        let factor = self.factor(LayerKind::Attention)?;
+        let weights = |q: &Tensor, k: &Tensor, exact: bool| -> Result<Tensor> {
+            let mut s = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+            if let Some(m) = mask {
+                s = s.broadcast_add(m)?;
+            }
+            // The fused softmax has no backward; the composed one is differentiable.
+            Ok(if exact { candle_nn::ops::softmax(&s, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&s.contiguous()?)? })
+        };
+        let y = match factor {
+            Factor::Exact if matches!(self.mode, Mode::Plain | Mode::Rule(_)) => weights(q, k, true)?.matmul(&v.contiguous()?)?,
+            Factor::Exact | Factor::Detached => weights(&q.detach(), &k.detach(), false)?.matmul(&v.contiguous()?)?,
+            Factor::Relevance(eps) => {
+                let p = weights(&q.detach(), &k.detach(), false)?;
+                let y = p.matmul(&v.detach().contiguous()?)?;
+                boundary(v, &y, AttentionRelevance { p, eps })?
+            }
+        };
+        self.count(&y);
+        Ok(y)
+    }
+
+    /// `gate ⊙ signal` (an LSTM's gates): the conservative rules give the signal all the
+    /// relevance and the gate none.
+    pub fn gate(&self, gate: &Tensor, signal: &Tensor) -> Result<Tensor> {
+        let y = match self.factor(LayerKind::Gate)? {
+            Factor::Exact => (gate * signal)?,
+            Factor::Detached => (gate.detach() * signal)?,
+            Factor::Relevance(_) => boundary(signal, &(gate.detach() * signal.detach())?, SignalTakesAll)?,
+        };
+        self.count(&y);
+        Ok(y)
+    }
+}
+
+/// `R_x = x ⊙ (γ/σ) ⊙ center(R / stab(y))`: the ε-rule through `y = γ ⊙ (x − μ)/σ + β` with σ
+/// held constant (the centring matrix is symmetric).
+struct LayerNormRelevance {
+    sd: Tensor,
+    gamma: Tensor,
+    eps: f64,
+}
+
+impl InputGrad for LayerNormRelevance {
+    fn name(&self) -> &'static str {
+        "candle-explain-layer-norm-relevance"
+    }
+    fn input_grad(&self, x: &Tensor, y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
+        let s = (r / stabilize(y, self.eps)?)?.broadcast_mul(&self.gamma)?;
+        let centred = s.broadcast_sub(&s.mean_keepdim(D::Minus1)?)?;
+        x * centred.broadcast_div(&self.sd)?
+    }
+}
+
+/// `R_v = v ⊙ Pᵀ (R / stab(y))`: the ε-rule through `y = P v` with the weights P constant.
+struct AttentionRelevance {
+    p: Tensor,
+    eps: f64,
+}
+
+impl InputGrad for AttentionRelevance {
+    fn name(&self) -> &'static str {
+        "candle-explain-attention-relevance"
+    }
+    fn input_grad(&self, v: &Tensor, y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
+        let s = (r / stabilize(y, self.eps)?)?;
+        v * self.p.t()?.contiguous()?.matmul(&s.contiguous()?)?
+    }
+}
+
+/// Relevance of `gate ⊙ signal` goes to the signal unchanged.
+struct SignalTakesAll;
+
+impl InputGrad for SignalTakesAll {
+    fn name(&self) -> &'static str {
+        "candle-explain-signal-take-all"
+    }
+    fn input_grad(&self, _x: &Tensor, _y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(r.clone())
+    }
+}
