@@ -1,6 +1,7 @@
 //! Shared set-up: the device (chosen by feature), seeded random models, and syncing.
 
 pub mod methods;
+pub mod metrics;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;

@@ -386,11 +386,11 @@ pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Co
     if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
         return conv_fwd(x, w, b, g);
     }
-    let y = x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g))?;
-    Ok(match b {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
-        None => y,
-    })
+    match b {
+        Some(b) if b.dtype() == x.dtype() => x.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &crate::ops::cpu_conv::Conv2dBiasCpu(g)),
+        Some(b) => x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g))?.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g)),
+    }
 }
 
 struct PoolBackward {

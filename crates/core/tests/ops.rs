@@ -267,7 +267,7 @@ fn cpu_conv_kernels_match_the_generic_path() -> anyhow::Result<()> {
     ];
     for dt in [candle_core::DType::F32, candle_core::DType::F64] {
         for (i, (cin, cout, k, (h, w), g)) in cases.into_iter().enumerate() {
-            for batch in [1, 5] {
+            for batch in [1, 5, 9] {
                 let x = uniform(&[batch, cin, h, w], -1.0, 1.0, i as u64, &dev).to_dtype(dt)?;
                 let kern = uniform(&[cout, cin / g.groups, k, k], -1.0, 1.0, 50 + i as u64, &dev).to_dtype(dt)?;
                 let ctx = RuleCtx::rule(ActRule::Gradient)?;
@@ -275,6 +275,11 @@ fn cpu_conv_kernels_match_the_generic_path() -> anyhow::Result<()> {
                 let y = ctx.conv2d(v.as_tensor(), &kern, None, g)?;
                 let y_ref = x.conv2d(&kern, g.padding, g.stride, g.dilation, g.groups)?;
                 assert_close(&y.to_dtype(candle_core::DType::F32)?, &y_ref.to_dtype(candle_core::DType::F32)?, 1e-5, &format!("{dt:?} case {i} forward"));
+                // The fused bias (forward-only kernel, images sharing a gemm).
+                let bias = uniform(&[cout], -1.0, 1.0, 70 + i as u64, &dev).to_dtype(dt)?;
+                let yb = RuleCtx::inference().conv2d(&x, &kern, Some(&bias), g)?;
+                let yb_ref = y_ref.broadcast_add(&bias.reshape((1, cout, 1, 1))?)?;
+                assert_close(&yb.to_dtype(candle_core::DType::F32)?, &yb_ref.to_dtype(candle_core::DType::F32)?, 1e-5, &format!("{dt:?} case {i} forward with bias"));
                 let dy = uniform(y.dims(), -1.0, 1.0, 90 + i as u64, &dev).to_dtype(dt)?;
                 let dx = (&y * &dy)?.sum_all()?.backward()?.get(v.as_tensor()).unwrap().clone();
                 let dx_ref = conv2d_input_grad(&dy, &flipped_kernel(&kern, g.groups)?, (k, k), g, (h, w))?;

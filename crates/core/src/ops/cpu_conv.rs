@@ -7,7 +7,7 @@
 //! of parallelism (so a conv with one input channel still uses every core).
 
 use super::conv::ConvGeometry;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, WithDType};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -68,14 +68,15 @@ fn valid_cols(j: usize, g: &ConvGeometry, n: usize, n_out: usize) -> (usize, usi
     (lo as usize, hi as usize, (lo * s + off).max(0) as usize)
 }
 
-/// One image `(cin, h, w)` → columns `(cin·kh·kw, ho·wo)`.
-fn im2col<T: WithDType>(x: &[T], cols: &mut [T], d: &Dims) {
+/// One image `(cin, h, w)` → columns `(cin·kh·kw, ho·wo)` of a matrix whose rows are `ld`
+/// apart (`ld = ho·wo` for one image; wider when several images share a gemm).
+fn im2col<T: WithDType>(x: &[T], cols: &mut [T], d: &Dims, ld: usize) {
     let (hw, g) = (d.hw_out(), &d.g);
     for c in 0..d.cin {
         let xc = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
         for i in 0..d.kh {
             for j in 0..d.kw {
-                let row = &mut cols[((c * d.kh + i) * d.kw + j) * hw..][..hw];
+                let row = &mut cols[((c * d.kh + i) * d.kw + j) * ld..][..hw];
                 for oh in 0..d.ho {
                     let out = &mut row[oh * d.wo..(oh + 1) * d.wo];
                     match src(oh, i, g, d.h) {
@@ -129,26 +130,48 @@ fn col2im<T: WithDType>(cols: &[T], x: &mut [T], d: &Dims) {
     }
 }
 
-/// `y (b, cout, ho, wo) = conv(x (b, cin, h, w), w (cout, cin/groups, kh, kw))`, no bias.
-fn forward<T: WithDType>(x: &[T], wt: &[T], d: Dims) -> Vec<T> {
+/// `y (b, cout, ho, wo) = conv(x (b, cin, h, w), w (cout, cin/groups, kh, kw)) + bias`.
+///
+/// Late layers have small images (7×7 = 49 output columns), where a gemm per image is
+/// inefficient: a few images share one gemm, their columns side by side (`ld = n·ho·wo`), and
+/// the result is copied out to NCHW. The bias is written into the gemm's output before it
+/// accumulates, so it costs no extra pass.
+fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims) -> Vec<T> {
     let (hw, k, cout_g) = (d.hw_out(), d.k_per_group(), d.cout / d.g.groups);
     let mut y = vec![T::from_f64(0.0); d.b * d.cout * hw];
-    let par = d.parallelism();
-    y.par_chunks_mut(d.cout * hw).enumerate().for_each_init(
-        || vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw],
-        |cols, (b, yb)| {
-            im2col(&x[b * d.cin * d.h * d.w..(b + 1) * d.cin * d.h * d.w], cols, &d);
+    let threads = rayon::current_num_threads();
+    // Aim for ~512 gemm columns, keeping at least one group of images per thread.
+    let per = 512usize.div_ceil(hw).min(d.b.div_ceil(threads)).max(1);
+    let par = if d.b.div_ceil(per) < threads { Parallelism::Rayon(threads) } else { Parallelism::None };
+    let (xs, ys) = (d.cin * d.h * d.w, d.cout * hw);
+    y.par_chunks_mut(ys * per).enumerate().for_each_init(
+        || (vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw * per], vec![T::from_f64(0.0); d.cout * hw * per]),
+        |(cols, out), (chunk, yc)| {
+            let n = yc.len() / ys;
+            let ld = n * hw;
+            for i in 0..n {
+                let b = chunk * per + i;
+                im2col(&x[b * xs..(b + 1) * xs], &mut cols[i * hw..], &d, ld);
+            }
+            for (c, row) in out.chunks_mut(ld).take(d.cout).enumerate() {
+                row.fill(bias.map_or(T::from_f64(0.0), |b| b[c]));
+            }
             for grp in 0..d.g.groups {
-                // SAFETY: the pointers cover (cout_g × hw), (cout_g × k) and (k × hw) row-major
-                // blocks inside their slices, which do not overlap.
+                // SAFETY: the pointers cover (cout_g × ld), (cout_g × k) and (k × ld) row-major
+                // blocks inside their buffers, which do not overlap.
                 unsafe {
                     gemm::gemm(
-                        cout_g, hw, k,
-                        yb.as_mut_ptr().add(grp * cout_g * hw), 1, hw as isize, false,
+                        cout_g, ld, k,
+                        out.as_mut_ptr().add(grp * cout_g * ld), 1, ld as isize, true,
                         wt.as_ptr().add(grp * cout_g * k), 1, k as isize,
-                        cols.as_ptr().add(grp * k * hw), 1, hw as isize,
-                        T::from_f64(0.0), T::from_f64(1.0), false, false, false, par,
+                        cols.as_ptr().add(grp * k * ld), 1, ld as isize,
+                        T::from_f64(1.0), T::from_f64(1.0), false, false, false, par,
                     );
+                }
+            }
+            for i in 0..n {
+                for c in 0..d.cout {
+                    yc[i * ys + c * hw..][..hw].copy_from_slice(&out[c * ld + i * hw..][..hw]);
                 }
             }
         },
@@ -210,9 +233,30 @@ impl CustomOp2 for Conv2dCpu {
         let d = dims(l1.dims(), l2.dims(), self.0, None)?;
         let shape = Shape::from((d.b, d.cout, d.ho, d.wo));
         Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => (CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, d)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => (CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, d)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => (CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d)), shape),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => (CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d)), shape),
             _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only"),
+        })
+    }
+}
+
+/// `conv(x, w) + b` in one pass (forward only).
+pub(crate) struct Conv2dBiasCpu(pub ConvGeometry);
+
+impl CustomOp3 for Conv2dBiasCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-conv2d-bias-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1.dims(), l2.dims(), self.0, None)?;
+        if l3.dims() != [d.cout] {
+            candle_core::bail!("conv2d bias: expected ({},), got {:?}", d.cout, l3.dims())
+        }
+        let shape = Shape::from((d.b, d.cout, d.ho, d.wo));
+        Ok(match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, Some(slice(b, l3, "bias")?), d)), shape),
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => (CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, Some(slice(b, l3, "bias")?), d)), shape),
+            _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only, one dtype"),
         })
     }
 }

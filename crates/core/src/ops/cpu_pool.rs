@@ -36,11 +36,32 @@ fn argmax<T: WithDType>(x: &[T], w: usize, p: PoolGeometry, oh: usize, ow: usize
 
 fn forward<T: WithDType>(x: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
     let mut y = vec![T::from_f64(0.0); n * ho * wo];
-    y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, yp)| {
-        let xp = &x[k * h * w..(k + 1) * h * w];
-        for oh in 0..ho {
-            for ow in 0..wo {
-                yp[oh * wo + ow] = xp[argmax(xp, w, p, oh, ow)];
+    // Planes are small: hand rayon a few thousand outputs per task, not one plane.
+    let per_task = (4096 / (ho * wo).max(1)).max(1);
+    y.par_chunks_mut(ho * wo * per_task).enumerate().for_each(|(t, ys)| {
+        for (j, yp) in ys.chunks_mut(ho * wo).enumerate() {
+            let k = t * per_task + j;
+            let xp = &x[k * h * w..(k + 1) * h * w];
+            if p.kernel == (2, 2) && p.stride == (2, 2) {
+                // The common 2×2 pool, branch-light: the first maximum's value, as `argmax`.
+                for oh in 0..ho {
+                    let (r0, r1) = (&xp[2 * oh * w..][..2 * wo], &xp[(2 * oh + 1) * w..][..2 * wo]);
+                    for (ow, out) in yp[oh * wo..(oh + 1) * wo].iter_mut().enumerate() {
+                        let mut m = r0[2 * ow];
+                        for v in [r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]] {
+                            if v > m {
+                                m = v;
+                            }
+                        }
+                        *out = m;
+                    }
+                }
+                continue;
+            }
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    yp[oh * wo + ow] = xp[argmax(xp, w, p, oh, ow)];
+                }
             }
         }
     });
