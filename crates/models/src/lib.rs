@@ -8,6 +8,7 @@ pub mod data;
 pub mod digits_cnn;
 pub mod error;
 pub mod mnist_cnn;
+pub mod text;
 pub mod train;
 
 pub use digits_cnn::DigitsCnn;
