@@ -5,8 +5,9 @@ use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 
 /// The reference input `x̄`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Baseline {
+    #[default]
     Zero,
     Constant(f64),
     /// The input blurred by a Gaussian of this σ (in pixels), per channel; `(B, C, H, W)` inputs.
@@ -21,11 +22,6 @@ pub enum Baseline {
     ChannelMean,
 }
 
-impl Default for Baseline {
-    fn default() -> Self {
-        Baseline::Zero
-    }
-}
 
 impl Baseline {
     /// The baseline for every example of `x`, with `x`'s shape.

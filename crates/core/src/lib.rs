@@ -29,6 +29,8 @@
 //! assert!((total - 4.0).abs() < 1e-4);
 //! # Ok(()) }
 //! ```
+// `!(x > 0.0)` is how parameter checks reject NaN along with the out-of-range values.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod activation;
 pub mod attribution;

@@ -17,11 +17,10 @@ fn torch_init(fan_in: usize) -> candle_nn::Init {
     candle_nn::Init::Uniform { lo: -b, up: b }
 }
 
-/// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
-
 mod sequence;
 pub use sequence::{LayerNorm, Lstm, LstmDirection};
 
+/// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub weight: Tensor,

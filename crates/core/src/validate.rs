@@ -4,6 +4,7 @@ use crate::{Error, Explainable, Result};
 use candle_core::Tensor;
 
 /// Number of NaN / ±inf elements: `x − x` is NaN exactly there.
+#[allow(clippy::eq_op)]
 pub fn non_finite_count(t: &Tensor) -> Result<usize> {
     let d = (t - t)?;
     Ok(d.ne(&d)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)

@@ -90,6 +90,7 @@ pub(crate) fn normals(rng: &mut impl Rng, n: usize, out: &mut Vec<f32>) {
 /// masks `mask_of(range, example index)` (1 = replace by the baseline) are built per chunk,
 /// every masked feature of an example gets the output drop `S(x) − S(x_masked)`, summed over
 /// that example's masks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ablation_sums(
     model: &dyn Explainable,
     s: &Setup,

@@ -68,6 +68,7 @@ fn forward<T: WithDType>(x: &[T], n: usize, h: usize, w: usize, ho: usize, wo: u
     y
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
     if p.kernel == p.stride {
         return backward_tiled(x, g, n, h, w, ho, wo, p);
@@ -87,6 +88,7 @@ fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: us
 
 /// Non-overlapping windows tile the plane: every window writes its cells once (the gradient
 /// at its first maximum, zeros elsewhere), rows by rows, without a scatter.
+#[allow(clippy::too_many_arguments)]
 fn backward_tiled<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
     let (kh, kw) = p.kernel;
     let zero = T::from_f64(0.0);
