@@ -7,10 +7,12 @@
 pub mod data;
 pub mod digits_cnn;
 pub mod error;
+pub mod lstm_classifier;
 pub mod mnist_cnn;
 pub mod text;
 pub mod train;
 
 pub use digits_cnn::DigitsCnn;
 pub use error::{Error, Result};
+pub use lstm_classifier::{LstmClassifier, LstmConfig};
 pub use mnist_cnn::MnistCnn;

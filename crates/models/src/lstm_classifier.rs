@@ -1,0 +1,214 @@
+//! A sentence classifier: word embedding → LSTM (one or more layers, uni- or bidirectional)
+//! → linear, in PyTorch's module names (`embedding.weight`, `lstm.weight_ih_l0`, …, `fc.*`).
+//!
+//! Attribution happens at the embedding output: [`LstmClassifier::embed`] turns ids into
+//! `(B, L, E)` vectors and the `Explainable` forward takes those vectors, so IG and friends
+//! interpolate in embedding space (the zero vector is the padding embedding, and the natural
+//! baseline). Batches are padded on the left ([`encode_left_padded`]) so that the forward
+//! direction's last state, which the head reads, comes after the last real word. A reverse
+//! direction reads its state at position 0, after the padding; it is trained that way.
+
+use crate::error::{Error, Result};
+use crate::text::{Vocab, PAD_ID};
+use candle_core::{Device, Tensor};
+use candle_explain_core::nn::{Linear, Lstm};
+use candle_explain_core::{Explainable, RuleCtx};
+use candle_nn::VarBuilder;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmConfig {
+    pub vocab_size: usize,
+    pub embed_dim: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub bidirectional: bool,
+    pub classes: usize,
+}
+
+impl LstmConfig {
+    fn bad(reason: String) -> Error {
+        candle_explain_core::Error::InvalidParameter { name: "lstm config", reason }.into()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let dims = [self.vocab_size, self.embed_dim, self.hidden, self.layers, self.classes];
+        if dims.contains(&0) {
+            return Err(Self::bad(format!("every size must be at least 1, got {self:?}")));
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "model_type": "lstm_classifier",
+            "vocab_size": self.vocab_size, "embed_dim": self.embed_dim, "hidden": self.hidden,
+            "layers": self.layers, "bidirectional": self.bidirectional, "classes": self.classes,
+        })
+        .to_string()
+    }
+
+    /// Reads a config written by [`LstmConfig::to_json`]; other `model_type`s are an error.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Self::bad(format!("not JSON: {e}")))?;
+        match v.get("model_type").and_then(|t| t.as_str()) {
+            Some("lstm_classifier") => {}
+            other => return Err(Self::bad(format!("model_type must be \"lstm_classifier\", got {other:?}"))),
+        }
+        let size = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| Self::bad(format!("missing or non-integer {k:?}")));
+        let c = Self {
+            vocab_size: size("vocab_size")?,
+            embed_dim: size("embed_dim")?,
+            hidden: size("hidden")?,
+            layers: size("layers")?,
+            bidirectional: v.get("bidirectional").and_then(|b| b.as_bool()).ok_or_else(|| Self::bad("missing \"bidirectional\"".into()))?,
+            classes: size("classes")?,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LstmClassifier {
+    pub config: LstmConfig,
+    pub embedding: Tensor,
+    pub lstm: Lstm,
+    pub fc: Linear,
+}
+
+impl LstmClassifier {
+    pub fn load(vb: VarBuilder, config: LstmConfig) -> Result<Self> {
+        config.validate()?;
+        let c = &config;
+        let embedding = vb.pp("embedding").get_with_hints((c.vocab_size, c.embed_dim), "weight", candle_nn::Init::Randn { mean: 0.0, stdev: 1.0 })?;
+        let lstm = Lstm::load(vb.pp("lstm"), c.embed_dim, c.hidden, c.layers, c.bidirectional)?;
+        let dirs = if c.bidirectional { 2 } else { 1 };
+        let fc = Linear::load(vb.pp("fc"), c.hidden * dirs, c.classes)?;
+        Ok(Self { config, embedding, lstm, fc })
+    }
+
+    /// A folder with `config.json`, `model.safetensors` and `vocab.json`.
+    pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<(Self, Vocab)> {
+        let dir = dir.as_ref();
+        let file = |name: &str| -> Result<std::path::PathBuf> {
+            let p = dir.join(name);
+            if p.exists() { Ok(p) } else { Err(Error::MissingFile(p.display().to_string())) }
+        };
+        let config = LstmConfig::from_json(&std::fs::read_to_string(file("config.json")?)?)?;
+        let vocab = Vocab::load(file("vocab.json")?)?;
+        if vocab.len() != config.vocab_size {
+            return Err(LstmConfig::bad(format!("the vocabulary has {} tokens but the model {}", vocab.len(), config.vocab_size)));
+        }
+        let weights = file("model.safetensors")?;
+        let path = weights.display().to_string();
+        // SAFETY: the file is memory-mapped read-only and not modified while loaded.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], candle_core::DType::F32, device) }.map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+        let model = Self::load(vb, config).map_err(|e| Error::Checkpoint { path, reason: e.to_string() })?;
+        Ok((model, vocab))
+    }
+
+    /// Word ids `(B, L)` → embeddings `(B, L, E)`; ids outside the vocabulary are an error.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, l) = ids.dims2().map_err(|_| LstmConfig::bad(format!("ids must be (batch, length), got {:?}", ids.dims())))?;
+        let flat = ids.flatten_all()?.to_dtype(candle_core::DType::U32)?;
+        let max = flat.max(0)?.to_scalar::<u32>()? as usize;
+        if max >= self.config.vocab_size {
+            return Err(LstmConfig::bad(format!("token id {max} is outside the vocabulary of {}", self.config.vocab_size)));
+        }
+        // Padding embeds to exactly zero whatever row 0 holds (PyTorch's `padding_idx`).
+        let keep = flat.ne(PAD_ID)?.to_dtype(self.embedding.dtype())?.unsqueeze(1)?;
+        Ok(self.embedding.index_select(&flat, 0)?.broadcast_mul(&keep)?.reshape((b, l, self.config.embed_dim))?)
+    }
+
+    /// Logits from embeddings `(B, L, E)`.
+    pub fn forward_embeds(&self, emb: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let h = self.lstm.forward(emb, ctx)?;
+        let (t, hs) = (h.dim(1)?, self.config.hidden);
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?.narrow(1, 0, hs)?;
+        let read = if self.config.bidirectional { Tensor::cat(&[&last, &h.narrow(1, 0, 1)?.squeeze(1)?.narrow(1, hs, hs)?], 1)? } else { last };
+        self.fc.forward_with(&read, ctx)
+    }
+}
+
+impl Explainable for LstmClassifier {
+    /// `x` is the embedding output `(B, L, E)`.
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        if x.rank() != 3 || x.dim(2)? != self.config.embed_dim || x.dim(1)? == 0 {
+            return Err(candle_explain_core::Error::InputShape { expected: format!("(batch, length ≥ 1, {}) embeddings", self.config.embed_dim), got: x.dims().to_vec() });
+        }
+        self.forward_embeds(x, ctx)
+    }
+}
+
+/// The classifier on word ids (for training and prediction): `embed` then the forward.
+pub struct OnIds<'a>(pub &'a LstmClassifier);
+
+impl Explainable for OnIds<'_> {
+    fn forward_with(&self, ids: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let emb = self.0.embed(ids).map_err(|e| match e {
+            Error::Explain(e) => e,
+            Error::Candle(e) => e.into(),
+            e => candle_explain_core::Error::Unsupported(e.to_string()),
+        })?;
+        self.0.forward_embeds(&emb, ctx)
+    }
+}
+
+/// Ids `(B, L)` padded on the left with [`PAD_ID`] to the longest text (at most `max_len`
+/// words; longer texts keep their first `max_len`).
+pub fn encode_left_padded<S: AsRef<str>>(vocab: &Vocab, texts: &[S], max_len: usize, device: &Device) -> Result<Tensor> {
+    if texts.is_empty() || max_len == 0 {
+        return Err(LstmConfig::bad("need at least one text and max_len ≥ 1".into()));
+    }
+    let rows: Vec<Vec<u32>> = texts.iter().map(|t| vocab.encode(t.as_ref(), max_len)).collect();
+    let len = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(rows.len() * len);
+    for r in &rows {
+        ids.extend(std::iter::repeat_n(PAD_ID, len - r.len()));
+        ids.extend_from_slice(r);
+    }
+    Ok(Tensor::from_vec(ids, (rows.len(), len), device)?)
+}
+
+/// Word vectors for `vocab` taken from a BERT checkpoint's WordPiece embeddings (`table`
+/// `(pieces, dim)`, its `vocab.txt` one piece per line): a word in the WordPiece vocabulary
+/// gets its row; any other word the mean of the rows of its greedy longest-match pieces
+/// (`##` marks continuations); a word with no match, like `<unk>`, gets zeros, as `<pad>`.
+pub fn wordpiece_embeddings(vocab: &Vocab, wordpiece_vocab: impl AsRef<Path>, table: &Tensor) -> Result<Tensor> {
+    let path = wordpiece_vocab.as_ref();
+    if !path.exists() {
+        return Err(Error::MissingFile(format!("{} (run `scripts/fetch-assets.sh minilm` to fetch it)", path.display())));
+    }
+    let pieces: std::collections::HashMap<String, u32> = std::fs::read_to_string(path)?.lines().enumerate().map(|(i, l)| (l.to_string(), i as u32)).collect();
+    let (rows, dim) = table.dims2()?;
+    if pieces.len() != rows {
+        return Err(LstmConfig::bad(format!("{} has {} pieces but the embedding table {rows} rows", path.display(), pieces.len())));
+    }
+    let split = |word: &str| -> Option<Vec<u32>> {
+        let chars: Vec<char> = word.chars().collect();
+        let (mut out, mut start) = (vec![], 0);
+        while start < chars.len() {
+            let found = (start + 1..=chars.len()).rev().find_map(|end| {
+                let s: String = chars[start..end].iter().collect();
+                pieces.get(&if start == 0 { s } else { format!("##{s}") }).map(|&id| (id, end))
+            });
+            let (id, end) = found?;
+            out.push(id);
+            start = end;
+        }
+        Some(out)
+    };
+    let host: Vec<f32> = table.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+    let mut out = vec![0f32; vocab.len() * dim];
+    for (w, tok) in vocab.tokens().iter().enumerate() {
+        let ids = if tok.starts_with('<') { None } else { split(tok) };
+        let ids = ids.unwrap_or_default();
+        for id in &ids {
+            for (o, v) in out[w * dim..(w + 1) * dim].iter_mut().zip(&host[*id as usize * dim..][..dim]) {
+                *o += v / ids.len() as f32;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (vocab.len(), dim), table.device())?)
+}

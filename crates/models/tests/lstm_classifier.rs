@@ -1,0 +1,157 @@
+//! The LSTM sentence classifier: a by-hand LSTM step, every core method on it (shapes and
+//! completeness where promised), bad input, and training on the real polarity sentences.
+
+use candle_core::{DType, Device, Tensor};
+use candle_explain_core::prelude::*;
+use candle_explain_models::lstm_classifier::{encode_left_padded, wordpiece_embeddings, OnIds};
+use candle_explain_models::text::{load_polarity_csv, split, Vocab};
+use candle_explain_models::train::{train, OptimizerKind, TrainConfig};
+use candle_explain_models::{LstmClassifier, LstmConfig};
+use candle_nn::{VarBuilder, VarMap};
+use std::collections::HashMap;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// One word, one embedding dimension, one hidden unit: PyTorch's LSTM equations by hand.
+#[test]
+fn one_lstm_step_by_hand() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let config = LstmConfig { vocab_size: 3, embed_dim: 1, hidden: 1, layers: 1, bidirectional: false, classes: 2 };
+    let t = |v: &[f32], shape: &[usize]| Tensor::from_vec(v.to_vec(), shape, &dev).unwrap();
+    let w: HashMap<String, Tensor> = [
+        ("embedding.weight", t(&[0.0, 0.8, -1.5], &[3, 1])),
+        ("lstm.weight_ih_l0", t(&[0.5, -0.3, 0.9, 1.2], &[4, 1])),
+        ("lstm.weight_hh_l0", t(&[0.2, 0.4, -0.6, 0.1], &[4, 1])),
+        ("lstm.bias_ih_l0", t(&[0.1, 0.2, 0.0, -0.1], &[4])),
+        ("lstm.bias_hh_l0", t(&[0.05, 0.0, 0.1, 0.0], &[4])),
+        ("fc.weight", t(&[1.5, -2.0], &[2, 1])),
+        ("fc.bias", t(&[0.0, 0.3], &[2])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let model = LstmClassifier::load(VarBuilder::from_tensors(w, DType::F32, &dev), config)?;
+    let logits: Vec<Vec<f32>> = OnIds(&model).forward(&Tensor::new(&[[1u32, 2]], &dev)?)?.to_vec2()?;
+    // Two steps over x = 0.8 then −1.5.
+    let (wi, wh, b) = ([0.5, -0.3, 0.9, 1.2], [0.2, 0.4, -0.6, 0.1], [0.15, 0.2, 0.1, -0.1]);
+    let (mut h, mut c) = (0.0f64, 0.0f64);
+    for x in [0.8, -1.5] {
+        let z: Vec<f64> = (0..4).map(|k| wi[k] * x + wh[k] * h + b[k]).collect();
+        let (i, f, g, o) = (sigmoid(z[0]), sigmoid(z[1]), z[2].tanh(), sigmoid(z[3]));
+        c = f * c + i * g;
+        h = o * c.tanh();
+    }
+    let want = [1.5 * h, -2.0 * h + 0.3];
+    for k in 0..2 {
+        assert!((logits[0][k] as f64 - want[k]).abs() < 1e-6, "logit {k}: {} vs by hand {}", logits[0][k], want[k]);
+    }
+    // Padding on the left embeds to zero vectors.
+    let vocab = Vocab::build(["good film", "bad"], 1, usize::MAX);
+    let ids = encode_left_padded(&vocab, &["bad", "good film"], 10, &dev)?;
+    assert_eq!(ids.to_vec2::<u32>()?[0][0], 0);
+    assert_eq!(model.embed(&Tensor::new(&[[0u32, 1]], &dev)?)?.flatten_all()?.to_vec1::<f32>()?, [0.0, 0.8]);
+    Ok(())
+}
+
+fn small(bidirectional: bool) -> anyhow::Result<LstmClassifier> {
+    let vars = VarMap::new();
+    let config = LstmConfig { vocab_size: 20, embed_dim: 6, hidden: 5, layers: 2, bidirectional, classes: 3 };
+    Ok(LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu), config)?)
+}
+
+/// Every core method runs on embeddings `(B, L, E)` with one and two directions; the methods
+/// that promise completeness keep it.
+#[test]
+fn every_method_runs_on_the_lstm() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    for bidirectional in [false, true] {
+        let model = small(bidirectional)?;
+        let ids = Tensor::new(&[[0u32, 3, 7, 1, 9], [4, 4, 12, 19, 2]], &dev)?;
+        let x = model.embed(&ids)?;
+        let t = Target::PerExample(vec![2, 0]);
+        let words = Tensor::arange(0u32, 5, &dev)?.reshape((1, 5, 1))?.broadcast_as((1, 5, 6))?.contiguous()?;
+        let methods: Vec<(&str, Box<dyn Attributor>, Option<f32>)> = vec![
+            ("saliency", Box::new(Saliency::signed()), None),
+            ("gradient × input", Box::new(InputXGradient::default()), None),
+            ("integrated gradients", Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(64) }), Some(1e-3)),
+            ("ε-LRP", Box::new(EpsilonLrp::new(1e-6)), None),
+            ("LRP ε composite", Box::new(Lrp::new(Composite::new(ActRule::Pass).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6)).with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-6)))), None),
+            ("deeplift", Box::new(DeepLift::default()), None),
+            ("guided backprop", Box::new(GuidedBackprop::default()), None),
+            ("deconvnet", Box::new(Deconvnet::default()), None),
+            ("gradient shap", Box::new(GradientShap::new(x.zeros_like()?.narrow(0, 0, 1)?, 8, 0.1, 1)), None),
+            ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 4, 2)), None),
+            ("occlusion", Box::new(Occlusion::new(&[1, 6], &[1, 6])), None),
+            ("feature ablation", Box::new(FeatureAblation::new(words.clone())), None),
+            ("shapley", Box::new(ShapleyValues::exact(words.clone())), Some(1e-4)),
+            ("random", Box::new(RandomAttribution { seed: 3 }), None),
+            ("guided IG", Box::new(GuidedIntegratedGradients { steps: 16, ..Default::default() }), Some(2e-2)),
+            ("GGIG", Box::new(GeometricallyGuidedIg::default()), None),
+        ];
+        for (name, m, complete) in methods {
+            let a = m.attribute(&model, &x, &t).map_err(|e| anyhow::anyhow!("{name} (bidirectional {bidirectional}): {e}"))?;
+            assert_eq!(a.attributions.dims(), x.dims(), "{name}");
+            assert_eq!(a.output.dims(), &[2], "{name}");
+            if let Some(tol) = complete {
+                let delta = a.delta.as_ref().expect("a complete method reports its delta").abs()?.max(0)?.to_scalar::<f32>()?;
+                let scale = a.output.abs()?.max(0)?.to_scalar::<f32>()?.max(1e-3);
+                assert!(delta / scale < tol, "{name} (bidirectional {bidirectional}): completeness error {delta}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let model = small(false)?;
+    let err = model.embed(&Tensor::new(&[[1u32, 20]], &dev)?).unwrap_err().to_string();
+    assert!(err.contains("outside the vocabulary of 20"), "{err}");
+    let err = Saliency::signed().attribute(&model, &Tensor::zeros((1, 4, 7), DType::F32, &dev)?, &Target::Class(0)).unwrap_err().to_string();
+    assert!(err.contains("6) embeddings"), "{err}");
+    let err = LstmConfig::from_json(r#"{"model_type": "gru", "vocab_size": 3}"#).unwrap_err().to_string();
+    assert!(err.contains("lstm_classifier"), "{err}");
+    let err = LstmConfig::from_json(r#"{"model_type": "lstm_classifier", "vocab_size": 3}"#).unwrap_err().to_string();
+    assert!(err.contains("embed_dim"), "{err}");
+    let err = LstmClassifier::from_dir(std::env::temp_dir().join("no-such-lstm-folder"), &dev).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    // A weights file of the wrong shape for the config.
+    let config = LstmConfig { vocab_size: 20, embed_dim: 6, hidden: 5, layers: 1, bidirectional: false, classes: 3 };
+    let w: HashMap<String, Tensor> = [("embedding.weight".to_string(), Tensor::zeros((20, 7), DType::F32, &dev)?)].into_iter().collect();
+    let err = LstmClassifier::load(VarBuilder::from_tensors(w, DType::F32, &dev), config).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
+    Ok(())
+}
+
+/// Trains the classifier as `examples/train_lstm_polarity` does (frozen MiniLM word vectors,
+/// 4 epochs instead of 8) on the fetched Pang & Lee sentences: held-out accuracy over 70 %.
+/// Needs `scripts/fetch-assets.sh polarity minilm` (CI runs it); fails when they are missing.
+#[test]
+fn trains_on_the_polarity_sentences() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let data = load_polarity_csv(format!("{ROOT}/assets/polarity/pang_lee_sentences.csv"))?;
+    let (train_set, test_set) = split(data, 0.2, 7)?;
+    let vocab = Vocab::build(train_set.iter().map(|(t, _)| t.as_str()), 2, usize::MAX);
+    let minilm = format!("{ROOT}/assets/all-MiniLM-L6-v2");
+    let bert = candle_core::safetensors::load(format!("{minilm}/model.safetensors"), &dev).map_err(|e| anyhow::anyhow!("{minilm}/model.safetensors: {e} (run scripts/fetch-assets.sh minilm)"))?;
+    let pretrained = wordpiece_embeddings(&vocab, format!("{minilm}/vocab.txt"), &bert["embeddings.word_embeddings.weight"])?;
+    let encode = |set: &[(String, u32)]| -> anyhow::Result<(Tensor, Tensor)> {
+        let texts: Vec<&str> = set.iter().map(|(t, _)| t.as_str()).collect();
+        Ok((encode_left_padded(&vocab, &texts, 50, &dev)?, Tensor::new(set.iter().map(|(_, l)| *l).collect::<Vec<u32>>(), &dev)?))
+    };
+    let ((xtr, ytr), (xte, yte)) = (encode(&train_set)?, encode(&test_set)?);
+    let config = LstmConfig { vocab_size: vocab.len(), embed_dim: 384, hidden: 64, layers: 1, bidirectional: false, classes: 2 };
+    let vars = VarMap::new();
+    let mut model = LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &dev), config)?;
+    model.embedding = pretrained;
+    let cfg = TrainConfig { epochs: 4, batch_size: 32, learning_rate: 2e-3, optimizer: OptimizerKind::AdamW { weight_decay: 1e-2 }, seed: 1, progress: false };
+    let report = train(&OnIds(&model), &vars, &xtr, &ytr, Some((&xte, &yte)), &cfg)?;
+    let acc = *report.accuracy.last().unwrap();
+    assert!(acc > 0.70, "held-out accuracy {acc} (per epoch {:?})", report.accuracy);
+    Ok(())
+}
