@@ -10,7 +10,7 @@
 
 use crate::ops::conv::ConvGeometry;
 use crate::ops::InputGrad;
-use crate::rules::stabilize;
+use crate::rules::stabilized_div;
 use candle_core::{Result, Tensor};
 
 /// Zennit's default stabiliser for every rule but ε.
@@ -148,15 +148,16 @@ impl LayerBackward {
         // After a ReLU the negative part of the input is identically zero: its terms add
         // exactly nothing, so sign-split rules drop them (half the work on most layers).
         let sign_split = matches!(self.rule, LayerRule::ZPlus | LayerRule::AlphaBeta { .. } | LayerRule::Gamma(_));
-        let (min, max) = if sign_split {
-            let f = x.flatten_all()?.to_dtype(candle_core::DType::F32)?;
-            (f.min(0)?.to_scalar::<f32>()?, f.max(0)?.to_scalar::<f32>()?)
-        } else {
-            (-1.0, 1.0)
-        };
+        let f = || x.flatten_all()?.to_dtype(candle_core::DType::F32);
+        let min = if sign_split { f()?.min(0)?.to_scalar::<f32>()? } else { -1.0 };
+        let max = if sign_split && min < 0.0 { f()?.max(0)?.to_scalar::<f32>()? } else { 1.0 };
         let keep = |t: &Term| !((min >= 0.0 && t.input_part == Part::Neg) || (max <= 0.0 && t.input_part == Part::Pos));
         let map_b = |f: fn(&Tensor) -> Result<Tensor>| b.map(f).transpose();
-        let (xp, xn, wp, wn) = (pos(x)?, neg(x)?, pos(w)?, neg(w)?);
+        // Each split is a pass over the activations. Rules without a sign split never read
+        // them; for x ≥ 0 (after a ReLU) x is its own positive part and the negative terms are
+        // dropped by `keep` (and symmetrically for x ≤ 0), so x stands in for both.
+        let (xp, xn) = if !sign_split || min >= 0.0 || max <= 0.0 { (x.clone(), x.clone()) } else { (pos(x)?, neg(x)?) };
+        let (wp, wn) = (pos(w)?, neg(w)?);
         let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Pos };
         let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Neg };
         let one = |coef, terms| Group { coef, terms, mask: None };
@@ -222,12 +223,13 @@ impl InputGrad for LayerBackward {
                     Some(a) => (a + o)?,
                 });
             }
-            let mut s = (r / stabilize(&zg.expect("a group has terms"), eps)?)?;
+            let mut s = stabilized_div(r, &zg.expect("a group has terms"), eps)?;
             if let Some(m) = &g.mask {
                 s = (s * m)?;
             }
             for t in &g.terms {
-                let c = ((&t.input * self.affine.transpose(&s, &t.weight, x)?)? * (t.sign * g.coef))?;
+                let c = (&t.input * self.affine.transpose(&s, &t.weight, x)?)?;
+                let c = if t.sign * g.coef == 1.0 { c } else { (c * (t.sign * g.coef))? };
                 acc = Some(match acc {
                     None => c,
                     Some(a) => (a + c)?,
@@ -254,6 +256,6 @@ impl InputGrad for SumShare {
         "candle-explain-sum-norm"
     }
     fn input_grad(&self, a: &Tensor, _y: &Tensor, r: &Tensor) -> Result<Tensor> {
-        a * (r / stabilize(&self.total, self.eps)?)?
+        a * stabilized_div(r, &self.total, self.eps)?
     }
 }

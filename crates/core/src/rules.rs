@@ -37,6 +37,14 @@ pub(crate) fn stabilize(z: &Tensor, eps: f64) -> Result<Tensor> {
     z + (sign * eps)?
 }
 
+/// `r / stabilize(z, eps)`, in one pass on the CPU.
+pub(crate) fn stabilized_div(r: &Tensor, z: &Tensor, eps: f64) -> Result<Tensor> {
+    if r.device().is_cpu() && r.dtype() == z.dtype() && r.dims() == z.dims() && matches!(r.dtype(), candle_core::DType::F32 | candle_core::DType::F64) {
+        return r.contiguous()?.apply_op2_no_bwd(&z.contiguous()?, &crate::ops::cpu_act::StabilizedDivCpu(eps));
+    }
+    r / stabilize(z, eps)?
+}
+
 /// The backward of one nonlinearity under a rule. `zref` is the baseline's
 /// pre-activation, needed by Rescale only.
 pub(crate) struct ActBackward {

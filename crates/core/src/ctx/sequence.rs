@@ -20,7 +20,7 @@ use super::{Mode, RuleCtx};
 use crate::composite::LayerKind;
 use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
 use crate::ops::{boundary, InputGrad};
-use crate::rules::{stabilize, ActRule};
+use crate::rules::{stabilized_div, ActRule};
 use crate::Result;
 use candle_core::{Tensor, D};
 
@@ -137,7 +137,7 @@ impl InputGrad for LayerNormRelevance {
         "candle-explain-layer-norm-relevance"
     }
     fn input_grad(&self, x: &Tensor, y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
-        let s = (r / stabilize(y, self.eps)?)?.broadcast_mul(&self.gamma)?;
+        let s = stabilized_div(r, y, self.eps)?.broadcast_mul(&self.gamma)?;
         let centred = s.broadcast_sub(&s.mean_keepdim(D::Minus1)?)?;
         x * centred.broadcast_div(&self.sd)?
     }
@@ -154,7 +154,7 @@ impl InputGrad for AttentionRelevance {
         "candle-explain-attention-relevance"
     }
     fn input_grad(&self, v: &Tensor, y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
-        let s = (r / stabilize(y, self.eps)?)?;
+        let s = stabilized_div(r, y, self.eps)?;
         v * self.p.t()?.contiguous()?.matmul(&s.contiguous()?)?
     }
 }

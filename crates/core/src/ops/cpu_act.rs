@@ -103,3 +103,28 @@ impl CustomOp3 for ReluRescaleCpu {
         })
     }
 }
+
+/// `op(r, z) = r / (z + ε·sign z)` (sign 0 = +1) in one pass: the LRP rules' normalisation,
+/// five tensor-op passes otherwise.
+pub(crate) struct StabilizedDivCpu(pub f64);
+
+impl CustomOp2 for StabilizedDivCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-stabilized-div-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("stabilized division: shapes {:?} and {:?} differ", l1.dims(), l2.dims())
+        }
+        fn div<T: WithDType>(r: &[T], z: &[T], eps: f64) -> Vec<T> {
+            let (zero, eps) = (T::from_f64(0.0), T::from_f64(eps));
+            map2(z, r, move |z, r| r / if z >= zero { z + eps } else { z - eps })
+        }
+        let shape = l1.shape().clone();
+        Ok(match (s1, s2) {
+            (CpuStorage::F32(r), CpuStorage::F32(z)) => (CpuStorage::F32(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)), shape),
+            (CpuStorage::F64(r), CpuStorage::F64(z)) => (CpuStorage::F64(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)), shape),
+            _ => candle_core::bail!("stabilized division kernel: f32 or f64 only"),
+        })
+    }
+}
