@@ -85,6 +85,18 @@ impl Affine {
         }
     }
 
+    /// `input ⊙ Lᵀ g`, fused into the conv kernel on the CPU.
+    fn transpose_times(&self, g: &Tensor, w: &Tensor, x: &Tensor, input: &Tensor) -> Result<Tensor> {
+        if let Affine::Conv(geom) = self {
+            let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == g.dtype();
+            if fits(g) && fits(w) && fits(input) && input.dims() == x.dims() {
+                let op = crate::ops::cpu_conv::Conv2dInputGradTimesCpu { g: *geom };
+                return g.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &input.contiguous()?, &op);
+            }
+        }
+        input * self.transpose(g, w, x)?
+    }
+
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
     fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -228,7 +240,7 @@ impl InputGrad for LayerBackward {
                 s = (s * m)?;
             }
             for t in &g.terms {
-                let c = (&t.input * self.affine.transpose(&s, &t.weight, x)?)?;
+                let c = self.affine.transpose_times(&s, &t.weight, x, &t.input)?;
                 let c = if t.sign * g.coef == 1.0 { c } else { (c * (t.sign * g.coef))? };
                 acc = Some(match acc {
                     None => c,

@@ -180,7 +180,9 @@ fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims) -> Vec<
 }
 
 /// `dx (b, cin, h, w)` from `dy (b, cout, ho, wo)`: `cols = Wᵀ dy` per image, then col2im.
-fn input_grad<T: WithDType>(dy: &[T], wt: &[T], d: Dims) -> Vec<T> {
+/// With `times`, the result is multiplied by it elementwise while each image is still in
+/// cache (LRP's `x ⊙ Wᵀ s`).
+fn input_grad<T: WithDType>(dy: &[T], wt: &[T], times: Option<&[T]>, d: Dims) -> Vec<T> {
     let (hw, k, cout_g) = (d.hw_out(), d.k_per_group(), d.cout / d.g.groups);
     let mut dx = vec![T::from_f64(0.0); d.b * d.cin * d.h * d.w];
     let par = d.parallelism();
@@ -201,6 +203,12 @@ fn input_grad<T: WithDType>(dy: &[T], wt: &[T], d: Dims) -> Vec<T> {
                 }
             }
             col2im(cols, dxb, &d);
+            if let Some(x) = times {
+                let n = dxb.len();
+                for (v, m) in dxb.iter_mut().zip(&x[b * n..(b + 1) * n]) {
+                    *v *= *m;
+                }
+            }
         },
     );
     dx
@@ -275,9 +283,33 @@ impl CustomOp2 for Conv2dInputGradCpu {
         let d = dims(l1.dims(), l2.dims(), self.g, Some(self.in_hw))?;
         let shape = Shape::from((d.b, d.cin, d.h, d.w));
         Ok(match (s1, s2) {
-            (CpuStorage::F32(dy), CpuStorage::F32(w)) => (CpuStorage::F32(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, d)), shape),
-            (CpuStorage::F64(dy), CpuStorage::F64(w)) => (CpuStorage::F64(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, d)), shape),
+            (CpuStorage::F32(dy), CpuStorage::F32(w)) => (CpuStorage::F32(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, None, d)), shape),
+            (CpuStorage::F64(dy), CpuStorage::F64(w)) => (CpuStorage::F64(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, None, d)), shape),
             _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only"),
+        })
+    }
+}
+
+/// `x ⊙ convᵀ(dy)`: the input gradient times the layer input, in one kernel.
+pub(crate) struct Conv2dInputGradTimesCpu {
+    pub g: ConvGeometry,
+}
+
+impl CustomOp3 for Conv2dInputGradTimesCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-conv2d-input-grad-times-cpu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let &[_, _, h, w] = l3.dims() else { candle_core::bail!("conv input grad: x must be 4-D, got {:?}", l3.dims()) };
+        let d = dims(l1.dims(), l2.dims(), self.g, Some((h, w)))?;
+        if l3.dims() != [d.b, d.cin, d.h, d.w] {
+            candle_core::bail!("conv input grad: x {:?} does not match the gradient's input {:?}", l3.dims(), [d.b, d.cin, d.h, d.w])
+        }
+        let shape = Shape::from((d.b, d.cin, d.h, d.w));
+        Ok(match (s1, s2, s3) {
+            (CpuStorage::F32(dy), CpuStorage::F32(w), CpuStorage::F32(x)) => (CpuStorage::F32(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, Some(slice(x, l3, "x")?), d)), shape),
+            (CpuStorage::F64(dy), CpuStorage::F64(w), CpuStorage::F64(x)) => (CpuStorage::F64(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, Some(slice(x, l3, "x")?), d)), shape),
+            _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only, one dtype"),
         })
     }
 }
