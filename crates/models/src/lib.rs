@@ -4,6 +4,7 @@
 //! [`Explainable`](candle_explain_core::Explainable) and loads through a `VarBuilder` with
 //! PyTorch's tensor names, so real checkpoints load unchanged.
 
+pub mod bert;
 pub mod data;
 pub mod digits_cnn;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod mnist_cnn;
 pub mod text;
 pub mod train;
 
+pub use bert::{BertClassifier, BertConfig};
 pub use digits_cnn::DigitsCnn;
 pub use error::{Error, Result};
 pub use lstm_classifier::{LstmClassifier, LstmConfig};
