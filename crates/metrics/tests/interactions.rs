@@ -4,11 +4,10 @@
 
 mod common;
 use candle_core::{Device, Tensor};
-use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
-use candle_explain_core::ops::conv::ConvGeometry;
+use candle_explain_core::nn::{Flatten, Linear, Sequential};
 use candle_explain_core::prelude::*;
 use candle_explain_metrics::{Error, HarsanyiInteractions};
-use common::uniform;
+use common::{cnn, uniform};
 
 /// `F(x) = x₀·x₁ + 2·x₂` (one output).
 struct Product;
@@ -60,15 +59,6 @@ fn an_additive_model_has_no_interactions() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn cnn() -> Sequential {
-    Sequential::new()
-        .push(Conv2d::new(uniform(&[4, 1, 3, 3], -0.6, 0.6, 3), Some(uniform(&[4], -0.1, 0.1, 4)), ConvGeometry { padding: 1, ..Default::default() }))
-        .push(Activation::Relu)
-        .push(MaxPool2d::new(2))
-        .push(Flatten)
-        .push(Linear::new(uniform(&[3, 36], -0.5, 0.5, 5), None))
 }
 
 /// 2×2 superpixels of a 6×6 image: 9 players.

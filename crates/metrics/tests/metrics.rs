@@ -1,10 +1,9 @@
 //! Sensitivity-n and pixel flipping on models where the answers are known.
 
 mod common;
-use common::uniform;
+use common::{cnn, uniform};
 use candle_core::{DType, Device, Tensor};
-use candle_explain_core::nn::{Conv2d, Flatten, Linear, MaxPool2d, Sequential};
-use candle_explain_core::ops::conv::ConvGeometry;
+use candle_explain_core::nn::{Flatten, Linear, Sequential};
 use candle_explain_core::prelude::*;
 use candle_explain_metrics::perturb::{hash_keys, smallest_k_masks};
 use candle_explain_metrics::{Error, FlipOrder, PixelFlipping, SensitivityN};
@@ -15,14 +14,6 @@ fn linear() -> (Sequential, Tensor) {
     (Sequential::new().push(Flatten).push(Linear::new(w.clone(), Some(uniform(&[3], -1.0, 1.0, 2)))), w)
 }
 
-fn cnn() -> Sequential {
-    Sequential::new()
-        .push(Conv2d::new(uniform(&[4, 1, 3, 3], -0.6, 0.6, 3), Some(uniform(&[4], -0.1, 0.1, 4)), ConvGeometry { padding: 1, ..Default::default() }))
-        .push(Activation::Relu)
-        .push(MaxPool2d::new(2))
-        .push(Flatten)
-        .push(Linear::new(uniform(&[3, 36], -0.5, 0.5, 5), None))
-}
 
 /// On S = w·x + b with a zero baseline, removing S drops the score by Σ_{i∈S} w_i x_i, which
 /// is exactly Gradient × Input summed over S: the correlation is 1 at every n.

@@ -236,11 +236,7 @@ pub struct BertOnIds<'a>(pub &'a BertClassifier);
 
 impl Explainable for BertOnIds<'_> {
     fn forward_with(&self, ids: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        let emb = self.0.embed(ids).map_err(|e| match e {
-            Error::Explain(e) => e,
-            Error::Candle(e) => e.into(),
-            e => candle_explain_core::Error::Unsupported(e.to_string()),
-        })?;
+        let emb = self.0.embed(ids)?;
         let mask = ids.ne(0u32)?;
         self.0.forward_embeds(&emb, Some(&mask), ctx)
     }

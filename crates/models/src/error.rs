@@ -17,3 +17,14 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Models' errors inside an `Explainable` forward (which returns the core crate's errors).
+impl From<Error> for candle_explain_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Explain(e) => e,
+            Error::Candle(e) => e.into(),
+            e => candle_explain_core::Error::Unsupported(e.to_string()),
+        }
+    }
+}

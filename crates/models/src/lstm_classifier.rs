@@ -146,11 +146,7 @@ pub struct OnIds<'a>(pub &'a LstmClassifier);
 
 impl Explainable for OnIds<'_> {
     fn forward_with(&self, ids: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        let emb = self.0.embed(ids).map_err(|e| match e {
-            Error::Explain(e) => e,
-            Error::Candle(e) => e.into(),
-            e => candle_explain_core::Error::Unsupported(e.to_string()),
-        })?;
+        let emb = self.0.embed(ids)?;
         self.0.forward_embeds(&emb, ctx)
     }
 }
