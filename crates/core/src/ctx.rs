@@ -228,7 +228,7 @@ impl RuleCtx {
             Mode::Rule(_) => {
                 let y = linear_fwd(&x.detach(), w, b)?;
                 let rule = self.next_layer_rule(LayerKind::Linear);
-                boundary(x, &y, LayerBackward::new(Affine::Linear, rule, w.clone(), b.cloned()))?
+                boundary(x, &y, LayerBackward { affine: Affine::Linear, rule, weight: w.clone(), bias: b.cloned() })?
             }
             Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
@@ -241,22 +241,9 @@ impl RuleCtx {
         let y = match self.mode {
             Mode::Plain => return Ok(conv_fwd(x, w, b, g)?),
             Mode::Rule(_) => {
+                let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
                 let rule = self.next_layer_rule(LayerKind::Conv2d);
-                let xd = x.detach();
-                // z⁺ after a ReLU: W and W⁺ share one gemm (one im2col) in the forward.
-                let nonneg = rule == LayerRule::ZPlus && crate::ops::cpu_conv::applies(x) && xd.flatten_all()?.min(0)?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? >= 0.0;
-                if nonneg {
-                    let cout = w.dim(0)?;
-                    let w2 = Tensor::cat(&[w, &w.relu()?], 0)?;
-                    let b2 = b.map(|b| Tensor::cat(&[b, &b.relu()?], 0)).transpose()?;
-                    let both = conv_fwd_no_grad(&xd, &w2, b2.as_ref(), g)?;
-                    let (y, zp) = (both.narrow(1, 0, cout)?, both.narrow(1, cout, cout)?.contiguous()?);
-                    let back = LayerBackward { zplus: Some(zp), ..LayerBackward::new(Affine::Conv(g), rule, w.clone(), b.cloned()) };
-                    boundary(x, &y, back)?
-                } else {
-                    let y = conv_fwd_no_grad(&xd, w, b, g)?;
-                    boundary(x, &y, LayerBackward::new(Affine::Conv(g), rule, w.clone(), b.cloned()))?
-                }
+                boundary(x, &y, LayerBackward { affine: Affine::Conv(g), rule, weight: w.clone(), bias: b.cloned() })?
             }
             Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
@@ -285,7 +272,7 @@ impl RuleCtx {
                 let y = crate::ops::pool::avg_pool(&x.detach(), p)?;
                 let rule = self.unindexed_rule(LayerKind::AvgPool2d)?;
                 let unit = Tensor::ones(1, x.dtype(), x.device())?;
-                boundary(x, &y, LayerBackward::new(Affine::AvgPool(p), rule, unit, None))?
+                boundary(x, &y, LayerBackward { affine: Affine::AvgPool(p), rule, weight: unit, bias: None })?
             }
             Mode::Record | Mode::Probe | Mode::Inference => crate::ops::pool::avg_pool(x, p)?,
         };

@@ -151,15 +151,6 @@ pub(crate) struct LayerBackward {
     pub rule: LayerRule,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
-    /// z⁺ = W⁺x + b⁺, computed by the forward in the same gemm as the output, for a z⁺ layer
-    /// whose input is non-negative (then z⁺ is the rule's whole normaliser).
-    pub zplus: Option<Tensor>,
-}
-
-impl LayerBackward {
-    pub fn new(affine: Affine, rule: LayerRule, weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { affine, rule, weight, bias, zplus: None }
-    }
 }
 
 impl LayerBackward {
@@ -228,10 +219,6 @@ impl InputGrad for LayerBackward {
     fn input_grad(&self, x: &Tensor, z: &Tensor, r: &Tensor) -> Result<Tensor> {
         if self.rule == LayerRule::Gradient {
             return self.affine.transpose(r, &self.weight, x);
-        }
-        if let Some(zp) = &self.zplus {
-            let s = stabilized_div(r, zp, DEFAULT_STABILIZER)?;
-            return self.affine.transpose_times(&s, &pos(&self.weight)?, x, x);
         }
         let eps = match self.rule {
             LayerRule::Epsilon(e) => e,
