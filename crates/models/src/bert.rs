@@ -164,6 +164,12 @@ impl BertClassifier {
         Self::load(enc, head_vb, config).map_err(|e| Error::Checkpoint { path: weights.display().to_string(), reason: e.to_string() })
     }
 
+    /// A hub id (`org/name`) at `revision`, from the local Hugging Face cache (offline; see
+    /// [`crate::hub`]), with the head as in [`BertClassifier::from_dir`].
+    pub fn from_hub(repo_id: &str, revision: &str, head: Option<&Path>, device: &Device) -> Result<Self> {
+        Self::from_dir(crate::hub::snapshot(repo_id, revision)?, head, device)
+    }
+
     /// Word ids `(B, L)` → word embeddings `(B, L, H)`. Ids outside the vocabulary and
     /// sequences longer than `max_position_embeddings` are errors (truncate before).
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {

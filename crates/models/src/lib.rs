@@ -8,6 +8,7 @@ pub mod bert;
 pub mod data;
 pub mod digits_cnn;
 pub mod error;
+pub mod hub;
 pub mod lstm_classifier;
 pub mod mnist_cnn;
 pub mod text;

@@ -114,3 +114,38 @@ fn methods_run_on_bert() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A hub id resolves through a Hugging Face cache layout (refs → snapshot), offline; a
+/// missing model, revision or snapshot says where it looked.
+#[test]
+fn loads_from_the_hub_cache() -> anyhow::Result<()> {
+    use candle_explain_models::hub::snapshot_in;
+    let dev = Device::Cpu;
+    let cache = std::env::temp_dir().join(format!("candle-explain-hub-{}", std::process::id()));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snap = cache.join("models--sentence-transformers--all-MiniLM-L6-v2/snapshots").join(commit);
+    std::fs::create_dir_all(&snap)?;
+    std::fs::create_dir_all(cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs"))?;
+    std::fs::write(cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs/main"), format!("{commit}\n"))?;
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let target = std::path::Path::new(MINILM).join(f).canonicalize().map_err(|e| anyhow::anyhow!("{MINILM}/{f}: {e} (run scripts/fetch-assets.sh minilm)"))?;
+        let link = snap.join(f);
+        if !link.exists() {
+            std::os::unix::fs::symlink(target, link)?;
+        }
+    }
+    let dir = snapshot_in(&cache, "sentence-transformers/all-MiniLM-L6-v2", "main")?;
+    assert_eq!(dir, snap);
+    assert_eq!(snapshot_in(&cache, "sentence-transformers/all-MiniLM-L6-v2", commit)?, snap);
+    // The encoder loads from the snapshot (with a fresh head from a file of ours).
+    let head = cache.join("head.safetensors");
+    candle_core::safetensors::save(&[("classifier.weight", Tensor::zeros((2, 384), DType::F32, &dev)?), ("classifier.bias", Tensor::zeros(2, DType::F32, &dev)?)].into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &head)?;
+    let model = BertClassifier::from_dir(&dir, Some(&head), &dev)?;
+    assert_eq!(model.config.num_hidden_layers, 6);
+    for (repo, rev, expect) in [("sentence-transformers/other", "main", "not in the cache"), ("sentence-transformers/all-MiniLM-L6-v2", "v2", "no revision"), ("not-a-hub-id", "main", "org/name")] {
+        let err = snapshot_in(&cache, repo, rev).unwrap_err().to_string();
+        assert!(err.contains(expect), "{repo}@{rev}: {err}");
+    }
+    std::fs::remove_dir_all(&cache)?;
+    Ok(())
+}
