@@ -383,6 +383,11 @@ pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeomet
 
 /// A conv whose result needs no autograd: our CPU kernel where it applies.
 pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+    // Candle's CPU matmul has no bf16: half precision runs the f32 kernel (f32 accumulation).
+    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
+        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+        return conv_fwd_no_grad(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref(), g)?.to_dtype(x.dtype());
+    }
     if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
         return conv_fwd(x, w, b, g);
     }
@@ -413,6 +418,10 @@ impl InputGrad for PoolBackward {
 /// Gradient w.r.t. a conv's input `(…, in_hw)`: the CPU kernel where it applies, else the
 /// generic path.
 pub(crate) fn conv_input_grad(grad: &Tensor, w: &Tensor, g: ConvGeometry, in_hw: (usize, usize)) -> candle_core::Result<Tensor> {
+    if grad.device().is_cpu() && crate::layer_rules::is_half(grad.dtype()) {
+        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+        return conv_input_grad(&up(grad)?, &up(w)?, g, in_hw)?.to_dtype(grad.dtype());
+    }
     if crate::ops::cpu_conv::applies(grad) && grad.dtype() == w.dtype() {
         let op = crate::ops::cpu_conv::Conv2dInputGradCpu { g, in_hw };
         return grad.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &op);

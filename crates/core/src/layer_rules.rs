@@ -11,7 +11,7 @@
 use crate::ops::conv::ConvGeometry;
 use crate::ops::InputGrad;
 use crate::rules::stabilized_div;
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
 /// Zennit's default stabiliser for every rule but ε.
 pub const DEFAULT_STABILIZER: f64 = 1e-6;
@@ -220,6 +220,15 @@ impl InputGrad for LayerBackward {
         if self.rule == LayerRule::Gradient {
             return self.affine.transpose(r, &self.weight, x);
         }
+        // The rules divide by the layer's output, which half precision rounds coarsely near
+        // zero: run them in f32 (the output recomputed there too) and round once at the end.
+        if is_half(x.dtype()) {
+            let up = |t: &Tensor| t.to_dtype(DType::F32);
+            let f32_layer = LayerBackward { affine: self.affine, rule: self.rule, weight: up(&self.weight)?, bias: self.bias.as_ref().map(up).transpose()? };
+            let x32 = up(x)?;
+            let z32 = self.affine.forward(&x32, &f32_layer.weight, f32_layer.bias.as_ref())?;
+            return f32_layer.input_grad(&x32, &z32, &up(r)?)?.to_dtype(x.dtype());
+        }
         let eps = match self.rule {
             LayerRule::Epsilon(e) => e,
             _ => DEFAULT_STABILIZER,
@@ -256,6 +265,10 @@ impl InputGrad for LayerBackward {
     }
 }
 
+pub(crate) fn is_half(dt: DType) -> bool {
+    matches!(dt, DType::BF16 | DType::F16)
+}
+
 /// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
 /// summands share the relevance in proportion to their contribution).
 pub(crate) struct SumShare {
@@ -268,6 +281,10 @@ impl InputGrad for SumShare {
         "candle-explain-sum-norm"
     }
     fn input_grad(&self, a: &Tensor, _y: &Tensor, r: &Tensor) -> Result<Tensor> {
+        if is_half(a.dtype()) {
+            let up = |t: &Tensor| t.to_dtype(DType::F32);
+            return (up(a)? * stabilized_div(&up(r)?, &up(&self.total)?, self.eps)?)?.to_dtype(a.dtype());
+        }
         a * stabilized_div(r, &self.total, self.eps)?
     }
 }
