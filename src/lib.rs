@@ -6,7 +6,8 @@
 //! This facade re-exports the workspace crates:
 //! - [`core`]: the rule context, the custom backward ops and the methods;
 //! - [`models`]: explainable classifiers that load real checkpoints;
-//! - [`metrics`]: perturbation metrics.
+//! - [`metrics`]: perturbation metrics;
+//! - [`viz`]: token pages for text attributions.
 //!
 //! ```
 //! use candle_explain::prelude::*;
@@ -25,6 +26,8 @@
 pub use candle_explain_core as core;
 pub use candle_explain_metrics as metrics;
 pub use candle_explain_models as models;
+
+pub mod viz;
 
 /// Everything needed to explain a model.
 pub mod prelude {

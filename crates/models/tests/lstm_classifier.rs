@@ -3,9 +3,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::prelude::*;
-use candle_explain_models::lstm_classifier::{encode_left_padded, wordpiece_embeddings, OnIds};
-use candle_explain_models::text::{load_polarity_csv, split, Vocab};
-use candle_explain_models::train::{train, OptimizerKind, TrainConfig};
+use candle_explain_models::lstm_classifier::{encode_left_padded, train_polarity, OnIds, PolarityTraining};
+use candle_explain_models::text::Vocab;
 use candle_explain_models::{LstmClassifier, LstmConfig};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
@@ -128,30 +127,23 @@ fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Trains the classifier as `examples/train_lstm_polarity` does (frozen MiniLM word vectors,
-/// 4 epochs instead of 8) on the fetched Pang & Lee sentences: held-out accuracy over 70 %.
-/// Needs `scripts/fetch-assets.sh polarity minilm` (CI runs it); fails when they are missing.
+/// Trains the classifier as `examples/train_lstm_polarity` does, for 4 epochs instead of 8,
+/// on the fetched Pang & Lee sentences: held-out accuracy over 70 %, and the saved folder
+/// loads back to the same predictions. Needs `scripts/fetch-assets.sh polarity minilm` (CI
+/// runs it); fails when they are missing.
 #[test]
 fn trains_on_the_polarity_sentences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let data = load_polarity_csv(format!("{ROOT}/assets/polarity/pang_lee_sentences.csv"))?;
-    let (train_set, test_set) = split(data, 0.2, 7)?;
-    let vocab = Vocab::build(train_set.iter().map(|(t, _)| t.as_str()), 2, usize::MAX);
-    let minilm = format!("{ROOT}/assets/all-MiniLM-L6-v2");
-    let bert = candle_core::safetensors::load(format!("{minilm}/model.safetensors"), &dev).map_err(|e| anyhow::anyhow!("{minilm}/model.safetensors: {e} (run scripts/fetch-assets.sh minilm)"))?;
-    let pretrained = wordpiece_embeddings(&vocab, format!("{minilm}/vocab.txt"), &bert["embeddings.word_embeddings.weight"])?;
-    let encode = |set: &[(String, u32)]| -> anyhow::Result<(Tensor, Tensor)> {
-        let texts: Vec<&str> = set.iter().map(|(t, _)| t.as_str()).collect();
-        Ok((encode_left_padded(&vocab, &texts, 50, &dev)?, Tensor::new(set.iter().map(|(_, l)| *l).collect::<Vec<u32>>(), &dev)?))
-    };
-    let ((xtr, ytr), (xte, yte)) = (encode(&train_set)?, encode(&test_set)?);
-    let config = LstmConfig { vocab_size: vocab.len(), embed_dim: 384, hidden: 64, layers: 1, bidirectional: false, classes: 2 };
-    let vars = VarMap::new();
-    let mut model = LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &dev), config)?;
-    model.embedding = pretrained;
-    let cfg = TrainConfig { epochs: 4, batch_size: 32, learning_rate: 2e-3, optimizer: OptimizerKind::AdamW { weight_decay: 1e-2 }, seed: 1, progress: false };
-    let report = train(&OnIds(&model), &vars, &xtr, &ytr, Some((&xte, &yte)), &cfg)?;
-    let acc = *report.accuracy.last().unwrap();
-    assert!(acc > 0.70, "held-out accuracy {acc} (per epoch {:?})", report.accuracy);
+    let t = PolarityTraining { assets: format!("{ROOT}/assets").into(), epochs: 4, bidirectional: false, progress: false };
+    let trained = train_polarity(&t, &dev)?;
+    let acc = *trained.held_out_accuracy.last().unwrap();
+    assert!(acc > 0.70, "held-out accuracy {acc} (per epoch {:?})", trained.held_out_accuracy);
+    let dir = std::env::temp_dir().join(format!("candle-explain-lstm-{}", std::process::id()));
+    trained.save(&dir)?;
+    let (back, vocab) = LstmClassifier::from_dir(&dir, &dev)?;
+    let ids = encode_left_padded(&vocab, &["a wonderful film", "a tedious mess"], 50, &dev)?;
+    let (a, b) = (OnIds(&trained.model).forward(&ids)?, OnIds(&back).forward(&ids)?);
+    assert!((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? < 1e-5, "the saved model predicts differently");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
