@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 /// Labelled images: `images (N, 1, 28, 28)` raw pixels 0–255 as f32, `labels` 0–9.
+#[derive(Debug, Clone)]
 pub struct Digits {
     pub images: Tensor,
     pub labels: Vec<u8>,
@@ -49,4 +50,40 @@ pub fn load_mnist_csv(path: impl AsRef<Path>, device: &Device) -> Result<Digits>
     }
     let n = labels.len();
     Ok(Digits { images: Tensor::from_vec(pixels, (n, 1, 28, 28), device)?, labels })
+}
+
+/// Reads a pair of IDX files (the MNIST / Fashion-MNIST format, gzipped or not): images
+/// `idx3` (magic 2051, `n × rows × cols` bytes) and labels `idx1` (magic 2049, `n` bytes).
+/// Images come back as raw pixels `(n, 1, rows, cols)` in f32.
+pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>, device: &Device) -> Result<Digits> {
+    let read = |path: &Path| -> Result<Vec<u8>> {
+        let name = path.display().to_string();
+        if !path.exists() {
+            return Err(Error::MissingFile(format!("{name} (Fashion-MNIST: run `scripts/fetch-assets.sh fashion-mnist`)")));
+        }
+        let mut bytes = Vec::new();
+        let file = std::fs::File::open(path)?;
+        let r = if name.ends_with(".gz") { std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut bytes) } else { std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes) };
+        r.map_err(|e| Error::Data { path: name, line: 0, reason: format!("unreadable ({e}); is the file truncated?") })?;
+        Ok(bytes)
+    };
+    let be = |b: &[u8], i: usize| u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]) as usize;
+    let (ip, lp) = (images.as_ref(), labels.as_ref());
+    let (img, lab) = (read(ip)?, read(lp)?);
+    let bad = |p: &Path, reason: String| Error::Data { path: p.display().to_string(), line: 0, reason };
+    if img.len() < 16 || be(&img, 0) != 2051 {
+        return Err(bad(ip, "not an IDX image file (magic 2051)".into()));
+    }
+    if lab.len() < 8 || be(&lab, 0) != 2049 {
+        return Err(bad(lp, "not an IDX label file (magic 2049)".into()));
+    }
+    let (n, rows, cols) = (be(&img, 1), be(&img, 2), be(&img, 3));
+    if img.len() != 16 + n * rows * cols {
+        return Err(bad(ip, format!("{n} images of {rows}×{cols} need {} bytes, the file has {}", 16 + n * rows * cols, img.len())));
+    }
+    if be(&lab, 1) != n || lab.len() != 8 + n {
+        return Err(bad(lp, format!("expected {n} labels (one byte each) to match the images, the header says {} and the file has {} bytes", be(&lab, 1), lab.len())));
+    }
+    let pixels: Vec<f32> = img[16..].iter().map(|&p| p as f32).collect();
+    Ok(Digits { images: Tensor::from_vec(pixels, (n, 1, rows, cols), device)?, labels: lab[8..].to_vec() })
 }
