@@ -3,6 +3,7 @@
 //! candle-transformers' BERT, the tokenizer matches, bad configs and inputs are clear errors,
 //! and the core methods run at the word embeddings.
 
+mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::prelude::*;
 use candle_explain_models::bert::{encode, load_tokenizer, BertOnIds};
@@ -80,7 +81,8 @@ fn tokenizer_and_bad_input() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The core methods at the word embeddings of a small random BERT; IG and Shapley stay complete.
+/// Every core method at the word embeddings of a small random BERT; IG, Shapley and Guided IG
+/// stay complete.
 #[test]
 fn methods_run_on_bert() -> anyhow::Result<()> {
     let dev = Device::Cpu;
@@ -91,27 +93,7 @@ fn methods_run_on_bert() -> anyhow::Result<()> {
     let x = model.embed(&Tensor::new(&[[1u32, 7, 9, 3, 2], [1, 4, 4, 30, 2]], &dev)?)?;
     let t = Target::PerExample(vec![0, 2]);
     let tokens = Tensor::arange(0u32, 5, &dev)?.reshape((1, 5, 1))?.broadcast_as((1, 5, 16))?.contiguous()?;
-    let lrp = Composite::new(ActRule::Pass).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6)).with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-6));
-    let methods: Vec<(&str, Box<dyn Attributor>, bool)> = vec![
-        ("saliency", Box::new(Saliency::signed()), false),
-        ("gradient × input", Box::new(InputXGradient::default()), false),
-        ("integrated gradients", Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(64) }), true),
-        ("ε-LRP", Box::new(EpsilonLrp::new(1e-6)), false),
-        ("LRP (conservative attention and LayerNorm)", Box::new(Lrp::new(lrp)), false),
-        ("deeplift", Box::new(DeepLift::default()), false),
-        ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 4, 2)), false),
-        ("occlusion", Box::new(Occlusion::new(&[1, 16], &[1, 16])), false),
-        ("shapley", Box::new(ShapleyValues::exact(tokens)), true),
-        ("guided IG", Box::new(GuidedIntegratedGradients { steps: 16, ..Default::default() }), false),
-    ];
-    for (name, m, complete) in methods {
-        let a = m.attribute(&model, &x, &t).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        assert_eq!(a.attributions.dims(), x.dims(), "{name}");
-        if complete {
-            let delta = a.delta.as_ref().unwrap().abs()?.max(0)?.to_scalar::<f32>()?;
-            assert!(delta < 1e-3 * a.output.abs()?.max(0)?.to_scalar::<f32>()?.max(1.0), "{name}: completeness error {delta}");
-        }
-    }
+    common::smoke(&model, &x, &t, &tokens, &[1, 16], "bert")?;
     Ok(())
 }
 

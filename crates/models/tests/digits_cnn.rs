@@ -1,5 +1,6 @@
 //! The trained digits CNN on real weights and real digits.
 
+mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::prelude::*;
 use candle_explain_models::data::load_mnist_csv;
@@ -94,3 +95,18 @@ fn grad_cam_on_the_last_conv_block() -> anyhow::Result<()> {
     Ok(())
 }
 
+
+/// Every core method on two real digits with the trained CNN; the four 14×14 quadrants are
+/// the groups of the group methods (exact Shapley values over 16 groups would be 2¹⁶
+/// forwards per digit, too slow for a smoke test).
+#[test]
+fn every_method_runs_on_the_digits_cnn() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let m = model(&dev);
+    let d = candle_explain_models::data::load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
+    let x = DigitsCnn::normalize(&d.images.index_select(&Tensor::new(&[0u32, 2500], &dev)?, 0)?)?;
+    let t = Target::PerExample(vec![0, 5]);
+    let cells: Vec<u32> = (0..784u32).map(|k| (k / 28) / 14 * 2 + (k % 28) / 14).collect();
+    let groups = Tensor::from_vec(cells, (1, 1, 28, 28), &dev)?;
+    common::smoke(&m, &x, &t, &groups, &[1, 7, 7], "digits cnn")
+}

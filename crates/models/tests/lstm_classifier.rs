@@ -1,6 +1,7 @@
 //! The LSTM sentence classifier: a by-hand LSTM step, every core method on it (shapes and
 //! completeness where promised), bad input, and training on the real polarity sentences.
 
+mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::prelude::*;
 use candle_explain_models::lstm_classifier::{encode_left_padded, train_polarity, OnIds, PolarityTraining};
@@ -73,34 +74,7 @@ fn every_method_runs_on_the_lstm() -> anyhow::Result<()> {
         let x = model.embed(&ids)?;
         let t = Target::PerExample(vec![2, 0]);
         let words = Tensor::arange(0u32, 5, &dev)?.reshape((1, 5, 1))?.broadcast_as((1, 5, 6))?.contiguous()?;
-        let methods: Vec<(&str, Box<dyn Attributor>, Option<f32>)> = vec![
-            ("saliency", Box::new(Saliency::signed()), None),
-            ("gradient × input", Box::new(InputXGradient::default()), None),
-            ("integrated gradients", Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(64) }), Some(1e-3)),
-            ("ε-LRP", Box::new(EpsilonLrp::new(1e-6)), None),
-            ("LRP ε composite", Box::new(Lrp::new(Composite::new(ActRule::Pass).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6)).with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-6)))), None),
-            ("deeplift", Box::new(DeepLift::default()), None),
-            ("guided backprop", Box::new(GuidedBackprop::default()), None),
-            ("deconvnet", Box::new(Deconvnet::default()), None),
-            ("gradient shap", Box::new(GradientShap::new(x.zeros_like()?.narrow(0, 0, 1)?, 8, 0.1, 1)), None),
-            ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 4, 2)), None),
-            ("occlusion", Box::new(Occlusion::new(&[1, 6], &[1, 6])), None),
-            ("feature ablation", Box::new(FeatureAblation::new(words.clone())), None),
-            ("shapley", Box::new(ShapleyValues::exact(words.clone())), Some(1e-4)),
-            ("random", Box::new(RandomAttribution { seed: 3 }), None),
-            ("guided IG", Box::new(GuidedIntegratedGradients { steps: 16, ..Default::default() }), Some(2e-2)),
-            ("GGIG", Box::new(GeometricallyGuidedIg::default()), None),
-        ];
-        for (name, m, complete) in methods {
-            let a = m.attribute(&model, &x, &t).map_err(|e| anyhow::anyhow!("{name} (bidirectional {bidirectional}): {e}"))?;
-            assert_eq!(a.attributions.dims(), x.dims(), "{name}");
-            assert_eq!(a.output.dims(), &[2], "{name}");
-            if let Some(tol) = complete {
-                let delta = a.delta.as_ref().expect("a complete method reports its delta").abs()?.max(0)?.to_scalar::<f32>()?;
-                let scale = a.output.abs()?.max(0)?.to_scalar::<f32>()?.max(1e-3);
-                assert!(delta / scale < tol, "{name} (bidirectional {bidirectional}): completeness error {delta}");
-            }
-        }
+        common::smoke(&model, &x, &t, &words, &[1, 6], &format!("bidirectional {bidirectional}"))?;
     }
     Ok(())
 }
