@@ -5,9 +5,8 @@
 //! ROAR accuracy fall faster (and KAR accuracy stay higher). Ranking is by |attribution| per
 //! element (the authors square the map, which orders the same way).
 
-use crate::{invalid, Result};
+use crate::{invalid, ModelBuilder, Result};
 use candle_core::{DType, Tensor};
-use candle_explain_core::Explainable;
 use candle_explain_models::train::{accuracy, train, TrainConfig};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -71,7 +70,7 @@ impl Roar {
     #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         &self,
-        build: &dyn Fn(VarBuilder) -> candle_explain_core::Result<Box<dyn Explainable>>,
+        build: &ModelBuilder,
         (x_train, y_train): (&Tensor, &Tensor),
         attr_train: &Tensor,
         (x_test, y_test): (&Tensor, &Tensor),

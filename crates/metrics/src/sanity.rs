@@ -9,7 +9,7 @@
 
 use crate::perturb::normal_noise;
 use crate::similarity::similarities;
-use crate::{invalid, Result};
+use crate::{invalid, ModelBuilder, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::{Attributor, Explainable, Target};
 use candle_nn::VarBuilder;
@@ -96,10 +96,9 @@ fn accuracy(model: &dyn Explainable, images: &Tensor, labels: &[u32]) -> Result<
 
 impl ModelPerturbation {
     /// `eval` = `(images, labels)` measures the accuracy before and after each perturbation.
-    #[allow(clippy::type_complexity)]
     pub fn evaluate(
         &self,
-        build: &dyn Fn(VarBuilder) -> candle_explain_core::Result<Box<dyn Explainable>>,
+        build: &ModelBuilder,
         weights: &HashMap<String, Tensor>,
         method: &dyn Attributor,
         x: &Tensor,
@@ -144,10 +143,9 @@ impl ModelPerturbation {
 }
 
 impl ModelRandomization {
-    #[allow(clippy::type_complexity)]
     pub fn evaluate(
         &self,
-        build: &dyn Fn(VarBuilder) -> candle_explain_core::Result<Box<dyn Explainable>>,
+        build: &ModelBuilder,
         weights: &HashMap<String, Tensor>,
         method: &dyn Attributor,
         x: &Tensor,
