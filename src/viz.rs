@@ -1,6 +1,84 @@
-//! Pictures of attributions that need no plotting library: a self-contained HTML page that
-//! colours each token by its score (diverging red / blue, scaled by the largest |score|),
-//! with the score in a tooltip and a legend.
+//! Pictures of attributions that need no plotting library:
+//! - [`heatmap`]: an attribution map over its image (diverging red / blue for signed maps,
+//!   red for absolute or positive-only ones), upscaled, as an RGB image to save as PNG;
+//! - [`grid`]: several such pictures side by side, one row per input;
+//! - [`token_html`]: a self-contained HTML page colouring each token by its score, with the
+//!   score in a tooltip and a legend.
+
+use candle_core::Tensor;
+pub use image::RgbImage;
+
+/// What part of a signed attribution a heatmap shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// Red positive, blue negative, white 0, scaled by the largest |value|.
+    Signed,
+    /// |value|, red, scaled by the largest.
+    Absolute,
+    /// Positive values only, red; negatives are dropped.
+    Positive,
+}
+
+/// One `(channels, h, w)` image (values in any range; drawn in grey, or in colour for three
+/// channels, stretched to [0, 1]) with its attribution map (`(channels, h, w)` summed over
+/// channels, or `(h, w)`) blended on top with opacity `alpha`, each pixel `scale`× larger.
+pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, scale: u32) -> Result<RgbImage, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let (c, h, w) = image.dims3().map_err(|_| format!("the image must be (channels, h, w), got {:?}", image.dims()))?;
+    if c != 1 && c != 3 {
+        return Err(format!("the image needs 1 or 3 channels, got {c}"));
+    }
+    let map = match attribution.rank() {
+        3 => attribution.sum(0).map_err(err)?,
+        _ => attribution.clone(),
+    };
+    if map.dims() != [h, w] {
+        return Err(format!("the attribution {:?} does not match the image {:?}", attribution.dims(), image.dims()));
+    }
+    if !(0.0..=1.0).contains(&alpha) || scale == 0 {
+        return Err(format!("alpha must be in [0, 1] and scale ≥ 1, got {alpha} and {scale}"));
+    }
+    let f32s = |t: &Tensor| -> Result<Vec<f32>, String> { t.to_dtype(candle_core::DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(err) };
+    let (px, a) = (f32s(image)?, f32s(&map)?);
+    let (lo, hi) = px.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
+    let a: Vec<f32> = a.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).map(|v| match sign { Sign::Signed => v, Sign::Absolute => v.abs(), Sign::Positive => v.max(0.0) }).collect();
+    let top = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let mut img = RgbImage::new(w as u32 * scale, h as u32 * scale);
+    for y in 0..h {
+        for x in 0..w {
+            let grey = |k: usize| 255.0 * (px[k * h * w + y * w + x] - lo) / (hi - lo).max(1e-12);
+            let base = if c == 3 { [grey(0), grey(1), grey(2)] } else { [grey(0); 3] };
+            let t = (a[y * w + x] / top).clamp(-1.0, 1.0);
+            let fade = 255.0 * (1.0 - t.abs());
+            let heat = if t >= 0.0 { [255.0, fade, fade] } else { [fade, fade, 255.0] };
+            let rgb = image::Rgb([0, 1, 2].map(|i| ((1.0 - alpha) * base[i] + alpha * heat[i]).round().clamp(0.0, 255.0) as u8));
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    img.put_pixel(x as u32 * scale + dx, y as u32 * scale + dy, rgb);
+                }
+            }
+        }
+    }
+    Ok(img)
+}
+
+/// Pictures laid out in rows (every picture of a row the same height), `pad` white pixels
+/// between them.
+pub fn grid(rows: &[Vec<RgbImage>], pad: u32) -> RgbImage {
+    let width = rows.iter().map(|r| r.iter().map(|i| i.width() + pad).sum::<u32>()).max().unwrap_or(0);
+    let height: u32 = rows.iter().map(|r| r.iter().map(|i| i.height()).max().unwrap_or(0) + pad).sum();
+    let mut out = RgbImage::from_pixel(width.max(1), height.max(1), image::Rgb([255, 255, 255]));
+    let mut y = 0;
+    for r in rows {
+        let mut x = 0;
+        for i in r {
+            image::imageops::replace(&mut out, i, x as i64, y as i64);
+            x += i.width() + pad;
+        }
+        y += r.iter().map(|i| i.height()).max().unwrap_or(0) + pad;
+    }
+    out
+}
 
 /// Escapes text for HTML element content and attribute values.
 fn escape(s: &str) -> String {
@@ -52,6 +130,30 @@ body{{font-family:sans-serif;max-width:60em;margin:2em auto}} .tok{{padding:0.1e
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A heatmap encodes to a PNG that decodes to the expected size, with a positive pixel
+    /// red, a negative one blue and a zero one the image's grey.
+    #[test]
+    fn heatmap_png_round_trip() {
+        let dev = candle_core::Device::Cpu;
+        let img = Tensor::new(&[[[0f32, 0.5], [1.0, 0.25]]], &dev).unwrap();
+        let attr = Tensor::new(&[[[2f32, -2.0], [0.0, 1.0]]], &dev).unwrap();
+        let pic = heatmap(&img, &attr, Sign::Signed, 1.0, 3).unwrap();
+        let mut png = std::io::Cursor::new(Vec::new());
+        pic.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let back = image::load_from_memory(png.get_ref()).unwrap().to_rgb8();
+        assert_eq!((back.width(), back.height()), (6, 6));
+        assert_eq!(back.get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(back.get_pixel(3, 0).0, [0, 0, 255]);
+        assert_eq!(back.get_pixel(0, 3).0, [255, 255, 255], "no attribution at alpha 1: white");
+        let faint = heatmap(&img, &attr, Sign::Signed, 0.0, 1).unwrap();
+        assert_eq!(faint.get_pixel(1, 0).0, [128, 128, 128], "alpha 0 shows the image");
+        let pos = heatmap(&img, &attr, Sign::Positive, 1.0, 1).unwrap();
+        assert_eq!(pos.get_pixel(1, 0).0, [255, 255, 255], "negatives dropped");
+        let g = grid(&[vec![pic.clone(), pic], vec![faint]], 2);
+        assert_eq!((g.width(), g.height()), (16, 12));
+        assert!(heatmap(&img, &attr.narrow(2, 0, 1).unwrap(), Sign::Signed, 0.5, 1).is_err());
+    }
 
     #[test]
     fn page_has_every_token_escaped_and_coloured() {

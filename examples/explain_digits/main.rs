@@ -120,37 +120,16 @@ fn main() -> Result<()> {
 
 /// One row per digit: the digit (grey) then every method's map (diverging red/blue).
 fn grid(x: &Tensor, maps: &[Tensor], names: &[&str], path: &std::path::Path) -> Result<()> {
-    let (n, scale, pad) = (x.dim(0)?, 3u32, 2u32);
-    let cell = 28 * scale + pad;
-    let cols = maps.len() as u32 + 1;
-    let mut img = image::RgbImage::from_pixel(cols * cell, n as u32 * cell, image::Rgb([255, 255, 255]));
-    let paint = |img: &mut image::RgbImage, r: u32, c: u32, px: &[f32], f: &dyn Fn(f32) -> [u8; 3]| {
-        for (i, v) in px.iter().enumerate() {
-            let (y, xx) = (i as u32 / 28, i as u32 % 28);
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    img.put_pixel(c * cell + xx * scale + dx, r * cell + y * scale + dy, image::Rgb(f(*v)));
-                }
-            }
+    use candle_explain::viz::{grid, heatmap, Sign};
+    let mut rows = vec![];
+    for r in 0..x.dim(0)? {
+        let digit = x.get(r)?;
+        let mut row = vec![heatmap(&digit, &digit.zeros_like()?, Sign::Signed, 0.0, 3).map_err(anyhow::Error::msg)?];
+        for m in maps {
+            row.push(heatmap(&digit, &m.get(r)?, Sign::Signed, 1.0, 3).map_err(anyhow::Error::msg)?);
         }
-    };
-    for r in 0..n {
-        let digit: Vec<f32> = x.get(r)?.flatten_all()?.to_vec1()?;
-        let (lo, hi) = digit.iter().fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-        paint(&mut img, r as u32, 0, &digit, &|v| {
-            let g = (255.0 * (v - lo) / (hi - lo).max(1e-6)) as u8;
-            [g, g, g]
-        });
-        for (c, m) in maps.iter().enumerate() {
-            let v: Vec<f32> = m.get(r)?.flatten_all()?.to_vec1()?;
-            let s = v.iter().fold(0f32, |a, b| a.max(b.abs())).max(1e-12);
-            paint(&mut img, r as u32, c as u32 + 1, &v, &|v| {
-                let t = (v / s).clamp(-1.0, 1.0);
-                let k = (255.0 * (1.0 - t.abs())) as u8;
-                if t >= 0.0 { [255, k, k] } else { [k, k, 255] }
-            });
-        }
+        rows.push(row);
     }
-    img.save(path).with_context(|| format!("cannot write {} (columns: input, {})", path.display(), names.join(", ")))?;
+    grid(&rows, 2).save(path).with_context(|| format!("cannot write {} (columns: input, {})", path.display(), names.join(", ")))?;
     Ok(())
 }
