@@ -6,6 +6,8 @@ use candle_core::{Result, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     Relu,
+    /// `min(max(z, 0), 6)` (MobileNet / EfficientNet-Lite).
+    Relu6,
     /// `max(z, 0) + slope · min(z, 0)`.
     LeakyRelu(f64),
     /// `z` for `z > 0`, `alpha · (exp(z) − 1)` otherwise.
@@ -35,6 +37,7 @@ impl Activation {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Relu => "relu",
+            Self::Relu6 => "relu6",
             Self::LeakyRelu(_) => "leaky_relu",
             Self::Elu(_) => "elu",
             Self::Tanh => "tanh",
@@ -50,6 +53,7 @@ impl Activation {
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         match *self {
             Self::Relu => z.relu(),
+            Self::Relu6 => z.relu()?.minimum(6.0),
             Self::LeakyRelu(s) => z.relu()? + (z.neg()?.relu()? * (-s))?,
             Self::Elu(alpha) => {
                 // Written with where_cond so that autograd works (Candle's `elu` has no backward).
@@ -73,6 +77,8 @@ impl Activation {
         let dt = z.dtype();
         match *self {
             Self::Relu => z.gt(0.0)?.to_dtype(dt),
+            // 0 at both kinks, as PyTorch's hardtanh backward.
+            Self::Relu6 => z.gt(0.0)?.to_dtype(dt)?.mul(&z.lt(6.0)?.to_dtype(dt)?),
             Self::LeakyRelu(s) => {
                 let pos = z.gt(0.0)?.to_dtype(dt)?;
                 pos.affine(1.0 - s, s)

@@ -55,16 +55,31 @@ pub struct RuleCtx {
     capture: Vec<String>,
     captured: RefCell<Vec<Captured>>,
     seen: RefCell<Vec<String>>,
+    /// Batch statistics in BatchNorm (and their running averages updated): training only.
+    training: bool,
 }
 
 impl RuleCtx {
     fn new(mode: Mode, refs: Vec<Tensor>) -> Self {
-        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0), capture: vec![], captured: RefCell::new(vec![]), seen: RefCell::new(vec![]) }
+        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0), capture: vec![], captured: RefCell::new(vec![]), seen: RefCell::new(vec![]), training: false }
     }
 
     /// Ordinary forward; gradients by Candle's autograd (weights included).
     pub fn plain() -> Self {
         Self::new(Mode::Plain, vec![])
+    }
+
+    /// [`RuleCtx::plain`] for a training step: BatchNorm layers normalise with the batch's
+    /// statistics and update their running averages in place (PyTorch's `model.train()`).
+    pub fn training() -> Self {
+        let mut ctx = Self::plain();
+        ctx.training = true;
+        ctx
+    }
+
+    /// Whether this is a training forward (see [`RuleCtx::training`]).
+    pub fn is_training(&self) -> bool {
+        self.training
     }
 
     /// Every nonlinearity's backward follows `rule`. `ActRule::Rescale` needs the baseline's
@@ -239,6 +254,7 @@ impl RuleCtx {
     /// 2-D convolution (`w` is `(Cout, Cin/groups, kh, kw)`, PyTorch's layout).
     pub fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
         let y = match self.mode {
+            Mode::Plain if self.training => return Ok(conv_fwd_train(x, w, b, g)?),
             Mode::Plain => return Ok(conv_fwd(x, w, b, g)?),
             Mode::Rule(_) => {
                 let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
@@ -375,6 +391,18 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_c
 
 pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
     let y = x.conv2d(w, g.padding, g.stride, g.dilation, g.groups)?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
+        None => y,
+    })
+}
+
+/// A conv differentiable w.r.t. input and kernel on our CPU kernels where they apply.
+fn conv_fwd_train(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+    if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
+        return conv_fwd(x, w, b, g);
+    }
+    let y = x.contiguous()?.apply_op2(&w.contiguous()?, crate::ops::cpu_conv::Conv2dTrainCpu(g))?;
     Ok(match b {
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
         None => y,

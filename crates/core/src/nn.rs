@@ -74,6 +74,13 @@ impl Conv2d {
         let bias = vb.get_with_hints(out_ch, "bias", torch_init(fan_in))?;
         Ok(Self::new(weight, Some(bias), geometry))
     }
+
+    /// Loads `weight` only (`nn.Conv2d(…, bias=False)`, the conv before a BatchNorm).
+    pub fn load_no_bias(vb: VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, geometry: ConvGeometry) -> Result<Self> {
+        let fan_in = in_ch / geometry.groups.max(1) * kernel * kernel;
+        let weight = vb.get_with_hints((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight", torch_init(fan_in))?;
+        Ok(Self::new(weight, None, geometry))
+    }
 }
 
 impl Explainable for Conv2d {
@@ -207,13 +214,14 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Loads `weight`, `bias`, `running_mean`, `running_var` (PyTorch names).
+    /// Loads `weight`, `bias`, `running_mean`, `running_var` (PyTorch names; a fresh
+    /// `VarMap` gets PyTorch's initial values 1, 0, 0, 1).
     pub fn load(vb: VarBuilder, channels: usize, eps: f64) -> Result<Self> {
         Ok(Self {
-            weight: vb.get(channels, "weight")?,
-            bias: vb.get(channels, "bias")?,
-            running_mean: vb.get(channels, "running_mean")?,
-            running_var: vb.get(channels, "running_var")?,
+            weight: vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?,
+            running_mean: vb.get_with_hints(channels, "running_mean", candle_nn::Init::Const(0.0))?,
+            running_var: vb.get_with_hints(channels, "running_var", candle_nn::Init::Const(1.0))?,
             eps,
         })
     }
@@ -226,8 +234,60 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// PyTorch's default momentum of the running averages.
+    pub const MOMENTUM: f64 = 0.1;
+
+    /// Training-mode normalisation: the batch's mean and biased variance over every axis but
+    /// the channels (axis 1); the running averages move towards the batch's mean and
+    /// *unbiased* variance by [`BatchNorm::MOMENTUM`], as in PyTorch.
+    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.weight.elem_count();
+        if x.rank() < 2 || x.dim(1)? != c {
+            return Err(crate::error::invalid("batch_norm", format!("input {:?}: need (batch, {c}, …)", x.dims())));
+        }
+        let m = Self::MOMENTUM;
+        let update = |run: &Tensor, batch: Tensor| -> Result<()> {
+            let new = ((run * (1.0 - m))? + (batch.detach().flatten_all()?.to_dtype(run.dtype())? * m)?)?;
+            Ok(run.slice_set(&new, 0, 0)?)
+        };
+        let n = x.elem_count() / c;
+        if n < 2 {
+            return Err(crate::error::invalid("batch_norm", "training needs more than one value per channel"));
+        }
+        let unbias = n as f64 / (n - 1) as f64;
+        let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == x.dtype();
+        if fits(x) && fits(&self.weight) && fits(&self.bias) {
+            use crate::ops::cpu_batch_norm::{BatchNormTrainCpu, BatchStats};
+            let stats = std::sync::Arc::new(std::sync::Mutex::new(BatchStats::default()));
+            let op = BatchNormTrainCpu { eps: self.eps, stats: stats.clone() };
+            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+            let st = stats.lock().map_err(|_| crate::error::invalid("batch_norm", "statistics lock poisoned"))?.clone();
+            let dev = x.device();
+            update(&self.running_mean, Tensor::new(st.mean.as_slice(), dev)?)?;
+            update(&self.running_var, (Tensor::new(st.var.as_slice(), dev)? * unbias)?)?;
+            return Ok(y);
+        }
+        // Elsewhere, Candle ops: (C, rest) so that the statistics are row reductions.
+        let rows = x.transpose(0, 1)?.contiguous()?.reshape((c, ()))?;
+        let mean = rows.mean_keepdim(1)?;
+        let centred = rows.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(1)?;
+        update(&self.running_mean, mean)?;
+        update(&self.running_var, (&var * unbias)?)?;
+        let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let y = y.broadcast_mul(&self.weight.reshape((c, 1))?)?.broadcast_add(&self.bias.reshape((c, 1))?)?;
+        let mut dims = x.dims().to_vec();
+        dims.swap(0, 1);
+        Ok(y.reshape(dims)?.transpose(0, 1)?)
+    }
+}
+
 impl Explainable for BatchNorm {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        if ctx.is_training() {
+            return self.forward_train(x);
+        }
         let (scale, shift) = self.scale_shift()?;
         ctx.channel_affine(x, &scale, &shift)
     }

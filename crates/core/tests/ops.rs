@@ -161,8 +161,9 @@ fn candle_max_pool_backward_is_scaled_by_one_over_k_squared() -> anyhow::Result<
     Ok(())
 }
 
-const ACTS: [Activation; 8] = [
+const ACTS: [Activation; 9] = [
     Activation::Relu,
+    Activation::Relu6,
     Activation::LeakyRelu(0.1),
     Activation::Elu(1.0),
     Activation::Tanh,
@@ -175,8 +176,8 @@ const ACTS: [Activation; 8] = [
 #[test]
 fn activation_derivatives_match_finite_differences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    // Points away from ReLU-type kinks at 0.
-    let pts: Vec<f64> = (0..41).map(|i| -4.0 + 0.2 * i as f64 + 0.013).collect();
+    // Points away from the kinks at 0 (and ReLU6's at 6).
+    let pts: Vec<f64> = (0..61).map(|i| -4.0 + 0.2 * i as f64 + 0.013).collect();
     let z = Tensor::new(pts.as_slice(), &dev)?;
     let h = 1e-5;
     for act in ACTS {
@@ -191,6 +192,8 @@ fn activation_derivatives_match_finite_differences() -> anyhow::Result<()> {
     // PyTorch's convention at ReLU's kink.
     let zero = Tensor::new(&[0f32], &dev)?;
     assert_eq!(Activation::Relu.derivative(&zero)?.to_vec1::<f32>()?, vec![0.0]);
+    let kinks = Tensor::new(&[0f32, 6.0], &dev)?;
+    assert_eq!(Activation::Relu6.derivative(&kinks)?.to_vec1::<f32>()?, vec![0.0, 0.0]);
     Ok(())
 }
 

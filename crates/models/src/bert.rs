@@ -78,7 +78,7 @@ impl BertConfig {
             layer_norm_eps: v.get("layer_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-12),
             num_labels: num_labels.max(1),
         };
-        if c.hidden_size % c.num_attention_heads != 0 {
+        if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(unsupported(format!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads)));
         }
         Ok(c)

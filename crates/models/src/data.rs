@@ -87,3 +87,26 @@ pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>, device: &Dev
     let pixels: Vec<f32> = img[16..].iter().map(|&p| p as f32).collect();
     Ok(Digits { images: Tensor::from_vec(pixels, (n, 1, rows, cols), device)?, labels: lab[8..].to_vec() })
 }
+
+/// An image file (PNG or JPEG) as RGB pixels `(1, 3, size, size)` in `0..=255` (f32), resized
+/// with a bilinear filter (PIL's `BILINEAR`, what the EfficientNet reference used), together
+/// with the resized picture for drawing heatmaps over.
+pub fn load_rgb(path: impl AsRef<Path>, size: usize, device: &Device) -> Result<(Tensor, image::RgbImage)> {
+    let path = path.as_ref();
+    if !path.exists() {
+        return Err(Error::MissingFile(path.display().to_string()));
+    }
+    if size == 0 {
+        return Err(Error::Data { path: path.display().to_string(), line: 0, reason: "the target size must be at least 1".into() });
+    }
+    let img = image::open(path).map_err(|e| Error::Data { path: path.display().to_string(), line: 0, reason: format!("not a readable PNG/JPEG image: {e}") })?;
+    let rgb = image::imageops::resize(&img.to_rgb8(), size as u32, size as u32, image::imageops::FilterType::Triangle);
+    // HWC bytes → CHW floats.
+    let mut chw = vec![0f32; 3 * size * size];
+    for (i, px) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            chw[c * size * size + i] = px[c] as f32;
+        }
+    }
+    Ok((Tensor::from_vec(chw, (1, 3, size, size), device)?, rgb))
+}

@@ -7,15 +7,19 @@
 pub mod bert;
 pub mod data;
 pub mod digits_cnn;
+pub mod efficientnet;
 pub mod error;
 pub mod hub;
 pub mod lstm_classifier;
 pub mod mnist_cnn;
+pub mod small_resnet;
 pub mod text;
 pub mod train;
 
 pub use bert::{BertClassifier, BertConfig};
 pub use digits_cnn::DigitsCnn;
+pub use efficientnet::EfficientNetLite0;
 pub use error::{Error, Result};
 pub use lstm_classifier::{LstmClassifier, LstmConfig};
 pub use mnist_cnn::MnistCnn;
+pub use small_resnet::{SmallResNet, SmallResNetConfig};

@@ -1,11 +1,11 @@
 //! A small trainer: minibatches with seeded shuffling, AdamW or SGD (candle-nn), evaluation,
 //! a progress bar, and safetensors checkpoints. It trains any `Explainable` model through
-//! `RuleCtx::plain()`, the same forward the attribution methods explain; with the `cuda`
+//! `RuleCtx::training()` (BatchNorm on batch statistics), the forward the attribution methods explain; with the `cuda`
 //! feature the tensors (and so the training) live on the GPU.
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Tensor, D};
-use candle_explain_core::Explainable;
+use candle_explain_core::{Explainable, RuleCtx};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap, SGD};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -65,7 +65,7 @@ pub fn accuracy(model: &dyn Explainable, x: &Tensor, y: &Tensor, batch: usize) -
 /// Trains the parameters in `vars` (those of `model`) on `(x, y)`; `y` holds class indices.
 pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eval: Option<(&Tensor, &Tensor)>, cfg: &TrainConfig) -> Result<TrainReport> {
     let n = check_data(x, y, "training data")?;
-    if cfg.batch_size == 0 || cfg.epochs == 0 || !(cfg.learning_rate > 0.0) {
+    if cfg.batch_size == 0 || cfg.epochs == 0 || !cfg.learning_rate.is_finite() || cfg.learning_rate <= 0.0 {
         return Err(candle_explain_core::Error::InvalidParameter { name: "train config", reason: format!("need epochs, batch size ≥ 1 and a positive learning rate, got {cfg:?}") }.into());
     }
     let y = y.to_dtype(DType::U32)?;
@@ -91,7 +91,7 @@ pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eva
         let mut total = 0.0;
         for chunk in order.chunks(cfg.batch_size) {
             let idx = Tensor::new(chunk, x.device())?;
-            let logits = model.forward(&x.index_select(&idx, 0)?)?;
+            let logits = model.forward_with(&x.index_select(&idx, 0)?, &RuleCtx::training())?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y.index_select(&idx, 0)?)?;
             match &mut opt {
                 Opt::Adam(o) => o.backward_step(&loss)?,

@@ -8,6 +8,7 @@
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
 pub mod conv;
+pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_pool;
 pub(crate) mod cpu_act;

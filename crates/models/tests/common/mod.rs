@@ -4,12 +4,15 @@
 use candle_core::Tensor;
 use candle_explain_core::prelude::*;
 
-/// `(name, method, completeness tolerance relative to |output| if the method promises it)`;
+/// `(name, method, completeness tolerance relative to |output| if the method promises it)`.
+pub type Method = (&'static str, Box<dyn Attributor>, Option<f32>);
+
+/// Every method of the core crate, configured for `x`;
 /// IG with 64 points is exact only on smooth models: 1e-2 covers the ReLU kinks of the CNN;
 /// Guided IG's 16 adaptive steps leave up to 6 % there.
 /// `groups` is a feature mask (group id per feature) for the group methods; `window` the
 /// occlusion window over the per-example shape.
-pub fn methods(x: &Tensor, groups: &Tensor, window: &[usize]) -> anyhow::Result<Vec<(&'static str, Box<dyn Attributor>, Option<f32>)>> {
+pub fn methods(x: &Tensor, groups: &Tensor, window: &[usize]) -> anyhow::Result<Vec<Method>> {
     let lrp = Composite::new(ActRule::Pass).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6)).with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-6));
     Ok(vec![
         ("saliency", Box::new(Saliency::signed()), None),
