@@ -5,8 +5,13 @@
 //! yet at the step's upper bound) move first towards the input, within a band of
 //! ±`max_dist` (as a fraction of the path) around the straight-line schedule, until the L1
 //! distance to the input has shrunk by 1/steps of the total. The attribution accumulates
-//! `(x − x_old) ⊙ ∇S(x_step)` along the way, so it is a path method: completeness holds up
-//! to the Riemann error (reported as the delta).
+//! `(x − x_old) ⊙ ∇S(x_step)` along the way, so it is a path method whose completeness error
+//! is reported as the delta. That error is not only a Riemann error: one step can move a
+//! selected feature by up to 2·`max_dist` of its range, credited with the gradient from
+//! before the move, and the features picked are those whose gradient is smallest, so the
+//! bias does not vanish with more steps. On the Fashion-MNIST ResNet it stays near 13× the
+//! output change at 800 steps, against 0.02 for the straight line (`fraction` = 1 or
+//! `max_dist` = 0); a smaller `max_dist` trades guidance for completeness.
 //!
 //! Every example runs its own path, but all examples move together: one batched gradient per
 //! step, and the feature selection (quantiles by sorting, masks) on the device.

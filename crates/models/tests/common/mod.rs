@@ -8,8 +8,10 @@ use candle_explain_core::prelude::*;
 pub type Method = (&'static str, Box<dyn Attributor>, Option<f32>);
 
 /// Every method of the core crate, configured for `x`;
-/// IG with 64 points is exact only on smooth models: 1e-2 covers the ReLU kinks of the CNN;
-/// Guided IG's 16 adaptive steps leave up to 6 % there.
+/// tolerances are relative to the larger of |output| and the output's change from the
+/// baseline. IG with 64 points is exact only on smooth models: the ReLU kinks leave under
+/// 1 % on the digits CNN and 1.2 % on the Fashion ResNet (0.1 % at 512 points, measured), so
+/// 2e-2; Guided IG's 16 adaptive steps leave up to 6 %.
 /// `groups` is a feature mask (group id per feature) for the group methods; `window` the
 /// occlusion window over the per-example shape.
 pub fn methods(x: &Tensor, groups: &Tensor, window: &[usize]) -> anyhow::Result<Vec<Method>> {
@@ -17,7 +19,7 @@ pub fn methods(x: &Tensor, groups: &Tensor, window: &[usize]) -> anyhow::Result<
     Ok(vec![
         ("saliency", Box::new(Saliency::signed()), None),
         ("gradient × input", Box::new(InputXGradient::default()), None),
-        ("integrated gradients", Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(64) }), Some(1e-2)),
+        ("integrated gradients", Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(64) }), Some(2e-2)),
         ("ε-LRP", Box::new(EpsilonLrp::new(1e-6)), None),
         ("LRP ε composite", Box::new(Lrp::new(lrp)), None),
         ("deeplift", Box::new(DeepLift::default()), None),
@@ -36,13 +38,23 @@ pub fn methods(x: &Tensor, groups: &Tensor, window: &[usize]) -> anyhow::Result<
 
 /// Runs every method of [`methods`] on `model` at `x`: shapes, and completeness where promised.
 pub fn smoke(model: &dyn Explainable, x: &Tensor, t: &Target, groups: &Tensor, window: &[usize], what: &str) -> anyhow::Result<()> {
+    smoke_except(model, x, t, groups, window, what, &[])
+}
+
+/// [`smoke`] without the completeness check of the methods named in `unchecked` (the caller
+/// says why).
+pub fn smoke_except(model: &dyn Explainable, x: &Tensor, t: &Target, groups: &Tensor, window: &[usize], what: &str, unchecked: &[&str]) -> anyhow::Result<()> {
     for (name, m, complete) in methods(x, groups, window)? {
+        let complete = complete.filter(|_| !unchecked.contains(&name));
         let a = m.attribute(model, x, t).map_err(|e| anyhow::anyhow!("{name} ({what}): {e}"))?;
         assert_eq!(a.attributions.dims(), x.dims(), "{name} ({what})");
         assert_eq!(a.output.dims(), &[x.dim(0)?], "{name} ({what})");
         if let Some(tol) = complete {
             let delta = a.delta.as_ref().expect("a complete method reports its delta").abs()?.max(0)?.to_scalar::<f32>()?;
-            let scale = a.output.abs()?.max(0)?.to_scalar::<f32>()?.max(1e-3);
+            let mut scale = a.output.abs()?.max(0)?.to_scalar::<f32>()?.max(1e-3);
+            if let Some(b) = &a.baseline_output {
+                scale = scale.max((&a.output - b)?.abs()?.max(0)?.to_scalar::<f32>()?);
+            }
             assert!(delta / scale < tol, "{name} ({what}): completeness error {delta} against outputs up to {scale}");
         }
     }
