@@ -7,7 +7,8 @@
 //! - [`core`]: the rule context, the custom backward ops and the methods;
 //! - [`models`]: explainable classifiers that load real checkpoints;
 //! - [`metrics`]: perturbation metrics;
-//! - [`viz`]: token pages for text attributions.
+//! - [`viz`]: heatmaps over images, grids, coloured-token pages for text, SVG line plots of
+//!   metric curves.
 //!
 //! ```
 //! use candle_explain::prelude::*;

@@ -3,7 +3,9 @@
 //!   red for absolute or positive-only ones), upscaled, as an RGB image to save as PNG;
 //! - [`grid`]: several such pictures side by side, one row per input;
 //! - [`token_html`]: a self-contained HTML page colouring each token by its score, with the
-//!   score in a tooltip and a legend.
+//!   score in a tooltip and a legend;
+//! - [`line_plot_svg`]: a self-contained SVG line plot of several [`Series`], for curves such
+//!   as Sensitivity-n or deletion / insertion with one line per method.
 
 use candle_core::Tensor;
 pub use image::RgbImage;
@@ -125,6 +127,222 @@ body{{font-family:sans-serif;max-width:60em;margin:2em auto}} .tok{{padding:0.1e
         neg = colour(-1.0),
         pos = colour(1.0),
     ))
+}
+
+/// One line of a plot: `y[i]` at `x[i]`, drawn in the given order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Shown in the legend.
+    pub name: String,
+    /// Positions along the x axis (any order; the line follows the given order).
+    pub x: Vec<f64>,
+    /// Values, one per `x`.
+    pub y: Vec<f64>,
+}
+
+impl Series {
+    /// A series from its name and paired `x`, `y` values.
+    pub fn new(name: impl Into<String>, x: Vec<f64>, y: Vec<f64>) -> Self {
+        Self { name: name.into(), x, y }
+    }
+}
+
+/// Tableau 10 (matplotlib's `tab10`): distinct hues that stay readable on white; series past
+/// the tenth reuse them dashed.
+const PALETTE: [&str; 10] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const DASHES: [&str; 3] = ["", "6 3", "2 2"];
+const SVG_W: f64 = 640.0;
+const SVG_H: f64 = 400.0;
+/// Series with at most this many points also get a circle per point, so sparse curves show
+/// where they were measured.
+const MARKER_MAX_POINTS: usize = 30;
+
+/// [`escape`] plus replacing characters XML 1.0 forbids (most control characters), which would
+/// make the whole SVG unreadable.
+fn xml_text(s: &str) -> String {
+    let ok = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}');
+    escape(&s.chars().map(|c| if ok(c) { c } else { '\u{FFFD}' }).collect::<String>())
+}
+
+/// Smallest and largest of finite values (callers check finiteness first).
+fn min_max<'a>(v: impl Iterator<Item = &'a f64>) -> (f64, f64) {
+    v.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), x| (l.min(*x), u.max(*x)))
+}
+
+/// The drawn range for data in `[lo, hi]`, widened by `pad` × span on each side; a (near)
+/// constant range gets a span of its own so a flat line or a single point still plots.
+fn axis_range(lo: f64, hi: f64, pad: f64, axis: &str) -> Result<(f64, f64), String> {
+    let span = hi - lo;
+    if !span.is_finite() {
+        return Err(format!("the {axis} values span [{lo:e}, {hi:e}], too wide to plot"));
+    }
+    // Spans lost in rounding (or in subnormals) give no usable ticks: treat them as constant.
+    if span <= 1e-9 * lo.abs().max(hi.abs()) || span < 1e-290 {
+        let mid = lo + span / 2.0;
+        let half = if mid.abs() < 1e-290 { 1.0 } else { mid.abs() * 0.1 };
+        return Ok((mid - half, mid + half));
+    }
+    let (a, b) = (lo - pad * span, hi + pad * span);
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(format!("the {axis} values span [{lo:e}, {hi:e}], too wide to plot"));
+    }
+    Ok((a, b))
+}
+
+/// About five tick values inside `[lo, hi]`, on a step of 1, 2 or 5 × 10^k, with compact
+/// labels.
+fn nice_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let k0 = ((hi - lo) / 5.0).log10().floor() as i32;
+    let mut best: Option<(i64, f64, i32, f64, f64)> = None; // (|count - 5|, step, k, first, last)
+    for k in k0 - 1..=k0 + 1 {
+        for m in [1.0, 2.0, 5.0] {
+            let step = m * 10f64.powi(k);
+            let (first, last) = ((lo / step).ceil(), (hi / step).floor());
+            if !(step > 0.0 && step.is_finite() && first.is_finite() && last.is_finite()) {
+                continue;
+            }
+            let score = ((last - first + 1.0) - 5.0).abs() as i64;
+            // Ties go to the smaller step (tried first): 7 ticks read better than 3.
+            if best.is_none_or(|b| score < b.0) {
+                best = Some((score, step, k, first, last));
+            }
+        }
+    }
+    let Some((_, step, k, first, last)) = best else { return Vec::new() };
+    let top = (first * step).abs().max((last * step).abs());
+    let sci = k < -4 || top >= 1e6;
+    let mut ticks = Vec::new();
+    let mut i = first;
+    while i <= last && ticks.len() < 20 {
+        let v = i * step;
+        ticks.push((v, if i == 0.0 { "0".to_string() } else { tick_label(v, k, sci) }));
+        i += 1.0;
+    }
+    ticks
+}
+
+/// `v` (a multiple of 10^k) with just the digits the step needs: fixed notation without
+/// trailing zeros, or scientific (`2.5e-6`) for very small or large values.
+fn tick_label(v: f64, k: i32, sci: bool) -> String {
+    let trim = |s: String| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    if sci {
+        let e = (v.abs().log10() + 1e-9).floor() as i32;
+        let s = format!("{:.*e}", (e - k).max(0) as usize, v);
+        match s.split_once('e') {
+            Some((mantissa, exp)) => format!("{}e{exp}", trim(mantissa.to_string())),
+            None => s,
+        }
+    } else {
+        trim(format!("{:.*}", (-k).max(0) as usize, v))
+    }
+}
+
+/// Checks one series, naming it and the first offending value in the error.
+fn check_series(i: usize, s: &Series) -> Result<(), String> {
+    let who = format!("series {i} ({:?})", s.name);
+    if s.x.len() != s.y.len() {
+        return Err(format!("{who}: x has {} values but y has {}; they must pair up", s.x.len(), s.y.len()));
+    }
+    if s.x.is_empty() {
+        return Err(format!("{who}: no points; each series needs at least one (x, y)"));
+    }
+    for (axis, v) in [("x", &s.x), ("y", &s.y)] {
+        if let Some((j, bad)) = v.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("{who}: {axis}[{j}] is {bad}; every value must be finite"));
+        }
+    }
+    Ok(())
+}
+
+/// A self-contained SVG (640 × 400 viewBox, no external fonts or scripts) of several curves:
+/// title, axes with about five 1-2-5 ticks each and grid lines, axis labels, and a legend with
+/// one Tableau-10 colour per series. The x axis spans the data, the y axis the data plus 5 %
+/// on each side. Lines are `<polyline>`s (one per series, in its own `<g class="series">`),
+/// with a circle per point when a series has at most 30 points. Text is XML-escaped; the
+/// output depends only on the input.
+///
+/// Errors (never panics) on no series, or a series with no points, x and y of different
+/// lengths, or a NaN / infinite value.
+pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String, String> {
+    if series.is_empty() {
+        return Err("line_plot_svg needs at least one series".to_string());
+    }
+    for (i, s) in series.iter().enumerate() {
+        check_series(i, s)?;
+    }
+    let (x_lo, x_hi) = min_max(series.iter().flat_map(|s| &s.x));
+    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y));
+    let (x0, x1) = axis_range(x_lo, x_hi, 0.0, "x")?;
+    let (y0, y1) = axis_range(y_lo, y_hi, 0.05, "y")?;
+
+    // Room on the right for the legend, sized by the longest name (about 7 px per character).
+    let longest = series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+    let (left, top, bottom) = (76.0, 40.0, 48.0);
+    let right = (40.0 + 7.0 * longest).clamp(110.0, 260.0);
+    let (pw, ph) = (SVG_W - left - right, SVG_H - top - bottom);
+    let px = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let py = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {SVG_W} {SVG_H}\" width=\"{SVG_W}\" height=\"{SVG_H}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{t}</title>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n<text class=\"title\" x=\"{:.2}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{t}</text>\n",
+        left + pw / 2.0,
+        t = xml_text(title),
+    ));
+
+    // Grid lines and tick labels, then the frame over them.
+    let b = top + ph;
+    out.push_str("<g class=\"x-ticks\" text-anchor=\"middle\">\n");
+    for (v, label) in nice_ticks(x0, x1) {
+        let x = px(v);
+        out.push_str(&format!("<line x1=\"{x:.2}\" y1=\"{top:.2}\" x2=\"{x:.2}\" y2=\"{b:.2}\" stroke=\"#e5e5e5\"/><line x1=\"{x:.2}\" y1=\"{b:.2}\" x2=\"{x:.2}\" y2=\"{:.2}\" stroke=\"#333\"/><text x=\"{x:.2}\" y=\"{:.2}\">{label}</text>\n", b + 5.0, b + 18.0));
+    }
+    out.push_str("</g>\n<g class=\"y-ticks\" text-anchor=\"end\">\n");
+    for (v, label) in nice_ticks(y0, y1) {
+        let y = py(v);
+        out.push_str(&format!("<line x1=\"{left:.2}\" y1=\"{y:.2}\" x2=\"{:.2}\" y2=\"{y:.2}\" stroke=\"#e5e5e5\"/><line x1=\"{:.2}\" y1=\"{y:.2}\" x2=\"{left:.2}\" y2=\"{y:.2}\" stroke=\"#333\"/><text x=\"{:.2}\" y=\"{y:.2}\" dy=\"0.32em\">{label}</text>\n", left + pw, left - 5.0, left - 8.0));
+    }
+    out.push_str(&format!(
+        "</g>\n<rect class=\"plot-area\" x=\"{left:.2}\" y=\"{top:.2}\" width=\"{pw:.2}\" height=\"{ph:.2}\" fill=\"none\" stroke=\"#333\"/>\n<text class=\"x-label\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\">{}</text>\n<text class=\"y-label\" transform=\"rotate(-90)\" x=\"{:.2}\" y=\"18\" text-anchor=\"middle\">{}</text>\n",
+        left + pw / 2.0,
+        SVG_H - 10.0,
+        xml_text(x_label),
+        -(top + ph / 2.0),
+        xml_text(y_label),
+    ));
+
+    // One group per series: its line, then its markers.
+    let style = |i: usize| {
+        let dash = DASHES[(i / PALETTE.len()) % DASHES.len()];
+        let dash = if dash.is_empty() { String::new() } else { format!(" stroke-dasharray=\"{dash}\"") };
+        (PALETTE[i % PALETTE.len()], dash)
+    };
+    for (i, s) in series.iter().enumerate() {
+        let (colour, dash) = style(i);
+        let points: Vec<String> = s.x.iter().zip(&s.y).map(|(x, y)| format!("{:.2},{:.2}", px(*x), py(*y))).collect();
+        out.push_str(&format!("<g class=\"series\" stroke=\"{colour}\" fill=\"{colour}\">\n<polyline fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\"{dash} points=\"{}\"/>\n", points.join(" ")));
+        if s.x.len() <= MARKER_MAX_POINTS {
+            for (x, y) in s.x.iter().zip(&s.y) {
+                out.push_str(&format!("<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2.5\" stroke=\"none\"/>\n", px(*x), py(*y)));
+            }
+        }
+        out.push_str("</g>\n");
+    }
+
+    out.push_str("<g class=\"legend\">\n");
+    let lx = left + pw + 12.0;
+    for (i, s) in series.iter().enumerate() {
+        let (colour, dash) = style(i);
+        let y = top + 10.0 + 18.0 * i as f64;
+        out.push_str(&format!(
+            "<line x1=\"{lx:.2}\" y1=\"{y:.2}\" x2=\"{:.2}\" y2=\"{y:.2}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{:.2}\" y=\"{y:.2}\" dy=\"0.32em\">{}</text>\n",
+            lx + 20.0,
+            lx + 26.0,
+            xml_text(&s.name),
+        ));
+    }
+    out.push_str("</g>\n</svg>\n");
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -379,6 +379,11 @@ impl InputGrad for GradTap {
 }
 
 pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    // Candle's CPU matmul has no bf16 / f16: compute in f32 (f32 accumulation) and round.
+    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
+        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+        return linear_fwd(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype());
+    }
     let y = match x.rank() {
         2 => x.matmul(&w.t()?)?,
         _ => x.broadcast_matmul(&w.t()?)?,
@@ -390,6 +395,10 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_c
 }
 
 pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
+        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+        return conv_fwd(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref(), g)?.to_dtype(x.dtype());
+    }
     let y = x.conv2d(w, g.padding, g.stride, g.dilation, g.groups)?;
     Ok(match b {
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,

@@ -100,6 +100,11 @@ impl Affine {
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
     fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
         match self {
+            // Candle's CPU matmul has no bf16 / f16: f32 there, rounded back.
+            Affine::Linear if g.device().is_cpu() && is_half(g.dtype()) => {
+                let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+                self.transpose(&up(g)?, &up(w)?, x)?.to_dtype(g.dtype())
+            }
             Affine::Linear => match g.rank() {
                 2 => g.matmul(w),
                 _ => g.broadcast_matmul(w),

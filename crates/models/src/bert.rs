@@ -148,12 +148,17 @@ impl BertClassifier {
     /// A Hugging Face folder: `config.json` and `model.safetensors`, the head from
     /// `head` (a safetensors file with `classifier.*`) or, if `None`, from the checkpoint.
     pub fn from_dir(dir: impl AsRef<Path>, head: Option<&Path>, device: &Device) -> Result<Self> {
+        Self::from_dir_as(dir, head, DType::F32, device)
+    }
+
+    /// [`BertClassifier::from_dir`] computing in `dtype` (f32, bf16 or f16).
+    pub fn from_dir_as(dir: impl AsRef<Path>, head: Option<&Path>, dtype: DType, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
         let file = |p: std::path::PathBuf| -> Result<std::path::PathBuf> { if p.exists() { Ok(p) } else { Err(Error::MissingFile(p.display().to_string())) } };
         let config = BertConfig::from_json(&std::fs::read_to_string(file(dir.join("config.json"))?)?)?;
         let mmap = |p: &Path| -> Result<VarBuilder<'static>> {
             // SAFETY: the files are memory-mapped read-only and not modified while loaded.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[p], DType::F32, device) }.map_err(|e| Error::Checkpoint { path: p.display().to_string(), reason: e.to_string() })
+            unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, device) }.map_err(|e| Error::Checkpoint { path: p.display().to_string(), reason: e.to_string() })
         };
         let weights = file(dir.join("model.safetensors"))?;
         let enc = mmap(&weights)?;

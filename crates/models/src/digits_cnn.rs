@@ -36,12 +36,17 @@ impl DigitsCnn {
 
     /// Loads a safetensors checkpoint, with a clear error for a missing or damaged file.
     pub fn from_file(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::from_file_as(path, DType::F32, device)
+    }
+
+    /// [`DigitsCnn::from_file`] computing in `dtype` (f32, bf16 or f16).
+    pub fn from_file_as(path: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         if !path.exists() {
             return Err(Error::MissingFile(path.display().to_string()));
         }
         // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
             .map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
         Self::load(vb).map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })
     }

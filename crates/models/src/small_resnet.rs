@@ -149,13 +149,18 @@ impl SmallResNet {
 
     /// Loads a safetensors checkpoint, with a clear error for a missing or damaged file.
     pub fn from_file(path: impl AsRef<Path>, config: SmallResNetConfig, device: &Device) -> Result<Self> {
+        Self::from_file_as(path, config, DType::F32, device)
+    }
+
+    /// [`SmallResNet::from_file`] computing in `dtype` (f32, bf16 or f16).
+    pub fn from_file_as(path: impl AsRef<Path>, config: SmallResNetConfig, dtype: DType, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         if !path.exists() {
             return Err(Error::MissingFile(path.display().to_string()));
         }
         let err = |e: String| Error::Checkpoint { path: path.display().to_string(), reason: e };
         // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }.map_err(|e| err(e.to_string()))?;
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(|e| err(e.to_string()))?;
         Self::load(vb, config).map_err(|e| err(e.to_string()))
     }
 

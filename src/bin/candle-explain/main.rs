@@ -1,0 +1,97 @@
+//! `candle-explain`: explain a prediction, or score attribution methods on a dataset.
+//!
+//! ```text
+//! candle-explain explain  [--model digits-cnn] [--image FILE | --index N | --text TEXT] [--method integrated-gradients] …
+//! candle-explain evaluate [--model digits-cnn] [--data DIR|FILE] [--methods saliency,…] [--metrics deletion,…] …
+//! candle-explain methods
+//! ```
+//! Results go to `--out` (JSON, safetensors of the attributions, PNG / HTML / SVG pictures).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod evaluate;
+mod explain;
+mod method;
+mod model;
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "candle-explain", version, about = "Attribution methods and faithfulness metrics for Candle models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explain one input: attributions as JSON, safetensors and a picture.
+    Explain(explain::ExplainArgs),
+    /// Score methods with faithfulness metrics over a dataset: JSON and curve plots.
+    Evaluate(evaluate::EvaluateArgs),
+    /// List the methods and models.
+    Methods,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DTypeArg {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// Device and precision flags shared by the subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DTypeArg,
+}
+
+impl RunArgs {
+    pub fn device(&self) -> Result<Device> {
+        Ok(match self.device {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda if candle_core::utils::cuda_is_available() => Device::new_cuda(0)?,
+            DeviceArg::Metal if candle_core::utils::metal_is_available() => Device::new_metal(0)?,
+            d => bail!("--device {d:?}: this binary was built without that backend (rebuild with --features cuda or metal)"),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self.dtype {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::Bf16 => DType::BF16,
+            DTypeArg::F16 => DType::F16,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Explain(a) => explain::run(&a),
+        Command::Evaluate(a) => evaluate::run(&a),
+        Command::Methods => {
+            println!("methods (images): {}", method::METHODS.join(", "));
+            println!("methods (text, at the word embeddings): {}", method::TEXT_METHODS.join(", "));
+            println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet); or a BERT / LSTM folder, or a hub id in the local Hugging Face cache");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
