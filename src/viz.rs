@@ -13,9 +13,10 @@ pub use image::RgbImage;
 /// What part of a signed attribution a heatmap shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sign {
-    /// Red positive, blue negative, white 0, scaled by the largest |value|.
+    /// Red positive, blue negative, white 0, scaled by the 99.5th percentile of |value|
+    /// (larger values saturate).
     Signed,
-    /// |value|, red, scaled by the largest.
+    /// |value|, red, scaled the same way.
     Absolute,
     /// Positive values only, red; negatives are dropped.
     Positive,
@@ -44,7 +45,12 @@ pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, sca
     let (px, a) = (f32s(image)?, f32s(&map)?);
     let (lo, hi) = px.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
     let a: Vec<f32> = a.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).map(|v| match sign { Sign::Signed => v, Sign::Absolute => v.abs(), Sign::Positive => v.max(0.0) }).collect();
-    let top = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    // Scaled by the 99.5th percentile of |value| rather than the maximum: on photos a handful
+    // of pixels can be 10× everything else and would leave the rest of the map invisible.
+    let mut mags: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+    mags.sort_by(f32::total_cmp);
+    let rank = ((mags.len() as f64 * 0.995).ceil() as usize).clamp(1, mags.len().max(1)) - 1;
+    let top = mags.get(rank).copied().unwrap_or(0.0).max(1e-12);
     let mut img = RgbImage::new(w as u32 * scale, h as u32 * scale);
     for y in 0..h {
         for x in 0..w {
