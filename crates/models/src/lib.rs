@@ -5,6 +5,7 @@
 //! PyTorch's tensor names, so real checkpoints load unchanged.
 
 pub mod bert;
+pub mod bert_finetune;
 pub mod data;
 pub mod digits_cnn;
 pub mod efficientnet;
