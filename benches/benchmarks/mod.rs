@@ -1,5 +1,6 @@
 //! Shared set-up: the device (chosen by feature), seeded random models, and syncing.
 
+pub mod families;
 pub mod methods;
 pub mod metrics;
 

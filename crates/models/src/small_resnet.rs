@@ -10,9 +10,8 @@
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_explain_core::canonize::fold_conv_batch_norm;
-use candle_explain_core::nn::{BatchNorm, Conv2d, Linear};
-use candle_explain_core::ops::conv::ConvGeometry;
+use crate::resnet::ConvBn;
+use candle_explain_core::nn::Linear;
 use candle_explain_core::ops::pool::PoolGeometry;
 use candle_explain_core::{Activation, Explainable, RuleCtx};
 use candle_nn::VarBuilder;
@@ -59,35 +58,6 @@ impl SmallResNetConfig {
     }
 }
 
-/// A conv and the BatchNorm after it (`None` once folded).
-#[derive(Debug, Clone)]
-struct ConvBn {
-    conv: Conv2d,
-    bn: Option<BatchNorm>,
-}
-
-impl ConvBn {
-    fn load(vb: &VarBuilder, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Self> {
-        let g = ConvGeometry { padding: k / 2, stride, ..Default::default() };
-        Ok(Self { conv: Conv2d::load_no_bias(vb.pp(conv), cin, cout, k, g)?, bn: Some(BatchNorm::load(vb.pp(bn), cout, 1e-5)?) })
-    }
-
-    fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        let y = self.conv.forward_with(x, ctx)?;
-        match &self.bn {
-            Some(bn) => bn.forward_with(&y, ctx),
-            None => Ok(y),
-        }
-    }
-
-    fn folded(&self) -> Result<Self> {
-        Ok(match &self.bn {
-            Some(bn) => Self { conv: fold_conv_batch_norm(&self.conv, bn)?, bn: None },
-            None => self.clone(),
-        })
-    }
-}
-
 #[derive(Debug, Clone)]
 struct BasicBlock {
     conv1: ConvBn,
@@ -97,8 +67,8 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn load(vb: VarBuilder, cin: usize, cout: usize, stride: usize) -> Result<Self> {
-        let downsample = if stride != 1 || cin != cout { Some(ConvBn::load(&vb, "downsample.0", "downsample.1", cin, cout, 1, stride)?) } else { None };
-        Ok(Self { conv1: ConvBn::load(&vb, "conv1", "bn1", cin, cout, 3, stride)?, conv2: ConvBn::load(&vb, "conv2", "bn2", cout, cout, 3, 1)?, downsample })
+        let downsample = if stride != 1 || cin != cout { Some(ConvBn::load(&vb, "downsample.0", "downsample.1", (cin, cout), 1, stride)?) } else { None };
+        Ok(Self { conv1: ConvBn::load(&vb, "conv1", "bn1", (cin, cout), 3, stride)?, conv2: ConvBn::load(&vb, "conv2", "bn2", (cout, cout), 3, 1)?, downsample })
     }
 
     fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
@@ -131,7 +101,7 @@ impl SmallResNet {
     /// and `fc` (a fresh `VarMap` gets PyTorch's initial values).
     pub fn load(vb: VarBuilder, config: SmallResNetConfig) -> Result<Self> {
         let pool = config.check()?;
-        let stem = ConvBn::load(&vb, "conv1", "bn1", config.in_channels, config.widths[0], 3, 1)?;
+        let stem = ConvBn::load(&vb, "conv1", "bn1", (config.in_channels, config.widths[0]), 3, 1)?;
         let mut layers = vec![];
         let mut cin = config.widths[0];
         for (s, &w) in config.widths.iter().enumerate() {
