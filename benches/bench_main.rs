@@ -6,4 +6,4 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::methods::benches, benchmarks::metrics::benches, benchmarks::families::benches);
+criterion::criterion_main!(benchmarks::methods::benches, benchmarks::metrics::benches, benchmarks::families::benches, benchmarks::op_stacks::benches);

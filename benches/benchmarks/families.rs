@@ -7,6 +7,7 @@
 //!   at the word embeddings, seeded random weights;
 //! - `efficientnet_lite0_b1`: the committed ImageNet model on one 224² image (Saliency, LRP,
 //!   IG-16 and Grad-CAM only: the other methods take tens of seconds per image on a CPU).
+//!
 //! DeepLIFT is left out for the LSTM and BERT: their sigmoid / tanh gates and attention have no
 //! Rescale rule here. Occlusion slides one token (a window over the whole embedding) for the
 //! sequence models, 4×4 patches with stride 2 for the ResNet.

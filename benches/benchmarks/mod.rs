@@ -3,6 +3,7 @@
 pub mod families;
 pub mod methods;
 pub mod metrics;
+pub mod op_stacks;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;

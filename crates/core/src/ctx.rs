@@ -384,9 +384,17 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_c
         let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
         return linear_fwd(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype());
     }
+    // One (rows × in)·(in × out) gemm over all leading dimensions: a broadcast batched
+    // matmul runs one small gemm per batch entry.
     let y = match x.rank() {
         2 => x.matmul(&w.t()?)?,
-        _ => x.broadcast_matmul(&w.t()?)?,
+        _ => {
+            let mut dims = x.dims().to_vec();
+            let rows = x.elem_count() / dims[dims.len() - 1];
+            let y = x.contiguous()?.reshape((rows, ()))?.matmul(&w.t()?)?;
+            *dims.last_mut().expect("rank ≥ 3") = w.dim(0)?;
+            y.reshape(dims)?
+        }
     };
     Ok(match b {
         Some(b) => y.broadcast_add(b)?,

@@ -107,7 +107,10 @@ impl Affine {
             }
             Affine::Linear => match g.rank() {
                 2 => g.matmul(w),
-                _ => g.broadcast_matmul(w),
+                _ => {
+                    let rows = g.elem_count() / g.dim(candle_core::D::Minus1)?;
+                    g.contiguous()?.reshape((rows, ()))?.matmul(w)?.reshape(x.shape())
+                }
             },
             Affine::Conv(geom) => {
                 let (_, _, h, wd) = x.dims4()?;

@@ -62,6 +62,9 @@ impl InputGrad for ActBackward {
         if let Some(g) = self.relu_cpu(z, grad)? {
             return Ok(g);
         }
+        if let Some(g) = self.smooth_cpu(z, grad)? {
+            return Ok(g);
+        }
         match self.rule {
             ActRule::Gradient => grad * self.act.derivative(z)?,
             ActRule::Epsilon(eps) => grad * (a / stabilize(z, eps)?)?,
@@ -98,6 +101,24 @@ impl ActBackward {
     }
 }
 
+impl ActBackward {
+    /// The gradient and guided-backprop rules of the other activations on the CPU in f32 /
+    /// f64: one pass (`ops::cpu_act_smooth`).
+    fn smooth_cpu(&self, z: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        use crate::ops::cpu_act_smooth::{supports, SmoothActGradCpu};
+        let guided = match self.rule {
+            ActRule::Gradient => false,
+            ActRule::GuidedBackprop => true,
+            _ => return Ok(None),
+        };
+        let fits = z.device().is_cpu() && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64) && grad.dtype() == z.dtype() && z.dims() == grad.dims();
+        if !fits || !supports(self.act) {
+            return Ok(None);
+        }
+        Ok(Some(z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &SmoothActGradCpu { act: self.act, guided })?))
+    }
+}
+
 /// DeepLIFT's multiplier `Δf / Δz`, with the midpoint derivative where `|Δz|` is tiny.
 pub(crate) fn rescale_multiplier(act: Activation, z: &Tensor, a: &Tensor, zref: &Tensor, threshold: f64) -> Result<Tensor> {
     let dz = (z - zref)?;
@@ -112,6 +133,31 @@ pub(crate) fn rescale_multiplier(act: Activation, z: &Tensor, a: &Tensor, zref: 
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    /// The one-pass kernels of the smooth activations equal `grad · f'(z)` from tensor ops
+    /// (and the guided form), in f32 and f64.
+    #[test]
+    fn smooth_kernels_match_the_tensor_op_derivatives() -> Result<()> {
+        use crate::ops::cpu_act_smooth::SmoothActGradCpu;
+        let dev = Device::Cpu;
+        let z = ((Tensor::arange(0u32, 401, &dev)?.to_dtype(DType::F64)? * 0.03)? - 5.0)?;
+        let g = (z.sin()? * 1.3)?;
+        let acts = [Activation::Relu6, Activation::LeakyRelu(0.1), Activation::Elu(0.7), Activation::Tanh, Activation::Sigmoid, Activation::Softplus, Activation::Gelu, Activation::GeluTanh, Activation::Identity];
+        for act in acts {
+            for guided in [false, true] {
+                let upstream = if guided { g.relu()? } else { g.clone() };
+                let want = (&upstream * act.derivative(&z)?)?;
+                for dt in [DType::F64, DType::F32] {
+                    let (zt, gt) = (z.to_dtype(dt)?, g.to_dtype(dt)?);
+                    let got = zt.apply_op2_no_bwd(&gt, &SmoothActGradCpu { act, guided })?.to_dtype(DType::F64)?;
+                    let err = (&got - &want)?.abs()?.max_all()?.to_scalar::<f64>()?;
+                    let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };
+                    assert!(err < tol, "{} guided={guided} {dt:?}: max error {err}", act.name());
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// The one-pass ReLU kernels equal the tensor-op formulas for every rule (the kernel runs
     /// through `input_grad`, the reference through the generic arm).

@@ -75,6 +75,16 @@ impl RuleCtx {
             }
             Ok((y, sd))
         };
+        // Gradient contexts on the CPU: the forward on the detached input and our one-pass
+        // input gradient (weights need no gradient here).
+        let cpu = x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64) && gamma.dtype() == x.dtype();
+        if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) = (&self.mode, cpu, &factor) {
+            let y = norm(&x.detach(), true)?.0;
+            let exact = matches!(factor, Factor::Exact);
+            let y = boundary(x, &y, LayerNormGrad { gamma: gamma.clone(), eps, exact })?;
+            self.count(&y);
+            return Ok(y);
+        }
         match factor {
             Factor::Exact => Ok(norm(x, false)?.0),
             Factor::Detached => Ok(norm(x, true)?.0),
@@ -140,6 +150,23 @@ impl InputGrad for LayerNormRelevance {
         let s = stabilized_div(r, y, self.eps)?.broadcast_mul(&self.gamma)?;
         let centred = s.broadcast_sub(&s.mean_keepdim(D::Minus1)?)?;
         x * centred.broadcast_div(&self.sd)?
+    }
+}
+
+/// LayerNorm's input gradient, exact or with σ constant (`ops::cpu_layer_norm`).
+struct LayerNormGrad {
+    gamma: Tensor,
+    eps: f64,
+    exact: bool,
+}
+
+impl InputGrad for LayerNormGrad {
+    fn name(&self) -> &'static str {
+        "candle-explain-layer-norm-grad"
+    }
+    fn input_grad(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        let op = crate::ops::cpu_layer_norm::LayerNormInputGradCpu { eps: self.eps, exact: self.exact };
+        x.contiguous()?.apply_op3_no_bwd(&self.gamma.contiguous()?, &g.contiguous()?, &op)
     }
 }
 

@@ -10,8 +10,10 @@
 pub mod conv;
 pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
+pub(crate) mod cpu_layer_norm;
 pub(crate) mod cpu_pool;
 pub(crate) mod cpu_act;
+pub(crate) mod cpu_act_smooth;
 pub mod pool;
 
 use candle_core::backend::BackendStorage;
