@@ -156,17 +156,14 @@ impl BertClassifier {
         let dir = dir.as_ref();
         let file = |p: std::path::PathBuf| -> Result<std::path::PathBuf> { if p.exists() { Ok(p) } else { Err(Error::MissingFile(p.display().to_string())) } };
         let config = BertConfig::from_json(&std::fs::read_to_string(file(dir.join("config.json"))?)?)?;
-        let mmap = |p: &Path| -> Result<VarBuilder<'static>> {
-            // SAFETY: the files are memory-mapped read-only and not modified while loaded.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, device) }.map_err(|e| Error::Checkpoint { path: p.display().to_string(), reason: e.to_string() })
-        };
+        let mmap = |p: &Path| crate::checkpoint::mmap(p, dtype, device);
         let weights = file(dir.join("model.safetensors"))?;
         let enc = mmap(&weights)?;
         let head_vb = match head {
             Some(h) => mmap(&file(h.to_path_buf())?)?,
             None => enc.clone(),
         };
-        Self::load(enc, head_vb, config).map_err(|e| Error::Checkpoint { path: weights.display().to_string(), reason: e.to_string() })
+        Self::load(enc, head_vb, config).map_err(|e| crate::checkpoint::checkpoint_error(&weights, e))
     }
 
     /// A hub id (`org/name`) at `revision`, from the local Hugging Face cache (offline; see

@@ -3,7 +3,7 @@
 //! – ReLU – max-pool(2) blocks with 32, 64 and 128 channels (28 → 14 → 7 → 3), flatten,
 //! fc(1152 → 256) – ReLU – fc(256 → 10). Inputs are `(x/255 − 0.1307)/0.3081`.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::{Conv2d, Linear, MaxPool2d};
 use candle_explain_core::ops::conv::ConvGeometry;
@@ -41,14 +41,7 @@ impl DigitsCnn {
 
     /// [`DigitsCnn::from_file`] computing in `dtype` (f32, bf16 or f16).
     pub fn from_file_as(path: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
-        let path = path.as_ref();
-        if !path.exists() {
-            return Err(Error::MissingFile(path.display().to_string()));
-        }
-        // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
-            .map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
-        Self::load(vb).map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })
+        crate::checkpoint::load(path.as_ref(), dtype, device, Self::load)
     }
 
     /// Raw pixels `0..=255` → the model's input scale.

@@ -126,14 +126,7 @@ impl EfficientNetLite0 {
     /// Loads a safetensors checkpoint (any float dtype; computed in `dtype`), with a clear
     /// error for a missing or damaged file.
     pub fn from_file(path: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
-        let path = path.as_ref();
-        if !path.exists() {
-            return Err(Error::MissingFile(path.display().to_string()));
-        }
-        let err = |e: String| Error::Checkpoint { path: path.display().to_string(), reason: e };
-        // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(|e| err(e.to_string()))?;
-        Self::load(vb).map_err(|e| err(e.to_string()))
+        crate::checkpoint::load(path.as_ref(), dtype, device, Self::load)
     }
 
     /// RGB pixels `0..=255`, `(N, 3, H, W)` → the model's input scale `(x − 127)/128`.

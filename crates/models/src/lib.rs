@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod bert_finetune;
+mod checkpoint;
 pub mod data;
 pub mod digits_cnn;
 pub mod efficientnet;

@@ -101,10 +101,7 @@ impl LstmClassifier {
             return Err(LstmConfig::bad(format!("the vocabulary has {} tokens but the model {}", vocab.len(), config.vocab_size)));
         }
         let weights = file("model.safetensors")?;
-        let path = weights.display().to_string();
-        // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], candle_core::DType::F32, device) }.map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
-        let model = Self::load(vb, config).map_err(|e| Error::Checkpoint { path, reason: e.to_string() })?;
+        let model = crate::checkpoint::load(&weights, candle_core::DType::F32, device, |vb| Self::load(vb, config))?;
         Ok((model, vocab))
     }
 

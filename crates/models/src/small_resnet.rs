@@ -124,14 +124,7 @@ impl SmallResNet {
 
     /// [`SmallResNet::from_file`] computing in `dtype` (f32, bf16 or f16).
     pub fn from_file_as(path: impl AsRef<Path>, config: SmallResNetConfig, dtype: DType, device: &Device) -> Result<Self> {
-        let path = path.as_ref();
-        if !path.exists() {
-            return Err(Error::MissingFile(path.display().to_string()));
-        }
-        let err = |e: String| Error::Checkpoint { path: path.display().to_string(), reason: e };
-        // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }.map_err(|e| err(e.to_string()))?;
-        Self::load(vb, config).map_err(|e| err(e.to_string()))
+        crate::checkpoint::load(path.as_ref(), dtype, device, |vb| Self::load(vb, config))
     }
 
     /// Raw pixels `0..=255` → the model's input scale.
