@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 use crate::composite::{Composite, LayerKind};
-use crate::layer_rules::{Affine, LayerBackward, LayerRule, SumShare};
+use crate::layer_rules::{in_f32_on_cpu, Affine, LayerBackward, LayerRule, SumShare};
 use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
 use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry};
 use crate::ops::{boundary, InputGrad};
@@ -379,10 +379,8 @@ impl InputGrad for GradTap {
 }
 
 pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
-    // Candle's CPU matmul has no bf16 / f16: compute in f32 (f32 accumulation) and round.
-    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
-        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
-        return linear_fwd(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype());
+    if let Some(r) = in_f32_on_cpu(x, w, b, linear_fwd) {
+        return r;
     }
     // One (rows × in)·(in × out) gemm over all leading dimensions: a broadcast batched
     // matmul runs one small gemm per batch entry.
@@ -403,9 +401,8 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_c
 }
 
 pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
-    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
-        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
-        return conv_fwd(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref(), g)?.to_dtype(x.dtype());
+    if let Some(r) = in_f32_on_cpu(x, w, b, |x, w, b| conv_fwd(x, w, b, g)) {
+        return r;
     }
     let y = x.conv2d(w, g.padding, g.stride, g.dilation, g.groups)?;
     Ok(match b {
@@ -428,10 +425,9 @@ fn conv_fwd_train(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -
 
 /// A conv whose result needs no autograd: our CPU kernel where it applies.
 pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
-    // Candle's CPU matmul has no bf16: half precision runs the f32 kernel (f32 accumulation).
-    if x.device().is_cpu() && crate::layer_rules::is_half(x.dtype()) {
-        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
-        return conv_fwd_no_grad(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref(), g)?.to_dtype(x.dtype());
+    // Half precision runs our f32 kernel.
+    if let Some(r) = in_f32_on_cpu(x, w, b, |x, w, b| conv_fwd_no_grad(x, w, b, g)) {
+        return r;
     }
     if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
         return conv_fwd(x, w, b, g);
@@ -463,9 +459,8 @@ impl InputGrad for PoolBackward {
 /// Gradient w.r.t. a conv's input `(…, in_hw)`: the CPU kernel where it applies, else the
 /// generic path.
 pub(crate) fn conv_input_grad(grad: &Tensor, w: &Tensor, g: ConvGeometry, in_hw: (usize, usize)) -> candle_core::Result<Tensor> {
-    if grad.device().is_cpu() && crate::layer_rules::is_half(grad.dtype()) {
-        let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
-        return conv_input_grad(&up(grad)?, &up(w)?, g, in_hw)?.to_dtype(grad.dtype());
+    if let Some(r) = in_f32_on_cpu(grad, w, None, |grad, w, _| conv_input_grad(grad, w, g, in_hw)) {
+        return r;
     }
     if crate::ops::cpu_conv::applies(grad) && grad.dtype() == w.dtype() {
         let op = crate::ops::cpu_conv::Conv2dInputGradCpu { g, in_hw };

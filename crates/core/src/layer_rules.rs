@@ -99,12 +99,10 @@ impl Affine {
 
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
     fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
+        if let (Affine::Linear, Some(r)) = (self, in_f32_on_cpu(g, w, None, |g, w, _| self.transpose(g, w, x))) {
+            return r;
+        }
         match self {
-            // Candle's CPU matmul has no bf16 / f16: f32 there, rounded back.
-            Affine::Linear if g.device().is_cpu() && is_half(g.dtype()) => {
-                let up = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
-                self.transpose(&up(g)?, &up(w)?, x)?.to_dtype(g.dtype())
-            }
             Affine::Linear => match g.rank() {
                 2 => g.matmul(w),
                 _ => {
@@ -275,6 +273,17 @@ impl InputGrad for LayerBackward {
 
 pub(crate) fn is_half(dt: DType) -> bool {
     matches!(dt, DType::BF16 | DType::F16)
+}
+
+/// Candle's CPU matmul has no bf16 / f16: for a half-precision `x` on the CPU, `f` runs on f32
+/// copies of `x`, `w` and `b` (f32 accumulation) and the result is rounded back to `x`'s
+/// dtype. `None` elsewhere (the caller computes as usual).
+pub(crate) fn in_f32_on_cpu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, f: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>) -> Option<Result<Tensor>> {
+    if !(x.device().is_cpu() && is_half(x.dtype())) {
+        return None;
+    }
+    let up = |t: &Tensor| t.to_dtype(DType::F32);
+    Some((|| f(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype()))())
 }
 
 /// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
