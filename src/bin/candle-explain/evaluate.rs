@@ -89,7 +89,7 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
     let n = x.dim(0)?;
     let pred: Vec<usize> = m.model.forward(&x)?.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect();
     let target = Target::PerExample(pred.clone());
-    let range = ((m.normalize)(&Tensor::new(&[0f32, 255.0], &device)?)?).to_vec1::<f32>()?;
+    let range = m.input_range(&device)?;
     let features: usize = x.dims()[1..].iter().product();
     let base = Baseline::Constant(m.black);
     let ns = SensitivityN::log_grid(features, 6, 0.8)?;
@@ -98,7 +98,7 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (mut json, mut del_series, mut ins_series, mut sens_series) = (vec![], vec![], vec![], vec![]);
     for name in &a.methods {
-        let method = build(name, &a.params, &x.dims()[1..], m.black, (range[0] as f64, range[1] as f64), m.cam_layer)?;
+        let method = build(name, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)?;
         bar.set_message(format!("{name}: attributing"));
         let t0 = std::time::Instant::now();
         let attr = method.attribute(m.model.as_ref(), &x, &target)?.attributions.to_dtype(x.dtype())?;

@@ -98,8 +98,8 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             let x = (m.normalize)(&pixels)?.to_dtype(dtype)?;
             let logits = m.model.forward(&x)?;
             let class = target(&a.target, &logits, &m.classes)?;
-            let range = ((m.normalize)(&Tensor::new(&[0f32, 255.0], &device)?)?).to_vec1::<f32>()?;
-            let method = build(&a.method, &a.params, &x.dims()[1..], m.black, (range[0] as f64, range[1] as f64), m.cam_layer)?;
+            let range = m.input_range(&device)?;
+            let method = build(&a.method, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)?;
             let bar = spinner(format!("{} on {}", a.method, m.name));
             let t0 = std::time::Instant::now();
             let attr = method.attribute(m.model.as_ref(), &x, &Target::Class(class))?;

@@ -157,6 +157,13 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
 }
 
 impl ImageModel {
+    /// The model-input values of a black and a white pixel (the input range, for z^B and
+    /// Gradient SHAP's baselines).
+    pub fn input_range(&self, device: &Device) -> Result<(f64, f64)> {
+        let r = (self.normalize)(&Tensor::new(&[0f32, 255.0], device)?)?.to_vec1::<f32>()?;
+        Ok((r[0] as f64, r[1] as f64))
+    }
+
     /// An image file resized to the model's input (grey for one-channel models), raw pixels
     /// and the resized picture.
     pub fn read_image(&self, path: &Path, device: &Device) -> Result<(Tensor, image::RgbImage)> {
