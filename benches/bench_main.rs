@@ -6,4 +6,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::methods::benches, benchmarks::metrics::benches, benchmarks::families::benches, benchmarks::op_stacks::benches);
+criterion::criterion_main!(
+    benchmarks::methods::benches,
+    benchmarks::metrics::benches,
+    benchmarks::families::benches,
+    benchmarks::op_stacks::benches
+);

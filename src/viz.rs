@@ -25,9 +25,17 @@ pub enum Sign {
 /// One `(channels, h, w)` image (values in any range; drawn in grey, or in colour for three
 /// channels, stretched to [0, 1]) with its attribution map (`(channels, h, w)` summed over
 /// channels, or `(h, w)`) blended on top with opacity `alpha`, each pixel `scale`× larger.
-pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, scale: u32) -> Result<RgbImage, String> {
+pub fn heatmap(
+    image: &Tensor,
+    attribution: &Tensor,
+    sign: Sign,
+    alpha: f32,
+    scale: u32,
+) -> Result<RgbImage, String> {
     let err = |e: candle_core::Error| e.to_string();
-    let (c, h, w) = image.dims3().map_err(|_| format!("the image must be (channels, h, w), got {:?}", image.dims()))?;
+    let (c, h, w) = image
+        .dims3()
+        .map_err(|_| format!("the image must be (channels, h, w), got {:?}", image.dims()))?;
     if c != 1 && c != 3 {
         return Err(format!("the image needs 1 or 3 channels, got {c}"));
     }
@@ -36,15 +44,37 @@ pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, sca
         _ => attribution.clone(),
     };
     if map.dims() != [h, w] {
-        return Err(format!("the attribution {:?} does not match the image {:?}", attribution.dims(), image.dims()));
+        return Err(format!(
+            "the attribution {:?} does not match the image {:?}",
+            attribution.dims(),
+            image.dims()
+        ));
     }
     if !(0.0..=1.0).contains(&alpha) || scale == 0 {
-        return Err(format!("alpha must be in [0, 1] and scale ≥ 1, got {alpha} and {scale}"));
+        return Err(format!(
+            "alpha must be in [0, 1] and scale ≥ 1, got {alpha} and {scale}"
+        ));
     }
-    let f32s = |t: &Tensor| -> Result<Vec<f32>, String> { t.to_dtype(candle_core::DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(err) };
+    let f32s = |t: &Tensor| -> Result<Vec<f32>, String> {
+        t.to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(err)
+    };
     let (px, a) = (f32s(image)?, f32s(&map)?);
-    let (lo, hi) = px.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
-    let a: Vec<f32> = a.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).map(|v| match sign { Sign::Signed => v, Sign::Absolute => v.abs(), Sign::Positive => v.max(0.0) }).collect();
+    let (lo, hi) = px
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
+    let a: Vec<f32> = a
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .map(|v| match sign {
+            Sign::Signed => v,
+            Sign::Absolute => v.abs(),
+            Sign::Positive => v.max(0.0),
+        })
+        .collect();
     // Scaled by the 99.5th percentile of |value| rather than the maximum: on photos a handful
     // of pixels can be 10× everything else and would leave the rest of the map invisible.
     let mut mags: Vec<f32> = a.iter().map(|v| v.abs()).collect();
@@ -55,11 +85,23 @@ pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, sca
     for y in 0..h {
         for x in 0..w {
             let grey = |k: usize| 255.0 * (px[k * h * w + y * w + x] - lo) / (hi - lo).max(1e-12);
-            let base = if c == 3 { [grey(0), grey(1), grey(2)] } else { [grey(0); 3] };
+            let base = if c == 3 {
+                [grey(0), grey(1), grey(2)]
+            } else {
+                [grey(0); 3]
+            };
             let t = (a[y * w + x] / top).clamp(-1.0, 1.0);
             let fade = 255.0 * (1.0 - t.abs());
-            let heat = if t >= 0.0 { [255.0, fade, fade] } else { [fade, fade, 255.0] };
-            let rgb = image::Rgb([0, 1, 2].map(|i| ((1.0 - alpha) * base[i] + alpha * heat[i]).round().clamp(0.0, 255.0) as u8));
+            let heat = if t >= 0.0 {
+                [255.0, fade, fade]
+            } else {
+                [fade, fade, 255.0]
+            };
+            let rgb = image::Rgb([0, 1, 2].map(|i| {
+                ((1.0 - alpha) * base[i] + alpha * heat[i])
+                    .round()
+                    .clamp(0.0, 255.0) as u8
+            }));
             for dy in 0..scale {
                 for dx in 0..scale {
                     img.put_pixel(x as u32 * scale + dx, y as u32 * scale + dy, rgb);
@@ -73,8 +115,15 @@ pub fn heatmap(image: &Tensor, attribution: &Tensor, sign: Sign, alpha: f32, sca
 /// Pictures laid out in rows (every picture of a row the same height), `pad` white pixels
 /// between them.
 pub fn grid(rows: &[Vec<RgbImage>], pad: u32) -> RgbImage {
-    let width = rows.iter().map(|r| r.iter().map(|i| i.width() + pad).sum::<u32>()).max().unwrap_or(0);
-    let height: u32 = rows.iter().map(|r| r.iter().map(|i| i.height()).max().unwrap_or(0) + pad).sum();
+    let width = rows
+        .iter()
+        .map(|r| r.iter().map(|i| i.width() + pad).sum::<u32>())
+        .max()
+        .unwrap_or(0);
+    let height: u32 = rows
+        .iter()
+        .map(|r| r.iter().map(|i| i.height()).max().unwrap_or(0) + pad)
+        .sum();
     let mut out = RgbImage::from_pixel(width.max(1), height.max(1), image::Rgb([255, 255, 255]));
     let mut y = 0;
     for r in rows {
@@ -104,9 +153,17 @@ fn escape(s: &str) -> String {
 
 /// Background colour of a score in [−1, 1]: white at 0, red for positive, blue for negative.
 fn colour(v: f64) -> String {
-    let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     let fade = |a: f64| (255.0 * (1.0 - a.abs())).round() as u8;
-    if v >= 0.0 { format!("rgb(255,{0},{0})", fade(v)) } else { format!("rgb({0},{0},255)", fade(v)) }
+    if v >= 0.0 {
+        format!("rgb(255,{0},{0})", fade(v))
+    } else {
+        format!("rgb({0},{0},255)", fade(v))
+    }
 }
 
 /// One `<section>` per row: `(caption, tokens, scores)`; tokens and scores must pair up.
@@ -114,14 +171,29 @@ pub fn token_html(title: &str, rows: &[(String, Vec<String>, Vec<f64>)]) -> Resu
     let mut body = String::new();
     for (caption, tokens, scores) in rows {
         if tokens.len() != scores.len() {
-            return Err(format!("{caption}: {} tokens but {} scores", tokens.len(), scores.len()));
+            return Err(format!(
+                "{caption}: {} tokens but {} scores",
+                tokens.len(),
+                scores.len()
+            ));
         }
-        let scale = scores.iter().filter(|v| v.is_finite()).fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+        let scale = scores
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0f64, |m, v| m.max(v.abs()))
+            .max(1e-12);
         body.push_str(&format!("<section><h2>{}</h2><p>", escape(caption)));
         for (t, s) in tokens.iter().zip(scores) {
-            body.push_str(&format!("<span class=\"tok\" style=\"background:{}\" title=\"{:+.4}\">{}</span> ", colour(s / scale), s, escape(t)));
+            body.push_str(&format!(
+                "<span class=\"tok\" style=\"background:{}\" title=\"{:+.4}\">{}</span> ",
+                colour(s / scale),
+                s,
+                escape(t)
+            ));
         }
-        body.push_str(&format!("</p><p class=\"scale\">largest |score| {scale:.4}</p></section>\n"));
+        body.push_str(&format!(
+            "</p><p class=\"scale\">largest |score| {scale:.4}</p></section>\n"
+        ));
     }
     Ok(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>\
@@ -149,13 +221,20 @@ pub struct Series {
 impl Series {
     /// A series from its name and paired `x`, `y` values.
     pub fn new(name: impl Into<String>, x: Vec<f64>, y: Vec<f64>) -> Self {
-        Self { name: name.into(), x, y }
+        Self {
+            name: name.into(),
+            x,
+            y,
+        }
     }
 }
 
 /// Tableau 10 (matplotlib's `tab10`): distinct hues that stay readable on white; series past
 /// the tenth reuse them dashed.
-const PALETTE: [&str; 10] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const PALETTE: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
 const DASHES: [&str; 3] = ["", "6 3", "2 2"];
 const SVG_W: f64 = 640.0;
 const SVG_H: f64 = 400.0;
@@ -167,12 +246,18 @@ const MARKER_MAX_POINTS: usize = 30;
 /// make the whole SVG unreadable.
 fn xml_text(s: &str) -> String {
     let ok = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}');
-    escape(&s.chars().map(|c| if ok(c) { c } else { '\u{FFFD}' }).collect::<String>())
+    escape(
+        &s.chars()
+            .map(|c| if ok(c) { c } else { '\u{FFFD}' })
+            .collect::<String>(),
+    )
 }
 
 /// Smallest and largest of finite values (callers check finiteness first).
 fn min_max<'a>(v: impl Iterator<Item = &'a f64>) -> (f64, f64) {
-    v.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), x| (l.min(*x), u.max(*x)))
+    v.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, u), x| {
+        (l.min(*x), u.max(*x))
+    })
 }
 
 /// The drawn range for data in `[lo, hi]`, widened by `pad` × span on each side; a (near)
@@ -180,17 +265,25 @@ fn min_max<'a>(v: impl Iterator<Item = &'a f64>) -> (f64, f64) {
 fn axis_range(lo: f64, hi: f64, pad: f64, axis: &str) -> Result<(f64, f64), String> {
     let span = hi - lo;
     if !span.is_finite() {
-        return Err(format!("the {axis} values span [{lo:e}, {hi:e}], too wide to plot"));
+        return Err(format!(
+            "the {axis} values span [{lo:e}, {hi:e}], too wide to plot"
+        ));
     }
     // Spans lost in rounding (or in subnormals) give no usable ticks: treat them as constant.
     if span <= 1e-9 * lo.abs().max(hi.abs()) || span < 1e-290 {
         let mid = lo + span / 2.0;
-        let half = if mid.abs() < 1e-290 { 1.0 } else { mid.abs() * 0.1 };
+        let half = if mid.abs() < 1e-290 {
+            1.0
+        } else {
+            mid.abs() * 0.1
+        };
         return Ok((mid - half, mid + half));
     }
     let (a, b) = (lo - pad * span, hi + pad * span);
     if !(a.is_finite() && b.is_finite()) {
-        return Err(format!("the {axis} values span [{lo:e}, {hi:e}], too wide to plot"));
+        return Err(format!(
+            "the {axis} values span [{lo:e}, {hi:e}], too wide to plot"
+        ));
     }
     Ok((a, b))
 }
@@ -214,14 +307,23 @@ fn nice_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
             }
         }
     }
-    let Some((_, step, k, first, last)) = best else { return Vec::new() };
+    let Some((_, step, k, first, last)) = best else {
+        return Vec::new();
+    };
     let top = (first * step).abs().max((last * step).abs());
     let sci = k < -4 || top >= 1e6;
     let mut ticks = Vec::new();
     let mut i = first;
     while i <= last && ticks.len() < 20 {
         let v = i * step;
-        ticks.push((v, if i == 0.0 { "0".to_string() } else { tick_label(v, k, sci) }));
+        ticks.push((
+            v,
+            if i == 0.0 {
+                "0".to_string()
+            } else {
+                tick_label(v, k, sci)
+            },
+        ));
         i += 1.0;
     }
     ticks
@@ -230,7 +332,13 @@ fn nice_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
 /// `v` (a multiple of 10^k) with just the digits the step needs: fixed notation without
 /// trailing zeros, or scientific (`2.5e-6`) for very small or large values.
 fn tick_label(v: f64, k: i32, sci: bool) -> String {
-    let trim = |s: String| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
     if sci {
         let e = (v.abs().log10() + 1e-9).floor() as i32;
         let s = format!("{:.*e}", (e - k).max(0) as usize, v);
@@ -247,14 +355,22 @@ fn tick_label(v: f64, k: i32, sci: bool) -> String {
 fn check_series(i: usize, s: &Series) -> Result<(), String> {
     let who = format!("series {i} ({:?})", s.name);
     if s.x.len() != s.y.len() {
-        return Err(format!("{who}: x has {} values but y has {}; they must pair up", s.x.len(), s.y.len()));
+        return Err(format!(
+            "{who}: x has {} values but y has {}; they must pair up",
+            s.x.len(),
+            s.y.len()
+        ));
     }
     if s.x.is_empty() {
-        return Err(format!("{who}: no points; each series needs at least one (x, y)"));
+        return Err(format!(
+            "{who}: no points; each series needs at least one (x, y)"
+        ));
     }
     for (axis, v) in [("x", &s.x), ("y", &s.y)] {
         if let Some((j, bad)) = v.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(format!("{who}: {axis}[{j}] is {bad}; every value must be finite"));
+            return Err(format!(
+                "{who}: {axis}[{j}] is {bad}; every value must be finite"
+            ));
         }
     }
     Ok(())
@@ -269,7 +385,12 @@ fn check_series(i: usize, s: &Series) -> Result<(), String> {
 ///
 /// Errors (never panics) on no series, or a series with no points, x and y of different
 /// lengths, or a NaN / infinite value.
-pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String, String> {
+pub fn line_plot_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, String> {
     if series.is_empty() {
         return Err("line_plot_svg needs at least one series".to_string());
     }
@@ -282,7 +403,11 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     let (y0, y1) = axis_range(y_lo, y_hi, 0.05, "y")?;
 
     // Room on the right for the legend, sized by the longest name (about 7 px per character).
-    let longest = series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+    let longest = series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0) as f64;
     let (left, top, bottom) = (76.0, 40.0, 48.0);
     let right = (40.0 + 7.0 * longest).clamp(110.0, 260.0);
     let (pw, ph) = (SVG_W - left - right, SVG_H - top - bottom);
@@ -320,16 +445,28 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     // One group per series: its line, then its markers.
     let style = |i: usize| {
         let dash = DASHES[(i / PALETTE.len()) % DASHES.len()];
-        let dash = if dash.is_empty() { String::new() } else { format!(" stroke-dasharray=\"{dash}\"") };
+        let dash = if dash.is_empty() {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"{dash}\"")
+        };
         (PALETTE[i % PALETTE.len()], dash)
     };
     for (i, s) in series.iter().enumerate() {
         let (colour, dash) = style(i);
-        let points: Vec<String> = s.x.iter().zip(&s.y).map(|(x, y)| format!("{:.2},{:.2}", px(*x), py(*y))).collect();
+        let points: Vec<String> =
+            s.x.iter()
+                .zip(&s.y)
+                .map(|(x, y)| format!("{:.2},{:.2}", px(*x), py(*y)))
+                .collect();
         out.push_str(&format!("<g class=\"series\" stroke=\"{colour}\" fill=\"{colour}\">\n<polyline fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\"{dash} points=\"{}\"/>\n", points.join(" ")));
         if s.x.len() <= MARKER_MAX_POINTS {
             for (x, y) in s.x.iter().zip(&s.y) {
-                out.push_str(&format!("<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2.5\" stroke=\"none\"/>\n", px(*x), py(*y)));
+                out.push_str(&format!(
+                    "<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2.5\" stroke=\"none\"/>\n",
+                    px(*x),
+                    py(*y)
+                ));
             }
         }
         out.push_str("</g>\n");
@@ -369,9 +506,17 @@ mod tests {
         assert_eq!((back.width(), back.height()), (6, 6));
         assert_eq!(back.get_pixel(0, 0).0, [255, 0, 0]);
         assert_eq!(back.get_pixel(3, 0).0, [0, 0, 255]);
-        assert_eq!(back.get_pixel(0, 3).0, [255, 255, 255], "no attribution at alpha 1: white");
+        assert_eq!(
+            back.get_pixel(0, 3).0,
+            [255, 255, 255],
+            "no attribution at alpha 1: white"
+        );
         let faint = heatmap(&img, &attr, Sign::Signed, 0.0, 1).unwrap();
-        assert_eq!(faint.get_pixel(1, 0).0, [128, 128, 128], "alpha 0 shows the image");
+        assert_eq!(
+            faint.get_pixel(1, 0).0,
+            [128, 128, 128],
+            "alpha 0 shows the image"
+        );
         let pos = heatmap(&img, &attr, Sign::Positive, 1.0, 1).unwrap();
         assert_eq!(pos.get_pixel(1, 0).0, [255, 255, 255], "negatives dropped");
         let g = grid(&[vec![pic.clone(), pic], vec![faint]], 2);
@@ -381,9 +526,22 @@ mod tests {
 
     #[test]
     fn page_has_every_token_escaped_and_coloured() {
-        let rows = vec![("IG".to_string(), vec!["a".into(), "<b>".into(), "film".into()], vec![0.5, -1.0, 0.0])];
+        let rows = vec![(
+            "IG".to_string(),
+            vec!["a".into(), "<b>".into(), "film".into()],
+            vec![0.5, -1.0, 0.0],
+        )];
         let html = token_html("x & y", &rows).unwrap();
-        for needle in [">a</span>", ">&lt;b&gt;</span>", ">film</span>", "x &amp; y", "legend", "rgb(0,0,255)", "rgb(255,128,128)", "title=\"+0.0000\""] {
+        for needle in [
+            ">a</span>",
+            ">&lt;b&gt;</span>",
+            ">film</span>",
+            "x &amp; y",
+            "legend",
+            "rgb(0,0,255)",
+            "rgb(255,128,128)",
+            "title=\"+0.0000\"",
+        ] {
             assert!(html.contains(needle), "missing {needle:?} in {html}");
         }
         assert!(token_html("t", &[("r".into(), vec!["a".into()], vec![])]).is_err());

@@ -17,7 +17,11 @@ fn out_dir(name: &str) -> PathBuf {
 /// Runs the binary; returns stdout, panicking with stderr on failure.
 fn ok(args: &[&str]) -> String {
     let o = bin().args(args).output().expect("the binary runs");
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -29,29 +33,71 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("valid JSON")
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("valid JSON")
 }
 
 #[test]
 fn explain_writes_json_tensors_and_a_heatmap() {
     let out = out_dir("explain");
     let o = out.to_str().expect("utf-8 path");
-    ok(&["explain", "--index", "7", "--method", "integrated-gradients", "--steps", "32", "--out", o]);
+    ok(&[
+        "explain",
+        "--index",
+        "7",
+        "--method",
+        "integrated-gradients",
+        "--steps",
+        "32",
+        "--out",
+        o,
+    ]);
     let r = json(&out.join("result.json"));
     // Row 7 of the MNIST subset is a 0 (the file is sorted by class, 500 per class).
     assert_eq!(r["label"], 0);
-    assert_eq!(r["result"]["target"], 0, "the digits CNN predicts the label of row 7");
-    let err = r["result"]["completeness_error"].as_f64().expect("IG reports completeness");
-    let change = r["result"]["explained_output"].as_f64().unwrap() - r["result"]["baseline_output"].as_f64().unwrap();
-    assert!(err.abs() < 0.02 * change.abs(), "completeness error {err} for an output change of {change}");
-    let t = candle_core::safetensors::load(out.join("attributions.safetensors"), &candle_core::Device::Cpu).expect("safetensors");
+    assert_eq!(
+        r["result"]["target"], 0,
+        "the digits CNN predicts the label of row 7"
+    );
+    let err = r["result"]["completeness_error"]
+        .as_f64()
+        .expect("IG reports completeness");
+    let change = r["result"]["explained_output"].as_f64().unwrap()
+        - r["result"]["baseline_output"].as_f64().unwrap();
+    assert!(
+        err.abs() < 0.02 * change.abs(),
+        "completeness error {err} for an output change of {change}"
+    );
+    let t = candle_core::safetensors::load(
+        out.join("attributions.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("safetensors");
     assert_eq!(t["attributions"].dims(), &[1, 1, 28, 28]);
-    let sum = t["attributions"].sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let sum = t["attributions"]
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
     assert!((sum - r["result"]["attribution_sum"].as_f64().unwrap()).abs() < 1e-3);
     let png = image::open(out.join("heatmap.png")).expect("heatmap decodes");
     assert_eq!((png.width(), png.height()), (448, 448));
     // Fashion-MNIST with Grad-CAM on the ResNet, an explicit class.
-    ok(&["explain", "--model", "fashion-resnet", "--index", "0", "--method", "grad-cam", "--target", "9", "--out", o]);
+    ok(&[
+        "explain",
+        "--model",
+        "fashion-resnet",
+        "--index",
+        "0",
+        "--method",
+        "grad-cam",
+        "--target",
+        "9",
+        "--out",
+        o,
+    ]);
     let r = json(&out.join("result.json"));
     assert_eq!(r["result"]["target_name"], "Ankle boot");
     std::fs::remove_dir_all(&out).ok();
@@ -62,11 +108,30 @@ fn explain_a_photo_in_bf16() {
     let out = out_dir("photo");
     let o = out.to_str().expect("utf-8 path");
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/photos/coffee.png");
-    assert!(Path::new(photo).exists(), "{photo}: run scripts/fetch-assets.sh photos");
-    ok(&["explain", "--model", "efficientnet-lite0", "--image", photo, "--method", "saliency", "--dtype", "bf16", "--out", o]);
+    assert!(
+        Path::new(photo).exists(),
+        "{photo}: run scripts/fetch-assets.sh photos"
+    );
+    ok(&[
+        "explain",
+        "--model",
+        "efficientnet-lite0",
+        "--image",
+        photo,
+        "--method",
+        "saliency",
+        "--dtype",
+        "bf16",
+        "--out",
+        o,
+    ]);
     let r = json(&out.join("result.json"));
     assert_eq!(r["result"]["dtype"], "Bf16");
-    assert!([967, 968].contains(&r["result"]["target"].as_u64().unwrap()), "coffee predicted as {}", r["result"]["target_name"]);
+    assert!(
+        [967, 968].contains(&r["result"]["target"].as_u64().unwrap()),
+        "coffee predicted as {}",
+        r["result"]["target_name"]
+    );
     let png = image::open(out.join("heatmap.png")).expect("heatmap decodes");
     assert_eq!((png.width(), png.height()), (448, 448));
     std::fs::remove_dir_all(&out).ok();
@@ -76,21 +141,52 @@ fn explain_a_photo_in_bf16() {
 fn evaluate_writes_metrics_and_curves() {
     let out = out_dir("evaluate");
     let o = out.to_str().expect("utf-8 path");
-    let stdout = ok(&["evaluate", "--limit", "8", "--methods", "integrated-gradients,random", "--metrics", "deletion,sensitivity-n", "--subsets", "16", "--steps", "16", "--out", o]);
-    assert!(stdout.contains("integrated-gradients") && stdout.contains("random"), "{stdout}");
+    let stdout = ok(&[
+        "evaluate",
+        "--limit",
+        "8",
+        "--methods",
+        "integrated-gradients,random",
+        "--metrics",
+        "deletion,sensitivity-n",
+        "--subsets",
+        "16",
+        "--steps",
+        "16",
+        "--out",
+        o,
+    ]);
+    assert!(
+        stdout.contains("integrated-gradients") && stdout.contains("random"),
+        "{stdout}"
+    );
     let r = json(&out.join("metrics.json"));
     assert_eq!(r["examples"], 8);
     let rows = r["methods"].as_array().expect("methods");
     let aopc = |i: usize| rows[i]["deletion_aopc"].as_f64().expect("deletion AOPC");
     // Deleting IG's most relevant pixels first drops the score faster than a random order.
-    assert!(aopc(0) > aopc(1), "IG deletion AOPC {} vs random {}", aopc(0), aopc(1));
+    assert!(
+        aopc(0) > aopc(1),
+        "IG deletion AOPC {} vs random {}",
+        aopc(0),
+        aopc(1)
+    );
     for svg in ["deletion.svg", "sensitivity_n.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).expect("svg written");
         let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
-        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count(), 2, "{svg}: one line per method");
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("polyline"))
+                .count(),
+            2,
+            "{svg}: one line per method"
+        );
         assert!(text.contains("integrated-gradients") && text.contains("random"));
     }
-    assert!(!out.join("insertion.svg").exists(), "only the asked metrics are drawn");
+    assert!(
+        !out.join("insertion.svg").exists(),
+        "only the asked metrics are drawn"
+    );
     std::fs::remove_dir_all(&out).ok();
 }
 
@@ -99,24 +195,42 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
     let out = out_dir("bad");
     let o = out.to_str().expect("utf-8 path");
     let cases: [(&[&str], &str); 10] = [
-        (&["explain", "--method", "nope", "--out", o], "unknown method \"nope\""),
+        (
+            &["explain", "--method", "nope", "--out", o],
+            "unknown method \"nope\"",
+        ),
         (&["explain", "--target", "10", "--out", o], "out of range"),
         (&["explain", "--model", "nope", "--out", o], "unknown model"),
-        (&["explain", "--image", "/nonexistent.png", "--out", o], "/nonexistent.png"),
+        (
+            &["explain", "--image", "/nonexistent.png", "--out", o],
+            "/nonexistent.png",
+        ),
         (&["explain", "--frobnicate"], "--frobnicate"),
         (&["explain", "--steps", "0", "--out", o], "at least 1"),
         (&["explain", "--text", "hello", "--out", o], "image model"),
         (&["explain", "--index", "99999", "--out", o], "out of range"),
-        (&["evaluate", "--metrics", "accuracy", "--out", o], "unknown metric"),
-        (&["explain", "--device", "cuda", "--out", o], "without that backend"),
+        (
+            &["evaluate", "--metrics", "accuracy", "--out", o],
+            "unknown metric",
+        ),
+        (
+            &["explain", "--device", "cuda", "--out", o],
+            "without that backend",
+        ),
     ];
     for (args, expect) in cases {
         let err = fails(args);
-        assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err:?}");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err:?}"
+        );
     }
     // A BERT folder without a classifier head (the bare MiniLM encoder) names what is missing.
     let minilm = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/all-MiniLM-L6-v2");
-    assert!(Path::new(minilm).exists(), "{minilm}: run scripts/fetch-assets.sh minilm");
+    assert!(
+        Path::new(minilm).exists(),
+        "{minilm}: run scripts/fetch-assets.sh minilm"
+    );
     let err = fails(&["explain", "--model", minilm, "--text", "fine", "--out", o]);
     assert!(err.contains("classifier"), "{err}");
     std::fs::remove_dir_all(&out).ok();

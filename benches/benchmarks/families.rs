@@ -15,7 +15,10 @@
 use super::{device, sync, uniform};
 use candle_core::{DType, Device, Tensor};
 use candle_explain::metrics::SensitivityN;
-use candle_explain::models::{BertClassifier, BertConfig, EfficientNetLite0, LstmClassifier, LstmConfig, SmallResNet, SmallResNetConfig};
+use candle_explain::models::{
+    BertClassifier, BertConfig, EfficientNetLite0, LstmClassifier, LstmConfig, SmallResNet,
+    SmallResNetConfig,
+};
 use candle_explain::prelude::*;
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -38,8 +41,16 @@ fn randomize(vars: &VarMap, dev: &Device) {
     names.sort();
     for (i, name) in names.into_iter().enumerate() {
         let v = &data[name];
-        let fan_in = if v.rank() >= 2 { v.elem_count() / v.dim(0).unwrap() } else { v.elem_count() };
-        let scale = if name.ends_with("LayerNorm.weight") { 0.0 } else { 1.0 / (fan_in as f32).sqrt() };
+        let fan_in = if v.rank() >= 2 {
+            v.elem_count() / v.dim(0).unwrap()
+        } else {
+            v.elem_count()
+        };
+        let scale = if name.ends_with("LayerNorm.weight") {
+            0.0
+        } else {
+            1.0 / (fan_in as f32).sqrt()
+        };
         let mut t = uniform(v.dims(), scale, i as u64 + 7, dev);
         if name.ends_with("LayerNorm.weight") {
             t = t.ones_like().unwrap();
@@ -49,7 +60,15 @@ fn randomize(vars: &VarMap, dev: &Device) {
 }
 
 /// The benches of one family: methods, then Sensitivity-n on Gradient × Input's map.
-fn run(c: &mut Criterion, group: String, model: &dyn Explainable, x: &Tensor, t: &Target, methods: Vec<(&str, Box<dyn Attributor>)>, sens: Option<SensitivityN>) {
+fn run(
+    c: &mut Criterion,
+    group: String,
+    model: &dyn Explainable,
+    x: &Tensor,
+    t: &Target,
+    methods: Vec<(&str, Box<dyn Attributor>)>,
+    sens: Option<SensitivityN>,
+) {
     let dev = x.device().clone();
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
@@ -64,7 +83,10 @@ fn run(c: &mut Criterion, group: String, model: &dyn Explainable, x: &Tensor, t:
         });
     }
     if let Some(s) = sens {
-        let a = InputXGradient::default().attribute(model, x, t).unwrap().attributions;
+        let a = InputXGradient::default()
+            .attribute(model, x, t)
+            .unwrap()
+            .attributions;
         g.bench_function("sensitivity_n", |b| {
             b.iter(|| {
                 let r = s.evaluate(model, black_box(x), &a, t).unwrap();
@@ -76,12 +98,26 @@ fn run(c: &mut Criterion, group: String, model: &dyn Explainable, x: &Tensor, t:
     g.finish();
 }
 
-fn common_methods(occlusion: Occlusion, with_deeplift: bool) -> Vec<(&'static str, Box<dyn Attributor>)> {
+fn common_methods(
+    occlusion: Occlusion,
+    with_deeplift: bool,
+) -> Vec<(&'static str, Box<dyn Attributor>)> {
     let mut m: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("saliency", Box::new(Saliency::signed())),
         ("ig50", Box::new(IntegratedGradients::new(50))),
-        ("smoothgrad20", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
-        ("lrp_epsilon", Box::new(Lrp::new(Composite::new(ActRule::Pass).with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-3)).with(Selector::kind(LayerKind::Conv2d), LayerRule::Epsilon(1e-3)).with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-3))))),
+        (
+            "smoothgrad20",
+            Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0)),
+        ),
+        (
+            "lrp_epsilon",
+            Box::new(Lrp::new(
+                Composite::new(ActRule::Pass)
+                    .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-3))
+                    .with(Selector::kind(LayerKind::Conv2d), LayerRule::Epsilon(1e-3))
+                    .with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(1e-3)),
+            )),
+        ),
         ("occlusion", Box::new(occlusion)),
     ];
     if with_deeplift {
@@ -92,25 +128,59 @@ fn common_methods(occlusion: Occlusion, with_deeplift: bool) -> Vec<(&'static st
 
 fn bench_resnet(c: &mut Criterion) {
     let dev = device();
-    let model = SmallResNet::from_file(format!("{ROOT}/weights/fashion_resnet.safetensors"), SmallResNetConfig::fashion_mnist(), &dev).expect("weights").canonized().expect("canonize");
+    let model = SmallResNet::from_file(
+        format!("{ROOT}/weights/fashion_resnet.safetensors"),
+        SmallResNetConfig::fashion_mnist(),
+        &dev,
+    )
+    .expect("weights")
+    .canonized()
+    .expect("canonize");
     let b = 16;
     let x = uniform(&[b, 1, 28, 28], 1.0, 5, &dev);
     let t = Target::PerExample((0..b).map(|i| i % 10).collect());
     let mut methods = common_methods(Occlusion::new(&[1, 4, 4], &[1, 2, 2]), true);
-    methods.push(("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))));
-    run(c, format!("resnet_fashion_b{b}_{}", suffix(&dev)), &model, &x, &t, methods, Some(SensitivityN::new(vec![8, 64, 512], 64, 3)));
+    methods.push((
+        "lrp_epsilon_plus",
+        Box::new(Lrp::new(Composite::epsilon_plus())),
+    ));
+    run(
+        c,
+        format!("resnet_fashion_b{b}_{}", suffix(&dev)),
+        &model,
+        &x,
+        &t,
+        methods,
+        Some(SensitivityN::new(vec![8, 64, 512], 64, 3)),
+    );
 }
 
 fn bench_lstm(c: &mut Criterion) {
     let dev = device();
     let vars = VarMap::new();
-    let cfg = LstmConfig { vocab_size: 1000, embed_dim: 128, hidden: 128, layers: 1, bidirectional: false, classes: 2 };
-    let model = LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &dev), cfg).expect("lstm");
+    let cfg = LstmConfig {
+        vocab_size: 1000,
+        embed_dim: 128,
+        hidden: 128,
+        layers: 1,
+        bidirectional: false,
+        classes: 2,
+    };
+    let model =
+        LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &dev), cfg).expect("lstm");
     randomize(&vars, &dev);
     let (b, l) = (8, 32);
     let x = uniform(&[b, l, 128], 0.5, 6, &dev);
     let t = Target::PerExample((0..b).map(|i| i % 2).collect());
-    run(c, format!("lstm_b{b}_l{l}_{}", suffix(&dev)), &model, &x, &t, common_methods(Occlusion::new(&[1, 128], &[1, 128]), false), Some(SensitivityN::new(vec![128, 1024], 32, 3)));
+    run(
+        c,
+        format!("lstm_b{b}_l{l}_{}", suffix(&dev)),
+        &model,
+        &x,
+        &t,
+        common_methods(Occlusion::new(&[1, 128], &[1, 128]), false),
+        Some(SensitivityN::new(vec![128, 1024], 32, 3)),
+    );
 }
 
 fn bench_bert(c: &mut Criterion) {
@@ -123,21 +193,51 @@ fn bench_bert(c: &mut Criterion) {
     let (b, l) = (4, 32);
     let x = uniform(&[b, l, 384], 0.05, 8, &dev);
     let t = Target::PerExample((0..b).map(|i| i % 2).collect());
-    run(c, format!("bert_minilm_b{b}_l{l}_{}", suffix(&dev)), &model, &x, &t, common_methods(Occlusion::new(&[1, 384], &[1, 384]), false), Some(SensitivityN::new(vec![384, 4096], 16, 3)));
+    run(
+        c,
+        format!("bert_minilm_b{b}_l{l}_{}", suffix(&dev)),
+        &model,
+        &x,
+        &t,
+        common_methods(Occlusion::new(&[1, 384], &[1, 384]), false),
+        Some(SensitivityN::new(vec![384, 4096], 16, 3)),
+    );
 }
 
 fn bench_efficientnet(c: &mut Criterion) {
     let dev = device();
-    let model = EfficientNetLite0::from_file(format!("{ROOT}/weights/efficientnet_lite0.f16.safetensors"), DType::F32, &dev).expect("weights");
+    let model = EfficientNetLite0::from_file(
+        format!("{ROOT}/weights/efficientnet_lite0.f16.safetensors"),
+        DType::F32,
+        &dev,
+    )
+    .expect("weights");
     let x = uniform(&[1, 3, 224, 224], 1.0, 9, &dev);
     let t = Target::Class(285);
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("saliency", Box::new(Saliency::signed())),
-        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
+        (
+            "lrp_epsilon_plus",
+            Box::new(Lrp::new(Composite::epsilon_plus())),
+        ),
         ("ig16", Box::new(IntegratedGradients::new(16))),
         ("grad_cam", Box::new(GradCam::new("_conv_head"))),
     ];
-    run(c, format!("efficientnet_lite0_b1_{}", suffix(&dev)), &model, &x, &t, methods, None);
+    run(
+        c,
+        format!("efficientnet_lite0_b1_{}", suffix(&dev)),
+        &model,
+        &x,
+        &t,
+        methods,
+        None,
+    );
 }
 
-criterion_group!(benches, bench_resnet, bench_lstm, bench_bert, bench_efficientnet);
+criterion_group!(
+    benches,
+    bench_resnet,
+    bench_lstm,
+    bench_bert,
+    bench_efficientnet
+);

@@ -32,19 +32,39 @@ fn bench_methods(c: &mut Criterion) {
     let dev = device();
     let model = mnist_cnn(&dev);
     let batch = 32;
-    let x = uniform(&[batch, 1, 28, 28], 1.0, 99, &dev).affine(0.5, 0.5).unwrap();
+    let x = uniform(&[batch, 1, 28, 28], 1.0, 99, &dev)
+        .affine(0.5, 0.5)
+        .unwrap();
     let t = Target::PerExample((0..batch).map(|i| i % 10).collect());
-    let mut g = c.benchmark_group(format!("mnist_cnn_b{batch}_{}", if dev.is_cpu() { "cpu" } else { "gpu" }));
+    let mut g = c.benchmark_group(format!(
+        "mnist_cnn_b{batch}_{}",
+        if dev.is_cpu() { "cpu" } else { "gpu" }
+    ));
     g.sample_size(10);
     g.throughput(Throughput::Elements(batch as u64));
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("saliency", Box::new(Saliency::signed())),
         ("ig50", Box::new(IntegratedGradients::new(50))),
         ("deeplift", Box::new(DeepLift::default())),
-        ("smoothgrad20", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
-        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
-        ("lrp_epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.5, 3.0)))),
-        ("guided_ig50", Box::new(GuidedIntegratedGradients { steps: 50, ..Default::default() })),
+        (
+            "smoothgrad20",
+            Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0)),
+        ),
+        (
+            "lrp_epsilon_plus",
+            Box::new(Lrp::new(Composite::epsilon_plus())),
+        ),
+        (
+            "lrp_epsilon_gamma_box",
+            Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.5, 3.0))),
+        ),
+        (
+            "guided_ig50",
+            Box::new(GuidedIntegratedGradients {
+                steps: 50,
+                ..Default::default()
+            }),
+        ),
     ];
     for (name, m) in &methods {
         g.bench_function(*name, |b| {

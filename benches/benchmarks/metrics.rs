@@ -17,14 +17,21 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn bench_metrics(c: &mut Criterion) {
     let dev = device();
-    let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev).expect("weights");
+    let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)
+        .expect("weights");
     let d = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev).expect("data");
     // The first digit of each class 0..7 (the data are sorted by class, 500 each).
     let rows = Tensor::new(&[0u32, 500, 1000, 1500, 2000, 2500, 3000, 3500], &dev).unwrap();
     let x = DigitsCnn::normalize(&d.images.index_select(&rows, 0).unwrap()).unwrap();
     let t = Target::PerExample((0..8).collect());
-    let a = InputXGradient::default().attribute(&model, &x, &t).unwrap().attributions;
-    let mut g = c.benchmark_group(format!("metrics_digits_cnn_b8_{}", if dev.is_cpu() { "cpu" } else { "gpu" }));
+    let a = InputXGradient::default()
+        .attribute(&model, &x, &t)
+        .unwrap()
+        .attributions;
+    let mut g = c.benchmark_group(format!(
+        "metrics_digits_cnn_b8_{}",
+        if dev.is_cpu() { "cpu" } else { "gpu" }
+    ));
     g.sample_size(10);
     g.throughput(Throughput::Elements(8));
     let sn = SensitivityN::new(vec![1, 5, 25, 125, 627], 100, 11);

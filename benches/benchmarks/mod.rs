@@ -30,10 +30,14 @@ pub fn sync(dev: &Device) {
 /// Deterministic uniform values in [−a, a] (a small LCG: benches need no statistics).
 pub fn uniform(shape: &[usize], a: f32, seed: u64, dev: &Device) -> Tensor {
     let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let v: Vec<f32> = (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f32 / (1u64 << 31) as f32 * 2.0 - 1.0) * a
         })
         .collect();
@@ -44,7 +48,10 @@ pub fn uniform(shape: &[usize], a: f32, seed: u64, dev: &Device) -> Tensor {
 pub fn var_builder(params: &[(&str, &[usize], usize)], dev: &Device) -> VarBuilder<'static> {
     let mut m = HashMap::new();
     for (i, (name, shape, fan_in)) in params.iter().enumerate() {
-        m.insert(name.to_string(), uniform(shape, 1.0 / (*fan_in as f32).sqrt(), i as u64 + 1, dev));
+        m.insert(
+            name.to_string(),
+            uniform(shape, 1.0 / (*fan_in as f32).sqrt(), i as u64 + 1, dev),
+        );
     }
     VarBuilder::from_tensors(m, DType::F32, dev)
 }

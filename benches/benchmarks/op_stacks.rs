@@ -19,7 +19,10 @@ use criterion::{criterion_group, Criterion, Throughput};
 /// `(weight, bias)` of a linear layer `in → out`, U(±1/√in).
 fn lin(i: usize, o: usize, seed: u64, dev: &candle_core::Device) -> (Tensor, Tensor) {
     let a = 1.0 / (i as f32).sqrt();
-    (uniform(&[o, i], a, seed, dev), uniform(&[o], a, seed + 1, dev))
+    (
+        uniform(&[o, i], a, seed, dev),
+        uniform(&[o], a, seed + 1, dev),
+    )
 }
 
 struct BertStack {
@@ -34,8 +37,14 @@ impl BertStack {
             .map(|l| {
                 let s = 100 * l;
                 let dims = [(h, h), (h, h), (h, h), (h, h), (h, ffn), (ffn, h)];
-                let lins = std::array::from_fn(|k| lin(dims[k].0, dims[k].1, s + 10 * k as u64, dev));
-                let ln = std::array::from_fn(|k| ((uniform(&[h], 0.1, s + 80 + k as u64, dev) + 1.0).unwrap(), uniform(&[h], 0.1, s + 90 + k as u64, dev)));
+                let lins =
+                    std::array::from_fn(|k| lin(dims[k].0, dims[k].1, s + 10 * k as u64, dev));
+                let ln = std::array::from_fn(|k| {
+                    (
+                        (uniform(&[h], 0.1, s + 80 + k as u64, dev) + 1.0).unwrap(),
+                        uniform(&[h], 0.1, s + 90 + k as u64, dev),
+                    )
+                });
                 (lins, ln)
             })
             .collect();
@@ -50,8 +59,14 @@ impl Explainable for BertStack {
         let mut x = x.clone();
         for (l, ln) in &self.layers {
             let lin = |t: &Tensor, k: usize| ctx.linear(t, &l[k].0, Some(&l[k].1));
-            let heads = |t: Tensor| -> CResult<Tensor> { t.reshape((b, s, self.heads, hd))?.transpose(1, 2) };
-            let (q, k, v) = (heads(lin(&x, 0)?)?, heads(lin(&x, 1)?)?, heads(lin(&x, 2)?)?);
+            let heads = |t: Tensor| -> CResult<Tensor> {
+                t.reshape((b, s, self.heads, hd))?.transpose(1, 2)
+            };
+            let (q, k, v) = (
+                heads(lin(&x, 0)?)?,
+                heads(lin(&x, 1)?)?,
+                heads(lin(&x, 2)?)?,
+            );
             let a = ctx.attention(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?;
             let a = a.transpose(1, 2)?.reshape((b, s, h))?;
             x = ctx.layer_norm(&ctx.add(&lin(&a, 3)?, &x)?, &ln[0].0, Some(&ln[0].1), 1e-12)?;
@@ -71,9 +86,22 @@ impl ResNetStack {
     fn new(blocks: usize, dev: &candle_core::Device) -> Self {
         let conv = |cin: usize, cout: usize, k: usize, seed: u64| {
             let a = 1.0 / ((cin * k * k) as f32).sqrt();
-            (uniform(&[cout, cin, k, k], a, seed, dev), uniform(&[cout], a, seed + 1, dev))
+            (
+                uniform(&[cout, cin, k, k], a, seed, dev),
+                uniform(&[cout], a, seed + 1, dev),
+            )
         };
-        Self { blocks: (0..blocks as u64).map(|i| [conv(256, 64, 1, 10 * i), conv(64, 64, 3, 10 * i + 3), conv(64, 256, 1, 10 * i + 6)]).collect() }
+        Self {
+            blocks: (0..blocks as u64)
+                .map(|i| {
+                    [
+                        conv(256, 64, 1, 10 * i),
+                        conv(64, 64, 3, 10 * i + 3),
+                        conv(64, 256, 1, 10 * i + 6),
+                    ]
+                })
+                .collect(),
+        }
     }
 }
 
@@ -81,7 +109,10 @@ impl Explainable for ResNetStack {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain::core::Result<Tensor> {
         let mut x = x.clone();
         let one = ConvGeometry::default();
-        let pad = ConvGeometry { padding: 1, ..Default::default() };
+        let pad = ConvGeometry {
+            padding: 1,
+            ..Default::default()
+        };
         for [c1, c2, c3] in &self.blocks {
             let h = ctx.activation(Activation::Relu, &ctx.conv2d(&x, &c1.0, Some(&c1.1), one)?)?;
             let h = ctx.activation(Activation::Relu, &ctx.conv2d(&h, &c2.0, Some(&c2.1), pad)?)?;
@@ -96,7 +127,10 @@ fn pass(c: &mut Criterion, group: &str, model: &dyn Explainable, x: &Tensor) {
     let dev = x.device().clone();
     let out = model.forward(x).unwrap();
     let seed = out.ones_like().unwrap();
-    let mut g = c.benchmark_group(format!("{group}_{}", if dev.is_cpu() { "cpu" } else { "gpu" }));
+    let mut g = c.benchmark_group(format!(
+        "{group}_{}",
+        if dev.is_cpu() { "cpu" } else { "gpu" }
+    ));
     g.sample_size(10);
     g.throughput(Throughput::Elements(x.dim(0).unwrap() as u64));
     g.bench_function("fwd", |b| {
@@ -126,9 +160,19 @@ fn pass(c: &mut Criterion, group: &str, model: &dyn Explainable, x: &Tensor) {
 fn bench_stacks(c: &mut Criterion) {
     let dev = device();
     let bert = BertStack::new(6, 384, 12, 1536, &dev);
-    pass(c, "bert_stack_6x384_s64_n200", &bert, &uniform(&[200, 64, 384], 1.0, 1, &dev));
+    pass(
+        c,
+        "bert_stack_6x384_s64_n200",
+        &bert,
+        &uniform(&[200, 64, 384], 1.0, 1, &dev),
+    );
     let resnet = ResNetStack::new(3, &dev);
-    pass(c, "resnet_stack_3x256_56_n16", &resnet, &uniform(&[16, 256, 56, 56], 1.0, 2, &dev));
+    pass(
+        c,
+        "resnet_stack_3x256_56_n16",
+        &resnet,
+        &uniform(&[16, 256, 56, 56], 1.0, 2, &dev),
+    );
 }
 
 criterion_group!(benches, bench_stacks);

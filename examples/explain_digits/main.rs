@@ -29,7 +29,10 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { digits: 10, out: "out/explain_digits".into() };
+    let mut a = Args {
+        digits: 10,
+        out: "out/explain_digits".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -55,55 +58,130 @@ fn main() -> Result<()> {
     let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
     let data = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
     // The data is sorted by class: take digits round-robin over the classes.
-    let rows: Vec<u32> = (0..args.digits).map(|i| ((i % 10) * 500 + i / 10) as u32).collect();
+    let rows: Vec<u32> = (0..args.digits)
+        .map(|i| ((i % 10) * 500 + i / 10) as u32)
+        .collect();
     let idx = Tensor::new(rows.as_slice(), &dev)?;
     let x = DigitsCnn::normalize(&data.images.index_select(&idx, 0)?)?;
-    let labels: Vec<usize> = rows.iter().map(|&r| data.labels[r as usize] as usize).collect();
+    let labels: Vec<usize> = rows
+        .iter()
+        .map(|&r| data.labels[r as usize] as usize)
+        .collect();
     let target = Target::PerExample(labels.clone());
     // Background for the distribution methods: 32 other digits.
-    let bg_rows: Vec<u32> = (0..32).map(|i| ((i % 10) * 500 + 250 + i / 10) as u32).collect();
-    let background = DigitsCnn::normalize(&data.images.index_select(&Tensor::new(bg_rows.as_slice(), &dev)?, 0)?)?;
+    let bg_rows: Vec<u32> = (0..32)
+        .map(|i| ((i % 10) * 500 + 250 + i / 10) as u32)
+        .collect();
+    let background = DigitsCnn::normalize(
+        &data
+            .images
+            .index_select(&Tensor::new(bg_rows.as_slice(), &dev)?, 0)?,
+    )?;
     let black = Baseline::Constant(-0.1307 / 0.3081);
     // 7×7 superpixels: 16 groups.
-    let groups: Vec<u32> = (0..784).map(|i| ((i / 28) / 7 * 4 + (i % 28) / 7) as u32).collect();
+    let groups: Vec<u32> = (0..784)
+        .map(|i| ((i / 28) / 7 * 4 + (i % 28) / 7) as u32)
+        .collect();
     let groups = Tensor::from_vec(groups, (1, 28, 28), &dev)?;
 
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("saliency", Box::new(Saliency::signed())),
         ("gradient_x_input", Box::new(InputXGradient::default())),
-        ("integrated_gradients", Box::new(IntegratedGradients::new(50).with_baseline(black.clone()))),
-        ("deeplift", Box::new(DeepLift::default().with_baseline(black.clone()))),
+        (
+            "integrated_gradients",
+            Box::new(IntegratedGradients::new(50).with_baseline(black.clone())),
+        ),
+        (
+            "deeplift",
+            Box::new(DeepLift::default().with_baseline(black.clone())),
+        ),
         ("epsilon_lrp", Box::new(EpsilonLrp::default())),
-        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
+        (
+            "lrp_epsilon_plus",
+            Box::new(Lrp::new(Composite::epsilon_plus())),
+        ),
         // Normalised pixels lie in [−0.42, 2.82]: the z^B box of the first layer.
-        ("lrp_epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.4242, 2.8215)))),
+        (
+            "lrp_epsilon_gamma_box",
+            Box::new(Lrp::new(Composite::epsilon_gamma_box(-0.4242, 2.8215))),
+        ),
         // The last conv block's ReLU (7×7 maps), as the Grad-CAM paper prescribes.
         ("grad_cam", Box::new(GradCam::new("conv_layers.7"))),
-        ("blur_ig", Box::new(BlurIntegratedGradients { max_sigma: 8.0, steps: 50, ..Default::default() })),
-        ("guided_ig", Box::new(GuidedIntegratedGradients { steps: 100, baseline: black.clone(), ..Default::default() })),
-        ("ggig", Box::new(GeometricallyGuidedIg { baseline: black.clone(), ..Default::default() })),
+        (
+            "blur_ig",
+            Box::new(BlurIntegratedGradients {
+                max_sigma: 8.0,
+                steps: 50,
+                ..Default::default()
+            }),
+        ),
+        (
+            "guided_ig",
+            Box::new(GuidedIntegratedGradients {
+                steps: 100,
+                baseline: black.clone(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "ggig",
+            Box::new(GeometricallyGuidedIg {
+                baseline: black.clone(),
+                ..Default::default()
+            }),
+        ),
         ("guided_backprop", Box::new(GuidedBackprop::default())),
         ("deconvnet", Box::new(Deconvnet::default())),
-        ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0))),
-        ("gradient_shap", Box::new(GradientShap::new(background, 20, 0.1, 0))),
-        ("occlusion_4x4", Box::new(Occlusion::new(&[1, 4, 4], &[1, 2, 2]).with_baseline(black.clone()))),
-        ("shapley_7x7", Box::new(ShapleyValues { baseline: black, ..ShapleyValues::sampling(groups, 25, 0) })),
+        (
+            "smoothgrad",
+            Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0)),
+        ),
+        (
+            "gradient_shap",
+            Box::new(GradientShap::new(background, 20, 0.1, 0)),
+        ),
+        (
+            "occlusion_4x4",
+            Box::new(Occlusion::new(&[1, 4, 4], &[1, 2, 2]).with_baseline(black.clone())),
+        ),
+        (
+            "shapley_7x7",
+            Box::new(ShapleyValues {
+                baseline: black,
+                ..ShapleyValues::sampling(groups, 25, 0)
+            }),
+        ),
         ("sobel", Box::new(SobelEdge)),
         ("random", Box::new(RandomAttribution { seed: 0 })),
     ];
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let logits = model.forward(&x)?;
     let pred: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-    println!("{} digits, labels {:?}, predicted {:?}", args.digits, labels, pred);
-    println!("{:<22} {:>9} {:>12} {:>22}", "method", "seconds", "explained/s", "max |completeness err|");
+    println!(
+        "{} digits, labels {:?}, predicted {:?}",
+        args.digits, labels, pred
+    );
+    println!(
+        "{:<22} {:>9} {:>12} {:>22}",
+        "method", "seconds", "explained/s", "max |completeness err|"
+    );
     let (mut tensors, mut summary, mut maps) = (HashMap::new(), vec![], vec![]);
     for (name, m) in &methods {
         let start = Instant::now();
         let a = m.attribute(&model, &x, &target)?;
         let secs = start.elapsed().as_secs_f64();
-        let delta = a.delta.as_ref().map(|d| d.abs()?.max(0)?.to_scalar::<f32>()).transpose()?;
-        println!("{name:<22} {secs:>9.3} {:>12.1} {:>22}", args.digits as f64 / secs, delta.map_or("—".into(), |d| format!("{d:.2e}")));
+        let delta = a
+            .delta
+            .as_ref()
+            .map(|d| d.abs()?.max(0)?.to_scalar::<f32>())
+            .transpose()?;
+        println!(
+            "{name:<22} {secs:>9.3} {:>12.1} {:>22}",
+            args.digits as f64 / secs,
+            delta.map_or("—".into(), |d| format!("{d:.2e}"))
+        );
         summary.push(serde_json::json!({"method": name, "seconds": secs, "explanations_per_s": args.digits as f64 / secs, "max_abs_completeness_error": delta}));
         maps.push(a.attributions.clone());
         tensors.insert(name.to_string(), a.attributions);
@@ -111,10 +189,16 @@ fn main() -> Result<()> {
     tensors.insert("input".into(), x.clone());
     candle_core::safetensors::save(&tensors, args.out.join("attributions.safetensors"))?;
     let json = serde_json::json!({"model": "weights/digits_cnn.safetensors", "digits": rows, "labels": labels, "predicted": pred, "methods": summary});
-    std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     let names: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
     grid(&x, &maps, &names, &args.out.join("grid.png"))?;
-    println!("wrote {}/{{attributions.safetensors, summary.json, grid.png}}", args.out.display());
+    println!(
+        "wrote {}/{{attributions.safetensors, summary.json, grid.png}}",
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -124,12 +208,21 @@ fn grid(x: &Tensor, maps: &[Tensor], names: &[&str], path: &std::path::Path) -> 
     let mut rows = vec![];
     for r in 0..x.dim(0)? {
         let digit = x.get(r)?;
-        let mut row = vec![heatmap(&digit, &digit.zeros_like()?, Sign::Signed, 0.0, 3).map_err(anyhow::Error::msg)?];
+        let mut row = vec![heatmap(&digit, &digit.zeros_like()?, Sign::Signed, 0.0, 3)
+            .map_err(anyhow::Error::msg)?];
         for m in maps {
-            row.push(heatmap(&digit, &m.get(r)?, Sign::Signed, 1.0, 3).map_err(anyhow::Error::msg)?);
+            row.push(
+                heatmap(&digit, &m.get(r)?, Sign::Signed, 1.0, 3).map_err(anyhow::Error::msg)?,
+            );
         }
         rows.push(row);
     }
-    grid(&rows, 2).save(path).with_context(|| format!("cannot write {} (columns: input, {})", path.display(), names.join(", ")))?;
+    grid(&rows, 2).save(path).with_context(|| {
+        format!(
+            "cannot write {} (columns: input, {})",
+            path.display(),
+            names.join(", ")
+        )
+    })?;
     Ok(())
 }

@@ -26,13 +26,18 @@ use std::time::Instant;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
-    let (mut photos, mut out) = (Vec::<String>::new(), std::path::PathBuf::from("out/explain_photo"));
+    let (mut photos, mut out) = (
+        Vec::<String>::new(),
+        std::path::PathBuf::from("out/explain_photo"),
+    );
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = it.next().context("--out needs a folder")?.into(),
             "-h" | "--help" => {
-                println!("usage: explain_photo [PHOTO ...] [--out DIR (default out/explain_photo)]");
+                println!(
+                    "usage: explain_photo [PHOTO ...] [--out DIR (default out/explain_photo)]"
+                );
                 return Ok(());
             }
             flag if flag.starts_with("--") => bail!("unknown flag {flag:?} (try --help)"),
@@ -40,25 +45,42 @@ fn main() -> Result<()> {
         }
     }
     if photos.is_empty() {
-        photos = ["chelsea.png", "coffee.png"].map(|p| format!("{ROOT}/assets/photos/{p}")).to_vec();
+        photos = ["chelsea.png", "coffee.png"]
+            .map(|p| format!("{ROOT}/assets/photos/{p}"))
+            .to_vec();
     }
     let dev = Device::Cpu;
-    let model = EfficientNetLite0::from_file(format!("{ROOT}/weights/efficientnet_lite0.f16.safetensors"), DType::F32, &dev)?;
+    let model = EfficientNetLite0::from_file(
+        format!("{ROOT}/weights/efficientnet_lite0.f16.safetensors"),
+        DType::F32,
+        &dev,
+    )?;
     let names = imagenet_classes(format!("{ROOT}/weights/imagenet_classes.txt"))?;
     let mut pixels = vec![];
     for p in &photos {
-        let (px, _) = load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| format!("{p} (the default photos come from scripts/fetch-assets.sh photos)"))?;
+        let (px, _) = load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| {
+            format!("{p} (the default photos come from scripts/fetch-assets.sh photos)")
+        })?;
         pixels.push(px);
     }
     let pixels = Tensor::cat(&pixels, 0)?;
     let x = EfficientNetLite0::normalize(&pixels)?;
     let probs = candle_nn::ops::softmax(&model.forward(&x)?, D::Minus1)?;
-    let pred: Vec<usize> = probs.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect();
+    let pred: Vec<usize> = probs
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect();
     for (i, p) in photos.iter().enumerate() {
         let row: Vec<f32> = probs.get(i)?.to_vec1()?;
         let mut idx: Vec<usize> = (0..row.len()).collect();
         idx.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-        let top: Vec<String> = idx.iter().take(3).map(|&c| format!("{} ({c}) {:.3}", names[c], row[c])).collect();
+        let top: Vec<String> = idx
+            .iter()
+            .take(3)
+            .map(|&c| format!("{} ({c}) {:.3}", names[c], row[c]))
+            .collect();
         println!("{p}: {}", top.join(", "));
     }
     let target = Target::PerExample(pred.clone());
@@ -66,23 +88,48 @@ fn main() -> Result<()> {
     let black = Baseline::Constant(-127.0 / 128.0);
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("saliency", Box::new(Saliency::abs())),
-        ("integrated_gradients", Box::new(IntegratedGradients::new(32).with_baseline(black.clone()))),
-        ("smoothgrad", Box::new(NoiseTunnel::smooth_grad(Saliency::abs(), 16, 0))),
-        ("lrp_epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
-        ("lrp_epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(-127.0 / 128.0, 1.0)))),
+        (
+            "integrated_gradients",
+            Box::new(IntegratedGradients::new(32).with_baseline(black.clone())),
+        ),
+        (
+            "smoothgrad",
+            Box::new(NoiseTunnel::smooth_grad(Saliency::abs(), 16, 0)),
+        ),
+        (
+            "lrp_epsilon_plus",
+            Box::new(Lrp::new(Composite::epsilon_plus())),
+        ),
+        (
+            "lrp_epsilon_gamma_box",
+            Box::new(Lrp::new(Composite::epsilon_gamma_box(-127.0 / 128.0, 1.0))),
+        ),
         ("guided_backprop", Box::new(GuidedBackprop::default())),
         ("grad_cam", Box::new(GradCam::new("_conv_head"))),
-        ("occlusion_32", Box::new(Occlusion::new(&[3, 32, 32], &[3, 16, 16]).with_baseline(black))),
+        (
+            "occlusion_32",
+            Box::new(Occlusion::new(&[3, 32, 32], &[3, 16, 16]).with_baseline(black)),
+        ),
     ];
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    println!("{:<24} {:>9} {:>24}", "method", "seconds", "max |completeness err|");
+    println!(
+        "{:<24} {:>9} {:>24}",
+        "method", "seconds", "max |completeness err|"
+    );
     let (mut tensors, mut summary, mut maps) = (HashMap::new(), vec![], vec![]);
     for (name, m) in &methods {
         let t0 = Instant::now();
         let a = m.attribute(&model, &x, &target)?;
         let secs = t0.elapsed().as_secs_f64();
-        let delta = a.delta.as_ref().map(|d| d.abs()?.max(0)?.to_scalar::<f32>()).transpose()?;
-        println!("{name:<24} {secs:>9.2} {:>24}", delta.map_or("—".into(), |d| format!("{d:.2e}")));
+        let delta = a
+            .delta
+            .as_ref()
+            .map(|d| d.abs()?.max(0)?.to_scalar::<f32>())
+            .transpose()?;
+        println!(
+            "{name:<24} {secs:>9.2} {:>24}",
+            delta.map_or("—".into(), |d| format!("{d:.2e}"))
+        );
         summary.push(serde_json::json!({"method": name, "seconds": secs, "max_abs_completeness_error": delta}));
         maps.push(a.attributions.clone());
         tensors.insert(name.to_string(), a.attributions);
@@ -90,22 +137,38 @@ fn main() -> Result<()> {
     tensors.insert("input".into(), x.clone());
     candle_core::safetensors::save(&tensors, out.join("attributions.safetensors"))?;
     let json = serde_json::json!({"model": "weights/efficientnet_lite0.f16.safetensors", "photos": photos, "predicted": pred.iter().map(|&c| (c, names[c].clone())).collect::<Vec<_>>(), "methods": summary});
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     // Signed maps are dominated by a few pixels on photos: absolute values, positive only for
     // LRP (its negative evidence is faint), Grad-CAM as it comes.
     let mut rows = vec![];
     for r in 0..x.dim(0)? {
         let photo = pixels.get(r)?;
-        let mut row = vec![heatmap(&photo, &photo.zeros_like()?, Sign::Absolute, 0.0, 1).map_err(anyhow::Error::msg)?];
+        let mut row = vec![
+            heatmap(&photo, &photo.zeros_like()?, Sign::Absolute, 0.0, 1)
+                .map_err(anyhow::Error::msg)?,
+        ];
         for ((name, _), m) in methods.iter().zip(&maps) {
-            let sign = if name.starts_with("lrp") { Sign::Positive } else { Sign::Absolute };
+            let sign = if name.starts_with("lrp") {
+                Sign::Positive
+            } else {
+                Sign::Absolute
+            };
             row.push(heatmap(&photo, &m.get(r)?, sign, 0.7, 1).map_err(anyhow::Error::msg)?);
         }
         rows.push(row);
     }
     let path = out.join("grid.png");
-    grid(&rows, 4).save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    grid(&rows, 4)
+        .save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     let cols: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
-    println!("wrote {}/{{grid.png (columns: photo, {}), summary.json, attributions.safetensors}}", out.display(), cols.join(", "));
+    println!(
+        "wrote {}/{{grid.png (columns: photo, {}), summary.json, attributions.safetensors}}",
+        out.display(),
+        cols.join(", ")
+    );
     Ok(())
 }

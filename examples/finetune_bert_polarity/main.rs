@@ -21,12 +21,23 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
     let mut out = std::path::PathBuf::from(format!("{ROOT}/assets/minilm-polarity"));
-    let mut t = PolarityFinetuning { encoder: format!("{ROOT}/assets/all-MiniLM-L6-v2").into(), data: format!("{ROOT}/assets/polarity/pang_lee_sentences.csv").into(), epochs: 2, progress: true };
+    let mut t = PolarityFinetuning {
+        encoder: format!("{ROOT}/assets/all-MiniLM-L6-v2").into(),
+        data: format!("{ROOT}/assets/polarity/pang_lee_sentences.csv").into(),
+        epochs: 2,
+        progress: true,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--out" => out = it.next().context("--out needs a folder")?.into(),
-            "--epochs" => t.epochs = it.next().context("--epochs needs a number")?.parse().context("--epochs takes a number")?,
+            "--epochs" => {
+                t.epochs = it
+                    .next()
+                    .context("--epochs needs a number")?
+                    .parse()
+                    .context("--epochs takes a number")?
+            }
             "-h" | "--help" => {
                 println!("usage: finetune_bert_polarity [--out DIR (default assets/minilm-polarity)] [--epochs N (default 2)]");
                 return Ok(());
@@ -37,9 +48,18 @@ fn main() -> Result<()> {
     let t0 = std::time::Instant::now();
     let r = finetune_polarity(&t, &out, &Device::Cpu)?;
     for (e, (l, a)) in r.losses.iter().zip(&r.held_out_accuracy).enumerate() {
-        println!("epoch {}: loss {l:.4}, held-out accuracy {:.2} %", e + 1, a * 100.0);
+        println!(
+            "epoch {}: loss {l:.4}, held-out accuracy {:.2} %",
+            e + 1,
+            a * 100.0
+        );
     }
-    println!("{} train / {} held-out sentences, {:.0} s", r.sentences.0, r.sentences.1, t0.elapsed().as_secs_f64());
+    println!(
+        "{} train / {} held-out sentences, {:.0} s",
+        r.sentences.0,
+        r.sentences.1,
+        t0.elapsed().as_secs_f64()
+    );
     println!("wrote {}", out.display());
     Ok(())
 }

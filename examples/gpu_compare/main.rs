@@ -38,7 +38,21 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { device: "cpu".into(), dtypes: vec![DType::F32, DType::BF16], tf32: false, cases: ["mnist_cnn", "resnet50", "bert_base"].map(String::from).to_vec(), methods: ["saliency", "ig50", "smoothgrad20"].map(String::from).to_vec(), reps: 5, warmup: 2, budget_mib: 8192, quick: false };
+    let mut a = Args {
+        device: "cpu".into(),
+        dtypes: vec![DType::F32, DType::BF16],
+        tf32: false,
+        cases: ["mnist_cnn", "resnet50", "bert_base"]
+            .map(String::from)
+            .to_vec(),
+        methods: ["saliency", "ig50", "smoothgrad20"]
+            .map(String::from)
+            .to_vec(),
+        reps: 5,
+        warmup: 2,
+        budget_mib: 8192,
+        quick: false,
+    };
     let mut it = std::env::args().skip(1);
     let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
     while let Some(flag) = it.next() {
@@ -58,7 +72,9 @@ fn args() -> Result<Args> {
             "--methods" => a.methods = list(value()?),
             "--reps" => a.reps = value()?.parse().context("--reps takes a number")?,
             "--warmup" => a.warmup = value()?.parse().context("--warmup takes a number")?,
-            "--budget-mib" => a.budget_mib = value()?.parse().context("--budget-mib takes a number")?,
+            "--budget-mib" => {
+                a.budget_mib = value()?.parse().context("--budget-mib takes a number")?
+            }
             "--quick" => a.quick = true,
             "-h" | "--help" => {
                 println!("usage: gpu_compare [--device cpu|cuda] [--dtype f32|bf16|both] [--tf32] [--cases mnist_cnn,resnet50,bert_base] [--methods saliency,ig50,smoothgrad20] [--reps N] [--warmup N] [--budget-mib N] [--quick]");
@@ -75,8 +91,13 @@ fn args() -> Result<Args> {
 
 /// Seeded random weights (PyTorch's initial scales, from the VarMap) as tensors of `dtype`.
 fn weights(vars: &VarMap, dtype: DType) -> Result<HashMap<String, Tensor>> {
-    let data = vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    data.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?))).collect()
+    let data = vars
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    data.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
+        .collect()
 }
 
 struct Case {
@@ -89,23 +110,36 @@ fn build(name: &str, dtype: DType, quick: bool, dev: &Device) -> Result<Case> {
     let fresh = VarBuilder::from_varmap(&vars, DType::F32, dev);
     let b = |full: usize| if quick { 2 } else { full };
     // The same model again on the VarMap's values in `dtype`.
-    let again = |vars: &VarMap| -> Result<VarBuilder<'static>> { Ok(VarBuilder::from_tensors(weights(vars, dtype)?, dtype, dev)) };
+    let again = |vars: &VarMap| -> Result<VarBuilder<'static>> {
+        Ok(VarBuilder::from_tensors(weights(vars, dtype)?, dtype, dev))
+    };
     Ok(match name {
         "mnist_cnn" => {
             MnistCnn::load(fresh)?;
-            Case { model: Box::new(MnistCnn::load(again(&vars)?)?), x: Tensor::rand(0f32, 1.0, (b(256), 1, 28, 28), dev)?.to_dtype(dtype)? }
+            Case {
+                model: Box::new(MnistCnn::load(again(&vars)?)?),
+                x: Tensor::rand(0f32, 1.0, (b(256), 1, 28, 28), dev)?.to_dtype(dtype)?,
+            }
         }
         "resnet50" => {
             ResNet::load(fresh, ResNet::RESNET50, 1000)?;
             let side = if quick { 64 } else { 224 };
-            Case { model: Box::new(ResNet::load(again(&vars)?, ResNet::RESNET50, 1000)?.canonized()?), x: Tensor::randn(0f32, 1.0, (b(16), 3, side, side), dev)?.to_dtype(dtype)? }
+            Case {
+                model: Box::new(ResNet::load(again(&vars)?, ResNet::RESNET50, 1000)?.canonized()?),
+                x: Tensor::randn(0f32, 1.0, (b(16), 3, side, side), dev)?.to_dtype(dtype)?,
+            }
         }
         "bert_base" => {
-            let cfg = BertConfig::from_json(r#"{"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "num_labels": 2}"#)?;
+            let cfg = BertConfig::from_json(
+                r#"{"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "num_labels": 2}"#,
+            )?;
             BertClassifier::load(fresh.clone(), fresh, cfg.clone())?;
             let vb = again(&vars)?;
             let len = if quick { 16 } else { 128 };
-            Case { model: Box::new(BertClassifier::load(vb.clone(), vb, cfg)?), x: (Tensor::randn(0f32, 1.0, (b(16), len, 768), dev)? * 0.02)?.to_dtype(dtype)? }
+            Case {
+                model: Box::new(BertClassifier::load(vb.clone(), vb, cfg)?),
+                x: (Tensor::randn(0f32, 1.0, (b(16), len, 768), dev)? * 0.02)?.to_dtype(dtype)?,
+            }
         }
         other => bail!("unknown case {other:?}: mnist_cnn, resnet50, bert_base"),
     })
@@ -115,7 +149,13 @@ fn method(name: &str, budget: usize) -> Result<Box<dyn Attributor>> {
     let batching = Batching::with_budget(budget << 20);
     Ok(match name {
         "saliency" => Box::new(Saliency::signed()),
-        "ig50" => Box::new(IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(50) }.with_batching(batching)),
+        "ig50" => Box::new(
+            IntegratedGradients {
+                quadrature: Quadrature::GaussLegendre,
+                ..IntegratedGradients::new(50)
+            }
+            .with_batching(batching),
+        ),
         "smoothgrad20" => Box::new(NoiseTunnel::smooth_grad(Saliency::signed(), 20, 0)),
         other => bail!("unknown method {other:?}: saliency, ig50, smoothgrad20"),
     })
@@ -125,7 +165,8 @@ fn main() -> Result<()> {
     let a = args()?;
     let dev = match a.device.as_str() {
         "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(0).context("--device cuda: no CUDA device, or built without --features cuda")?,
+        "cuda" => Device::new_cuda(0)
+            .context("--device cuda: no CUDA device, or built without --features cuda")?,
         other => bail!("--device cpu|cuda, got {other:?}"),
     };
     #[cfg(feature = "cuda")]
@@ -137,7 +178,15 @@ fn main() -> Result<()> {
         for &dtype in &a.dtypes {
             let c = build(case, dtype, a.quick, &dev)?;
             let batch = c.x.dim(0)?;
-            let target = Target::PerExample(c.model.forward(&c.x)?.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect());
+            let target = Target::PerExample(
+                c.model
+                    .forward(&c.x)?
+                    .argmax(D::Minus1)?
+                    .to_vec1::<u32>()?
+                    .into_iter()
+                    .map(|v| v as usize)
+                    .collect(),
+            );
             for m in &a.methods {
                 let method = method(m, a.budget_mib)?;
                 eprintln!("{case} {m} {dtype:?}");
@@ -158,9 +207,18 @@ fn main() -> Result<()> {
                 let secs = times[times.len() / 2];
                 let completeness = match &last {
                     Some(r) if m == "ig50" => {
-                        let f = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.abs()?.max_all()?.to_scalar::<f32>()?) };
+                        let f = |t: &Tensor| -> Result<f32> {
+                            Ok(t.to_dtype(DType::F32)?
+                                .abs()?
+                                .max_all()?
+                                .to_scalar::<f32>()?)
+                        };
                         let delta = f(r.delta.as_ref().context("IG reports its delta")?)?;
-                        let change = f(&(r.output.to_dtype(DType::F32)? - r.baseline_output.as_ref().context("IG has a baseline")?.to_dtype(DType::F32)?)?)?;
+                        let change = f(&(r.output.to_dtype(DType::F32)?
+                            - r.baseline_output
+                                .as_ref()
+                                .context("IG has a baseline")?
+                                .to_dtype(DType::F32)?)?)?;
                         Some(delta / change.max(1e-12))
                     }
                     _ => None,

@@ -20,13 +20,24 @@ use candle_explain::models::lstm_classifier::{train_polarity, PolarityTraining};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
-    let mut t = PolarityTraining { assets: format!("{ROOT}/assets").into(), epochs: 8, bidirectional: false, progress: true };
+    let mut t = PolarityTraining {
+        assets: format!("{ROOT}/assets").into(),
+        epochs: 8,
+        bidirectional: false,
+        progress: true,
+    };
     let mut out = std::path::PathBuf::from(format!("{ROOT}/assets/lstm-polarity"));
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--out" => out = it.next().context("--out needs a folder")?.into(),
-            "--epochs" => t.epochs = it.next().context("--epochs needs a number")?.parse().context("--epochs takes a number")?,
+            "--epochs" => {
+                t.epochs = it
+                    .next()
+                    .context("--epochs needs a number")?
+                    .parse()
+                    .context("--epochs takes a number")?
+            }
             "--bidirectional" => t.bidirectional = true,
             "-h" | "--help" => {
                 println!("usage: train_lstm_polarity [--out DIR (default assets/lstm-polarity)] [--epochs N (default 8)] [--bidirectional]");
@@ -41,7 +52,11 @@ fn main() -> Result<()> {
         println!("epoch {}: held-out accuracy {:.2} %", e + 1, a * 100.0);
     }
     let (n_train, n_test) = trained.sentences;
-    println!("{n_train} train / {n_test} held-out sentences, vocabulary {} words ({:.1} s)", trained.vocab.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "{n_train} train / {n_test} held-out sentences, vocabulary {} words ({:.1} s)",
+        trained.vocab.len(),
+        t0.elapsed().as_secs_f64()
+    );
     trained.save(&out)?;
     println!("wrote {}", out.display());
     Ok(())

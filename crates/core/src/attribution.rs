@@ -23,12 +23,23 @@ pub struct Attribution {
 
 /// An attribution method.
 pub trait Attributor {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution>;
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution>;
 }
 
 impl Attribution {
     /// Reshapes row-level results back to the user's view (adds the classes axis if needed).
-    pub(crate) fn finish(p: &Prepared, attributions: Tensor, output: Tensor, baseline_output: Option<Tensor>, delta: Option<Tensor>) -> Result<Self> {
+    pub(crate) fn finish(
+        p: &Prepared,
+        attributions: Tensor,
+        output: Tensor,
+        baseline_output: Option<Tensor>,
+        delta: Option<Tensor>,
+    ) -> Result<Self> {
         let fold = |t: Tensor| -> Result<Tensor> {
             match p.classes_per_example {
                 None => Ok(t),

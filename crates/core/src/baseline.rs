@@ -11,9 +11,15 @@ pub enum Baseline {
     Zero,
     Constant(f64),
     /// The input blurred by a Gaussian of this σ (in pixels), per channel; `(B, C, H, W)` inputs.
-    Blurred { sigma: f64 },
+    Blurred {
+        sigma: f64,
+    },
     /// Uniform noise in `[low, high)`, seeded.
-    UniformNoise { low: f64, high: f64, seed: u64 },
+    UniformNoise {
+        low: f64,
+        high: f64,
+        seed: u64,
+    },
     /// A given tensor: the input's shape, its per-example shape, or batch 1.
     Tensor(Tensor),
     /// Each example's per-channel mean (over the dimensions after the channel axis of
@@ -21,7 +27,6 @@ pub enum Baseline {
     /// perturbation metrics.
     ChannelMean,
 }
-
 
 impl Baseline {
     /// The baseline for every example of `x`, with `x`'s shape.
@@ -35,10 +40,15 @@ impl Baseline {
             Baseline::Blurred { sigma } => gaussian_blur(x, *sigma),
             Baseline::UniformNoise { low, high, seed } => {
                 if !(low < high) || !low.is_finite() || !high.is_finite() {
-                    return Err(crate::error::invalid("Baseline::UniformNoise", format!("need finite low < high, got [{low}, {high})")));
+                    return Err(crate::error::invalid(
+                        "Baseline::UniformNoise",
+                        format!("need finite low < high, got [{low}, {high})"),
+                    ));
                 }
                 let mut rng = rand::rngs::StdRng::seed_from_u64(*seed);
-                let v: Vec<f32> = (0..x.elem_count()).map(|_| rng.random_range(*low as f32..*high as f32)).collect();
+                let v: Vec<f32> = (0..x.elem_count())
+                    .map(|_| rng.random_range(*low as f32..*high as f32))
+                    .collect();
                 Ok(Tensor::from_vec(v, x.dims(), x.device())?.to_dtype(x.dtype())?)
             }
             Baseline::ChannelMean => {
@@ -52,10 +62,15 @@ impl Baseline {
                 crate::validate::check_finite(&t, "baseline")?;
                 if t.dims() == x.dims() {
                     Ok(t)
-                } else if t.dims() == &x.dims()[1..] || (t.rank() == x.rank() && t.dim(0)? == 1 && t.dims()[1..] == x.dims()[1..]) {
+                } else if t.dims() == &x.dims()[1..]
+                    || (t.rank() == x.rank() && t.dim(0)? == 1 && t.dims()[1..] == x.dims()[1..])
+                {
                     Ok(t.broadcast_as(x.dims())?.contiguous()?)
                 } else {
-                    Err(Error::BaselineShape { expected: x.dims().to_vec(), got: t.dims().to_vec() })
+                    Err(Error::BaselineShape {
+                        expected: x.dims().to_vec(),
+                        got: t.dims().to_vec(),
+                    })
                 }
             }
         }
@@ -79,20 +94,33 @@ pub fn gaussian_blur_replicate(x: &Tensor, sigma: f64) -> Result<Tensor> {
 
 fn blur(x: &Tensor, sigma: f64, replicate: bool) -> Result<Tensor> {
     if !(sigma > 0.0) || !sigma.is_finite() {
-        return Err(crate::error::invalid("sigma", format!("must be a positive number, got {sigma}")));
+        return Err(crate::error::invalid(
+            "sigma",
+            format!("must be a positive number, got {sigma}"),
+        ));
     }
-    let (_, c, h, w) = x.dims4().map_err(|_| Error::InputShape { expected: "(batch, channels, height, width) for a blurred baseline".into(), got: x.dims().to_vec() })?;
+    let (_, c, h, w) = x.dims4().map_err(|_| Error::InputShape {
+        expected: "(batch, channels, height, width) for a blurred baseline".into(),
+        got: x.dims().to_vec(),
+    })?;
     let r = ((3.0 * sigma).ceil() as usize).min(2 * h.max(w));
-    let k: Vec<f32> = (0..2 * r + 1).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let k: Vec<f32> = (0..2 * r + 1)
+        .map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32)
+        .collect();
     let s: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / s).collect();
     let n = k.len();
     let kt = Tensor::from_vec(k, n, x.device())?.to_dtype(x.dtype())?;
     let kh = kt.reshape((1, 1, n, 1))?.repeat((c, 1, 1, 1))?;
     let kw = kt.reshape((1, 1, 1, n))?.repeat((c, 1, 1, 1))?;
-    let pad = |t: &Tensor, d: usize| if replicate { t.pad_with_same(d, r, r) } else { t.pad_with_zeros(d, r, r) };
+    let pad = |t: &Tensor, d: usize| {
+        if replicate {
+            t.pad_with_same(d, r, r)
+        } else {
+            t.pad_with_zeros(d, r, r)
+        }
+    };
     let y = pad(x, 2)?.conv2d(&kh, 0, 1, 1, c)?;
     let y = pad(&y, 3)?.conv2d(&kw, 0, 1, 1, c)?;
     Ok(y.to_dtype(x.dtype())?)
 }
-

@@ -22,27 +22,43 @@ pub struct Batching {
 
 impl Default for Batching {
     fn default() -> Self {
-        Self { budget_bytes: 1 << 30, max_rows: None, progress: false }
+        Self {
+            budget_bytes: 1 << 30,
+            max_rows: None,
+            progress: false,
+        }
     }
 }
 
 impl Batching {
     pub fn with_budget(budget_bytes: usize) -> Self {
-        Self { budget_bytes, ..Self::default() }
+        Self {
+            budget_bytes,
+            ..Self::default()
+        }
     }
 
     pub fn with_max_rows(rows: usize) -> Self {
-        Self { max_rows: Some(rows.max(1)), ..Self::default() }
+        Self {
+            max_rows: Some(rows.max(1)),
+            ..Self::default()
+        }
     }
 
     /// Rows per chunk for `model` on rows shaped like `row` (batch of one), measured by one
     /// forward of that row with a probing context. A backward pass keeps the forward values,
     /// the boundary copies and the gradients alive: three times the forward's memory.
-    pub fn rows_per_chunk(&self, model: &dyn Explainable, row: &Tensor, backward: bool) -> Result<usize> {
+    pub fn rows_per_chunk(
+        &self,
+        model: &dyn Explainable,
+        row: &Tensor,
+        backward: bool,
+    ) -> Result<usize> {
         let probe = RuleCtx::probe();
         let one = row.narrow(0, 0, 1)?;
         let out = model.forward_with(&one, &probe)?;
-        let fwd = probe.probed_bytes() + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();
+        let fwd = probe.probed_bytes()
+            + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();
         let per_row = if backward { 3 * fwd } else { fwd }.max(1);
         let rows = (self.budget_bytes / per_row).max(1);
         Ok(self.max_rows.map_or(rows, |m| rows.min(m)))
@@ -50,19 +66,33 @@ impl Batching {
 
     /// Calls `f` on consecutive ranges of at most `per_chunk` rows out of `total`, stopping
     /// at the first error.
-    pub fn run(&self, total: usize, per_chunk: usize, label: &str, f: impl FnMut(Range<usize>) -> Result<()>) -> Result<()> {
+    pub fn run(
+        &self,
+        total: usize,
+        per_chunk: usize,
+        label: &str,
+        f: impl FnMut(Range<usize>) -> Result<()>,
+    ) -> Result<()> {
         self.try_run(total, per_chunk, label, f)
     }
 
     /// [`Batching::run`] with the caller's error type (other crates chunk with their own).
-    pub fn try_run<E>(&self, total: usize, per_chunk: usize, label: &str, mut f: impl FnMut(Range<usize>) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    pub fn try_run<E>(
+        &self,
+        total: usize,
+        per_chunk: usize,
+        label: &str,
+        mut f: impl FnMut(Range<usize>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let per_chunk = per_chunk.max(1);
         let n_chunks = total.div_ceil(per_chunk);
         let bar = (self.progress && n_chunks > 1).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, eta {eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message(label.to_string());
             bar
@@ -82,7 +112,12 @@ impl Batching {
 }
 
 /// Scores `Σ_c seed_c · S_c(x)` per row and their gradient w.r.t. `x`, under `ctx`'s rules.
-pub fn gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCtx) -> Result<(Tensor, Tensor)> {
+pub fn gradient(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    ctx: &RuleCtx,
+) -> Result<(Tensor, Tensor)> {
     let var = Var::from_tensor(&x.detach())?;
     let out = model.forward_with(var.as_tensor(), ctx)?;
     check_output(&out, x.dim(0)?)?;
@@ -98,7 +133,12 @@ pub fn gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCt
 
 /// LRP's pass: the output relevance is `seed ⊙ output` (for a one-hot seed, the target
 /// logit), and the "gradient" that reaches the input under a composite is the relevance.
-pub fn relevance(model: &dyn Explainable, x: &Tensor, seed: &Tensor, ctx: &RuleCtx) -> Result<(Tensor, Tensor)> {
+pub fn relevance(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    ctx: &RuleCtx,
+) -> Result<(Tensor, Tensor)> {
     let var = Var::from_tensor(&x.detach())?;
     let out = model.forward_with(var.as_tensor(), ctx)?;
     check_output(&out, x.dim(0)?)?;
@@ -155,7 +195,11 @@ pub fn perturbation_sweep<E: From<crate::Error> + From<candle_core::Error>>(
 }
 
 /// Row indices of the example each expanded row belongs to, for `reps` rows per example.
-pub fn example_index(r: &Range<usize>, reps: usize, device: &candle_core::Device) -> Result<Tensor> {
+pub fn example_index(
+    r: &Range<usize>,
+    reps: usize,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
     let v: Vec<u32> = r.clone().map(|i| (i / reps) as u32).collect();
     Ok(Tensor::new(v, device)?)
 }

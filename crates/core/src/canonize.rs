@@ -9,7 +9,13 @@ use crate::{Error, Result};
 
 fn check(out: usize, bn: &BatchNorm, what: &str) -> Result<()> {
     if bn.weight.elem_count() != out {
-        return Err(Error::InvalidParameter { name: "batch_norm", reason: format!("{what} has {out} outputs but the BatchNorm has {} channels", bn.weight.elem_count()) });
+        return Err(Error::InvalidParameter {
+            name: "batch_norm",
+            reason: format!(
+                "{what} has {out} outputs but the BatchNorm has {} channels",
+                bn.weight.elem_count()
+            ),
+        });
     }
     Ok(())
 }

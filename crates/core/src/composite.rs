@@ -39,7 +39,9 @@ impl LayerKind {
     pub fn accepts(&self, rule: &LayerRule) -> bool {
         match self {
             Self::Linear | Self::Conv2d => true,
-            Self::AvgPool2d | Self::Sum | Self::LayerNorm | Self::Attention | Self::Gate => matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_)),
+            Self::AvgPool2d | Self::Sum | Self::LayerNorm | Self::Attention | Self::Gate => {
+                matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_))
+            }
         }
     }
 }
@@ -54,14 +56,20 @@ pub struct Selector {
 
 impl Selector {
     pub fn kind(kind: LayerKind) -> Self {
-        Self { kind: Some(kind), index: None }
+        Self {
+            kind: Some(kind),
+            index: None,
+        }
     }
     /// The first linear or conv layer (the one that sees the input).
     pub fn first() -> Self {
         Self::index(0)
     }
     pub fn index(i: usize) -> Self {
-        Self { kind: None, index: Some(i) }
+        Self {
+            kind: None,
+            index: Some(i),
+        }
     }
     pub fn any() -> Self {
         Self::default()
@@ -80,7 +88,10 @@ pub struct Composite {
 
 impl Composite {
     pub fn new(activation: ActRule) -> Self {
-        Self { activation, layers: vec![] }
+        Self {
+            activation,
+            layers: vec![],
+        }
     }
 
     pub fn with(mut self, s: Selector, rule: LayerRule) -> Self {
@@ -100,11 +111,17 @@ impl Composite {
 
     /// The rule a selector gives this unindexed kind, if any does.
     pub(crate) fn explicit_rule(&self, kind: LayerKind) -> Option<LayerRule> {
-        self.layers.iter().find(|(s, _)| s.matches(kind, None)).map(|(_, r)| *r)
+        self.layers
+            .iter()
+            .find(|(s, _)| s.matches(kind, None))
+            .map(|(_, r)| *r)
     }
 
     fn rule_at(&self, kind: LayerKind, index: Option<usize>) -> LayerRule {
-        self.layers.iter().find(|(s, _)| s.matches(kind, index)).map_or(LayerRule::Gradient, |(_, r)| *r)
+        self.layers
+            .iter()
+            .find(|(s, _)| s.matches(kind, index))
+            .map_or(LayerRule::Gradient, |(_, r)| *r)
     }
 
     pub fn validate(&self) -> crate::Result<()> {
@@ -118,9 +135,18 @@ impl Composite {
         }
         // Zennit's base map: Norm (ε with the default stabiliser) for average pools and sums.
         c.with(Selector::kind(LayerKind::Conv2d), conv)
-            .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(DEFAULT_STABILIZER))
-            .with(Selector::kind(LayerKind::AvgPool2d), LayerRule::Epsilon(DEFAULT_STABILIZER))
-            .with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(DEFAULT_STABILIZER))
+            .with(
+                Selector::kind(LayerKind::Linear),
+                LayerRule::Epsilon(DEFAULT_STABILIZER),
+            )
+            .with(
+                Selector::kind(LayerKind::AvgPool2d),
+                LayerRule::Epsilon(DEFAULT_STABILIZER),
+            )
+            .with(
+                Selector::kind(LayerKind::Sum),
+                LayerRule::Epsilon(DEFAULT_STABILIZER),
+            )
     }
 
     /// Zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers.
@@ -140,7 +166,13 @@ impl Composite {
 
     /// α2β1 on convolutions, ε on dense layers.
     pub fn epsilon_alpha2_beta1() -> Self {
-        Self::lrp(None, LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 })
+        Self::lrp(
+            None,
+            LayerRule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+        )
     }
 
     /// Guided backprop as a composite: exact gradients through layers, guided ReLUs.

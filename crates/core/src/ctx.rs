@@ -4,7 +4,9 @@ use crate::activation::Activation;
 use crate::composite::{Composite, LayerKind};
 use crate::layer_rules::{in_f32_on_cpu, Affine, LayerBackward, LayerRule, SumShare};
 use crate::ops::conv::{conv2d_input_grad, flipped_kernel, ConvGeometry};
-use crate::ops::pool::{max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry};
+use crate::ops::pool::{
+    max_pool, max_pool_input_grad, max_pool_no_grad, max_pool_rescale_grad, PoolGeometry,
+};
 use crate::ops::{boundary, InputGrad};
 use crate::rules::{ActBackward, ActRule};
 use crate::Result;
@@ -61,7 +63,19 @@ pub struct RuleCtx {
 
 impl RuleCtx {
     fn new(mode: Mode, refs: Vec<Tensor>) -> Self {
-        Self { mode, refs, records: RefCell::new(vec![]), cursor: Cell::new(0), probe_bytes: Cell::new(0), composite: None, layer_index: Cell::new(0), capture: vec![], captured: RefCell::new(vec![]), seen: RefCell::new(vec![]), training: false }
+        Self {
+            mode,
+            refs,
+            records: RefCell::new(vec![]),
+            cursor: Cell::new(0),
+            probe_bytes: Cell::new(0),
+            composite: None,
+            layer_index: Cell::new(0),
+            capture: vec![],
+            captured: RefCell::new(vec![]),
+            seen: RefCell::new(vec![]),
+            training: false,
+        }
     }
 
     /// Ordinary forward; gradients by Candle's autograd (weights included).
@@ -86,7 +100,10 @@ impl RuleCtx {
     /// activations: use [`RuleCtx::rescale`].
     pub fn rule(rule: ActRule) -> Result<Self> {
         if matches!(rule, ActRule::Rescale { .. }) {
-            return Err(crate::error::invalid("rule", "Rescale needs the baseline's activations: use RuleCtx::rescale"));
+            return Err(crate::error::invalid(
+                "rule",
+                "Rescale needs the baseline's activations: use RuleCtx::rescale",
+            ));
         }
         Ok(Self::new(Mode::Rule(rule), vec![]))
     }
@@ -116,7 +133,11 @@ impl RuleCtx {
         // records the gradient that flows through this point instead.
         let grad = Arc::new(Mutex::new(None));
         let out = boundary(t, &t.detach(), GradTap(grad.clone()))?;
-        self.captured.borrow_mut().push(Captured { name: name.to_string(), value: t.detach(), grad });
+        self.captured.borrow_mut().push(Captured {
+            name: name.to_string(),
+            value: t.detach(),
+            grad,
+        });
         Ok(out)
     }
 
@@ -125,7 +146,13 @@ impl RuleCtx {
     /// or an error naming the taps the model offers.
     pub fn captured(&self, name: &str) -> Result<(Tensor, Option<Tensor>)> {
         if let Some(c) = self.captured.borrow().iter().rev().find(|c| c.name == name) {
-            let g = c.grad.lock().map_err(|_| crate::Error::Unsupported("a tap's gradient lock was poisoned".into()))?.clone();
+            let g = c
+                .grad
+                .lock()
+                .map_err(|_| {
+                    crate::Error::Unsupported("a tap's gradient lock was poisoned".into())
+                })?
+                .clone();
             return Ok((c.value.clone(), g));
         }
         let seen = self.seen.borrow();
@@ -134,7 +161,10 @@ impl RuleCtx {
             reason: if seen.is_empty() {
                 format!("no layer named {name:?}: this model marks no layers (RuleCtx::tap)")
             } else {
-                format!("no layer named {name:?}; the model's layers are: {}", seen.join(", "))
+                format!(
+                    "no layer named {name:?}; the model's layers are: {}",
+                    seen.join(", ")
+                )
             },
         })
     }
@@ -143,7 +173,9 @@ impl RuleCtx {
     fn next_layer_rule(&self, kind: LayerKind) -> LayerRule {
         let i = self.layer_index.get();
         self.layer_index.set(i + 1);
-        self.composite.as_ref().map_or(LayerRule::Gradient, |c| c.rule_for(kind, i))
+        self.composite
+            .as_ref()
+            .map_or(LayerRule::Gradient, |c| c.rule_for(kind, i))
     }
 
     /// A forward-only context that records what DeepLIFT's Rescale needs.
@@ -153,7 +185,10 @@ impl RuleCtx {
 
     /// DeepLIFT Rescale against the activations recorded by a [`RuleCtx::recording`] pass.
     pub fn rescale(recorded: RuleCtx, threshold: f64) -> Self {
-        Self::new(Mode::Rule(ActRule::Rescale { threshold }), recorded.records.into_inner())
+        Self::new(
+            Mode::Rule(ActRule::Rescale { threshold }),
+            recorded.records.into_inner(),
+        )
     }
 
     /// A forward-only context on the fastest kernels: for perturbation methods and scores.
@@ -181,7 +216,8 @@ impl RuleCtx {
 
     fn count(&self, t: &Tensor) {
         if let Mode::Probe = self.mode {
-            self.probe_bytes.set(self.probe_bytes.get() + t.elem_count() * t.dtype().size_in_bytes());
+            self.probe_bytes
+                .set(self.probe_bytes.get() + t.elem_count() * t.dtype().size_in_bytes());
         }
     }
 
@@ -243,7 +279,7 @@ impl RuleCtx {
             Mode::Rule(_) => {
                 let y = linear_fwd(&x.detach(), w, b)?;
                 let rule = self.next_layer_rule(LayerKind::Linear);
-                boundary(x, &y, LayerBackward { affine: Affine::Linear, rule, weight: w.clone(), bias: b.cloned() })?
+                boundary(x, &y, LayerBackward::new(Affine::Linear, rule, w, b))?
             }
             Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
@@ -252,14 +288,30 @@ impl RuleCtx {
     }
 
     /// 2-D convolution (`w` is `(Cout, Cin/groups, kh, kw)`, PyTorch's layout).
-    pub fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        g: ConvGeometry,
+    ) -> Result<Tensor> {
         let y = match self.mode {
             Mode::Plain if self.training => return Ok(conv_fwd_train(x, w, b, g)?),
             Mode::Plain => return Ok(conv_fwd(x, w, b, g)?),
             Mode::Rule(_) => {
-                let y = conv_fwd_no_grad(&x.detach(), w, b, g)?;
                 let rule = self.next_layer_rule(LayerKind::Conv2d);
-                boundary(x, &y, LayerBackward { affine: Affine::Conv(g), rule, weight: w.clone(), bias: b.cloned() })?
+                let mut back = LayerBackward::new(Affine::Conv(g), rule, w, b);
+                let y = match rule {
+                    LayerRule::ZPlus => match conv_with_zplus(&x.detach(), w, b, g)? {
+                        Some((y, zplus)) => {
+                            back.zplus = Some(zplus);
+                            y
+                        }
+                        None => conv_fwd_no_grad(&x.detach(), w, b, g)?,
+                    },
+                    _ => conv_fwd_no_grad(&x.detach(), w, b, g)?,
+                };
+                boundary(x, &y, back)?
             }
             Mode::Record | Mode::Probe | Mode::Inference => conv_fwd_no_grad(x, w, b, g)?,
         };
@@ -270,7 +322,10 @@ impl RuleCtx {
     /// The rule of a pool or sum under this context's composite, checked against what the
     /// layer accepts.
     fn unindexed_rule(&self, kind: LayerKind) -> Result<LayerRule> {
-        let rule = self.composite.as_ref().map_or(LayerRule::Gradient, |c| c.rule_for_unindexed(kind));
+        let rule = self
+            .composite
+            .as_ref()
+            .map_or(LayerRule::Gradient, |c| c.rule_for_unindexed(kind));
         if !kind.accepts(&rule) {
             return Err(crate::error::invalid(
                 "composite",
@@ -288,7 +343,11 @@ impl RuleCtx {
                 let y = crate::ops::pool::avg_pool(&x.detach(), p)?;
                 let rule = self.unindexed_rule(LayerKind::AvgPool2d)?;
                 let unit = Tensor::ones(1, x.dtype(), x.device())?;
-                boundary(x, &y, LayerBackward { affine: Affine::AvgPool(p), rule, weight: unit, bias: None })?
+                boundary(
+                    x,
+                    &y,
+                    LayerBackward::new(Affine::AvgPool(p), rule, &unit, None),
+                )?
             }
             Mode::Record | Mode::Probe | Mode::Inference => crate::ops::pool::avg_pool(x, p)?,
         };
@@ -303,7 +362,14 @@ impl RuleCtx {
         if let Mode::Rule(_) = self.mode {
             if let LayerRule::Epsilon(eps) = self.unindexed_rule(LayerKind::Sum)? {
                 let total = (a.detach() + b.detach())?;
-                let a2 = boundary(a, &a.detach(), SumShare { total: total.clone(), eps })?;
+                let a2 = boundary(
+                    a,
+                    &a.detach(),
+                    SumShare {
+                        total: total.clone(),
+                        eps,
+                    },
+                )?;
                 let b2 = boundary(b, &b.detach(), SumShare { total, eps })?;
                 return Ok((a2 + b2)?);
             }
@@ -378,7 +444,11 @@ impl InputGrad for GradTap {
     }
 }
 
-pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+pub(crate) fn linear_fwd(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
     if let Some(r) = in_f32_on_cpu(x, w, b, linear_fwd) {
         return r;
     }
@@ -400,7 +470,12 @@ pub(crate) fn linear_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_c
     })
 }
 
-pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+pub(crate) fn conv_fwd(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: ConvGeometry,
+) -> candle_core::Result<Tensor> {
     if let Some(r) = in_f32_on_cpu(x, w, b, |x, w, b| conv_fwd(x, w, b, g)) {
         return r;
     }
@@ -412,11 +487,18 @@ pub(crate) fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeomet
 }
 
 /// A conv differentiable w.r.t. input and kernel on our CPU kernels where they apply.
-fn conv_fwd_train(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+fn conv_fwd_train(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: ConvGeometry,
+) -> candle_core::Result<Tensor> {
     if !crate::ops::cpu_conv::applies(x) || x.dtype() != w.dtype() {
         return conv_fwd(x, w, b, g);
     }
-    let y = x.contiguous()?.apply_op2(&w.contiguous()?, crate::ops::cpu_conv::Conv2dTrainCpu(g))?;
+    let y = x
+        .contiguous()?
+        .apply_op2(&w.contiguous()?, crate::ops::cpu_conv::Conv2dTrainCpu(g))?;
     Ok(match b {
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
         None => y,
@@ -424,7 +506,49 @@ fn conv_fwd_train(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -
 }
 
 /// A conv whose result needs no autograd: our CPU kernel where it applies.
-pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> candle_core::Result<Tensor> {
+/// `(Wx + b, W⁺x + b⁺)` from one im2col and two gemms, for an input that is ≥ 0 (after a
+/// ReLU, or pixels in [0, 1]): there z⁺'s normaliser is `W⁺x + b⁺`, which would otherwise
+/// cost a second convolution in the backward. `None` where the stacked CPU kernel does not
+/// apply or the input has a negative entry.
+fn conv_with_zplus(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: ConvGeometry,
+) -> candle_core::Result<Option<(Tensor, Tensor)>> {
+    let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == x.dtype();
+    if g.groups != 1 || !fits(x) || !fits(w) || !b.is_none_or(fits) {
+        return Ok(None);
+    }
+    if x.flatten_all()?
+        .min(0)?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?
+        < 0.0
+    {
+        return Ok(None);
+    }
+    let cout = w.dim(0)?;
+    let b = match b {
+        Some(b) => b.clone(),
+        None => Tensor::zeros(cout, w.dtype(), w.device())?,
+    };
+    let wk = Tensor::cat(&[w, &w.relu()?], 0)?;
+    let bk = Tensor::cat(&[&b, &b.relu()?], 0)?;
+    let both = x.contiguous()?.apply_op3_no_bwd(
+        &wk,
+        &bk,
+        &crate::ops::cpu_conv::Conv2dStackedCpu { g, parts: 2 },
+    )?;
+    Ok(Some((both.get(0)?, both.get(1)?)))
+}
+
+pub(crate) fn conv_fwd_no_grad(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: ConvGeometry,
+) -> candle_core::Result<Tensor> {
     // Half precision runs our f32 kernel.
     if let Some(r) = in_f32_on_cpu(x, w, b, |x, w, b| conv_fwd_no_grad(x, w, b, g)) {
         return r;
@@ -433,9 +557,18 @@ pub(crate) fn conv_fwd_no_grad(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Co
         return conv_fwd(x, w, b, g);
     }
     match b {
-        Some(b) if b.dtype() == x.dtype() => x.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &crate::ops::cpu_conv::Conv2dBiasCpu(g)),
-        Some(b) => x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g))?.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
-        None => x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g)),
+        Some(b) if b.dtype() == x.dtype() => x.contiguous()?.apply_op3_no_bwd(
+            &w.contiguous()?,
+            &b.contiguous()?,
+            &crate::ops::cpu_conv::Conv2dBiasCpu(g),
+        ),
+        Some(b) => x
+            .contiguous()?
+            .apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g))?
+            .broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => x
+            .contiguous()?
+            .apply_op2_no_bwd(&w.contiguous()?, &crate::ops::cpu_conv::Conv2dCpu(g)),
     }
 }
 
@@ -458,8 +591,15 @@ impl InputGrad for PoolBackward {
 
 /// Gradient w.r.t. a conv's input `(…, in_hw)`: the CPU kernel where it applies, else the
 /// generic path.
-pub(crate) fn conv_input_grad(grad: &Tensor, w: &Tensor, g: ConvGeometry, in_hw: (usize, usize)) -> candle_core::Result<Tensor> {
-    if let Some(r) = in_f32_on_cpu(grad, w, None, |grad, w, _| conv_input_grad(grad, w, g, in_hw)) {
+pub(crate) fn conv_input_grad(
+    grad: &Tensor,
+    w: &Tensor,
+    g: ConvGeometry,
+    in_hw: (usize, usize),
+) -> candle_core::Result<Tensor> {
+    if let Some(r) = in_f32_on_cpu(grad, w, None, |grad, w, _| {
+        conv_input_grad(grad, w, g, in_hw)
+    }) {
         return r;
     }
     if crate::ops::cpu_conv::applies(grad) && grad.dtype() == w.dtype() {

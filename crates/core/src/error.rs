@@ -19,7 +19,10 @@ pub enum Error {
     Target(String),
 
     #[error("baseline shape {got:?} does not match the input shape {expected:?} (or its per-example shape)")]
-    BaselineShape { expected: Vec<usize>, got: Vec<usize> },
+    BaselineShape {
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
 
     #[error("{what} contains {count} NaN or infinite value(s); attributions need finite values")]
     NonFinite { what: &'static str, count: usize },
@@ -37,5 +40,8 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidParameter { name, reason: reason.into() }
+    Error::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
 }

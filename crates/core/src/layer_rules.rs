@@ -54,14 +54,29 @@ impl LayerRule {
 
     /// Checks the rule's parameters (α − β = 1, finite ε ≥ 0, low < high, …).
     pub fn validate(&self) -> crate::Result<()> {
-        let bad = |reason: String| Err(crate::error::invalid("layer rule", format!("{}: {reason}", self.name())));
+        let bad = |reason: String| {
+            Err(crate::error::invalid(
+                "layer rule",
+                format!("{}: {reason}", self.name()),
+            ))
+        };
         match *self {
-            Self::Epsilon(e) if !(e >= 0.0 && e.is_finite()) => bad(format!("ε must be finite and ≥ 0, got {e}")),
-            Self::AlphaBeta { alpha, beta } if !(alpha >= 0.0 && beta >= 0.0 && (alpha - beta - 1.0).abs() < 1e-12) => {
-                bad(format!("need α, β ≥ 0 and α − β = 1, got α = {alpha}, β = {beta}"))
+            Self::Epsilon(e) if !(e >= 0.0 && e.is_finite()) => {
+                bad(format!("ε must be finite and ≥ 0, got {e}"))
             }
-            Self::Gamma(g) if !(g >= 0.0 && g.is_finite()) => bad(format!("γ must be finite and ≥ 0, got {g}")),
-            Self::ZBox { low, high } if !(low < high && low.is_finite() && high.is_finite()) => bad(format!("need finite low < high, got [{low}, {high}]")),
+            Self::AlphaBeta { alpha, beta }
+                if !(alpha >= 0.0 && beta >= 0.0 && (alpha - beta - 1.0).abs() < 1e-12) =>
+            {
+                bad(format!(
+                    "need α, β ≥ 0 and α − β = 1, got α = {alpha}, β = {beta}"
+                ))
+            }
+            Self::Gamma(g) if !(g >= 0.0 && g.is_finite()) => {
+                bad(format!("γ must be finite and ≥ 0, got {g}"))
+            }
+            Self::ZBox { low, high } if !(low < high && low.is_finite() && high.is_finite()) => {
+                bad(format!("need finite low < high, got [{low}, {high}]"))
+            }
             _ => Ok(()),
         }
     }
@@ -86,12 +101,22 @@ impl Affine {
     }
 
     /// `input ⊙ Lᵀ g`, fused into the conv kernel on the CPU.
-    fn transpose_times(&self, g: &Tensor, w: &Tensor, x: &Tensor, input: &Tensor) -> Result<Tensor> {
+    fn transpose_times(
+        &self,
+        g: &Tensor,
+        w: &Tensor,
+        x: &Tensor,
+        input: &Tensor,
+    ) -> Result<Tensor> {
         if let Affine::Conv(geom) = self {
             let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == g.dtype();
             if fits(g) && fits(w) && fits(input) && input.dims() == x.dims() {
                 let op = crate::ops::cpu_conv::Conv2dInputGradTimesCpu { g: *geom };
-                return g.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &input.contiguous()?, &op);
+                return g.contiguous()?.apply_op3_no_bwd(
+                    &w.contiguous()?,
+                    &input.contiguous()?,
+                    &op,
+                );
             }
         }
         input * self.transpose(g, w, x)?
@@ -99,7 +124,10 @@ impl Affine {
 
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
     fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
-        if let (Affine::Linear, Some(r)) = (self, in_f32_on_cpu(g, w, None, |g, w, _| self.transpose(g, w, x))) {
+        if let (Affine::Linear, Some(r)) = (
+            self,
+            in_f32_on_cpu(g, w, None, |g, w, _| self.transpose(g, w, x)),
+        ) {
             return r;
         }
         match self {
@@ -107,7 +135,10 @@ impl Affine {
                 2 => g.matmul(w),
                 _ => {
                     let rows = g.elem_count() / g.dim(candle_core::D::Minus1)?;
-                    g.contiguous()?.reshape((rows, ()))?.matmul(w)?.reshape(x.shape())
+                    g.contiguous()?
+                        .reshape((rows, ()))?
+                        .matmul(w)?
+                        .reshape(x.shape())
                 }
             },
             Affine::Conv(geom) => {
@@ -157,33 +188,96 @@ pub(crate) struct LayerBackward {
     pub rule: LayerRule,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// z⁺'s normaliser `W⁺x + b⁺`, when the forward computed it alongside `Wx + b` (an input
+    /// known to be ≥ 0, see `ctx::conv_with_zplus`).
+    pub zplus: Option<Tensor>,
 }
 
 impl LayerBackward {
+    pub fn new(affine: Affine, rule: LayerRule, weight: &Tensor, bias: Option<&Tensor>) -> Self {
+        Self {
+            affine,
+            rule,
+            weight: weight.clone(),
+            bias: bias.cloned(),
+            zplus: None,
+        }
+    }
+
     fn groups(&self, x: &Tensor, z: &Tensor) -> Result<Vec<Group>> {
         let (w, b) = (&self.weight, self.bias.as_ref());
-        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign, input, weight, bias, input_part: Part::Any };
+        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
+            sign,
+            input,
+            weight,
+            bias,
+            input_part: Part::Any,
+        };
         // After a ReLU the negative part of the input is identically zero: its terms add
         // exactly nothing, so sign-split rules drop them (half the work on most layers).
-        let sign_split = matches!(self.rule, LayerRule::ZPlus | LayerRule::AlphaBeta { .. } | LayerRule::Gamma(_));
+        let sign_split = matches!(
+            self.rule,
+            LayerRule::ZPlus | LayerRule::AlphaBeta { .. } | LayerRule::Gamma(_)
+        );
         let f = || x.flatten_all()?.to_dtype(candle_core::DType::F32);
-        let min = if sign_split { f()?.min(0)?.to_scalar::<f32>()? } else { -1.0 };
-        let max = if sign_split && min < 0.0 { f()?.max(0)?.to_scalar::<f32>()? } else { 1.0 };
-        let keep = |t: &Term| !((min >= 0.0 && t.input_part == Part::Neg) || (max <= 0.0 && t.input_part == Part::Pos));
+        let min = if self.zplus.is_some() {
+            0.0
+        } else if sign_split {
+            f()?.min(0)?.to_scalar::<f32>()?
+        } else {
+            -1.0
+        };
+        let max = if sign_split && min < 0.0 {
+            f()?.max(0)?.to_scalar::<f32>()?
+        } else {
+            1.0
+        };
+        let keep = |t: &Term| {
+            !((min >= 0.0 && t.input_part == Part::Neg)
+                || (max <= 0.0 && t.input_part == Part::Pos))
+        };
         let map_b = |f: fn(&Tensor) -> Result<Tensor>| b.map(f).transpose();
         // Each split is a pass over the activations. Rules without a sign split never read
         // them; for x ≥ 0 (after a ReLU) x is its own positive part and the negative terms are
         // dropped by `keep` (and symmetrically for x ≤ 0), so x stands in for both.
-        let (xp, xn) = if !sign_split || min >= 0.0 || max <= 0.0 { (x.clone(), x.clone()) } else { (pos(x)?, neg(x)?) };
+        let (xp, xn) = if !sign_split || min >= 0.0 || max <= 0.0 {
+            (x.clone(), x.clone())
+        } else {
+            (pos(x)?, neg(x)?)
+        };
         let (wp, wn) = (pos(w)?, neg(w)?);
-        let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Pos };
-        let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term { sign: 1.0, input, weight, bias, input_part: Part::Neg };
-        let one = |coef, terms| Group { coef, terms, mask: None };
+        let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
+            sign: 1.0,
+            input,
+            weight,
+            bias,
+            input_part: Part::Pos,
+        };
+        let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
+            sign: 1.0,
+            input,
+            weight,
+            bias,
+            input_part: Part::Neg,
+        };
+        let one = |coef, terms| Group {
+            coef,
+            terms,
+            mask: None,
+        };
         let groups = match self.rule {
-            LayerRule::Gradient | LayerRule::Epsilon(_) => vec![one(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())])],
+            LayerRule::Gradient | LayerRule::Epsilon(_) => {
+                vec![one(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())])]
+            }
             LayerRule::ZPlus => vec![one(1.0, vec![tp(xp, wp, map_b(pos)?), tn(xn, wn, None)])],
             LayerRule::AlphaBeta { alpha, beta } => vec![
-                one(alpha, vec![tp(xp.clone(), wp.clone(), map_b(pos)?), tn(xn.clone(), wn.clone(), None)]),
+                one(
+                    alpha,
+                    vec![
+                        tp(xp.clone(), wp.clone(), map_b(pos)?),
+                        tn(xn.clone(), wn.clone(), None),
+                    ],
+                ),
                 one(-beta, vec![tp(xp, wn, map_b(neg)?), tn(xn, wp, None)]),
             ],
             LayerRule::Gamma(g) => {
@@ -194,12 +288,31 @@ impl LayerBackward {
                 };
                 let dt = z.dtype();
                 vec![
-                    Group { coef: 1.0, terms: vec![tp(xp.clone(), w_up.clone(), b_up), tn(xn.clone(), w_dn.clone(), None)], mask: Some(z.gt(0.0)?.to_dtype(dt)?) },
-                    Group { coef: 1.0, terms: vec![tp(xp, w_dn, b_dn), tn(xn, w_up, None)], mask: Some(z.lt(0.0)?.to_dtype(dt)?) },
+                    Group {
+                        coef: 1.0,
+                        terms: vec![
+                            tp(xp.clone(), w_up.clone(), b_up),
+                            tn(xn.clone(), w_dn.clone(), None),
+                        ],
+                        mask: Some(z.gt(0.0)?.to_dtype(dt)?),
+                    },
+                    Group {
+                        coef: 1.0,
+                        terms: vec![tp(xp, w_dn, b_dn), tn(xn, w_up, None)],
+                        mask: Some(z.lt(0.0)?.to_dtype(dt)?),
+                    },
                 ]
             }
             LayerRule::Flat => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.ones_like()?, None)])],
-            LayerRule::WSquare => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.sqr()?, b.map(|b| b.sqr()).transpose()?)])],
+            LayerRule::WSquare => vec![one(
+                1.0,
+                vec![t(
+                    1.0,
+                    x.ones_like()?,
+                    w.sqr()?,
+                    b.map(|b| b.sqr()).transpose()?,
+                )],
+            )],
             LayerRule::ZBox { low, high } => vec![one(
                 1.0,
                 vec![
@@ -211,7 +324,10 @@ impl LayerBackward {
         };
         Ok(groups
             .into_iter()
-            .map(|g| Group { terms: g.terms.into_iter().filter(&keep).collect(), ..g })
+            .map(|g| Group {
+                terms: g.terms.into_iter().filter(&keep).collect(),
+                ..g
+            })
             .filter(|g| !g.terms.is_empty())
             .collect())
     }
@@ -230,10 +346,19 @@ impl InputGrad for LayerBackward {
         // zero: run them in f32 (the output recomputed there too) and round once at the end.
         if is_half(x.dtype()) {
             let up = |t: &Tensor| t.to_dtype(DType::F32);
-            let f32_layer = LayerBackward { affine: self.affine, rule: self.rule, weight: up(&self.weight)?, bias: self.bias.as_ref().map(up).transpose()? };
+            let f32_layer = LayerBackward::new(
+                self.affine,
+                self.rule,
+                &up(&self.weight)?,
+                self.bias.as_ref().map(up).transpose()?.as_ref(),
+            );
             let x32 = up(x)?;
-            let z32 = self.affine.forward(&x32, &f32_layer.weight, f32_layer.bias.as_ref())?;
-            return f32_layer.input_grad(&x32, &z32, &up(r)?)?.to_dtype(x.dtype());
+            let z32 = self
+                .affine
+                .forward(&x32, &f32_layer.weight, f32_layer.bias.as_ref())?;
+            return f32_layer
+                .input_grad(&x32, &z32, &up(r)?)?
+                .to_dtype(x.dtype());
         }
         let eps = match self.rule {
             LayerRule::Epsilon(e) => e,
@@ -241,9 +366,15 @@ impl InputGrad for LayerBackward {
         };
         let mut acc: Option<Tensor> = None;
         for g in self.groups(x, z)? {
-            // ε normalises by the layer's own output, which the forward already computed.
-            let mut zg: Option<Tensor> = matches!(self.rule, LayerRule::Epsilon(_)).then(|| z.clone());
-            for t in g.terms.iter().filter(|_| !matches!(self.rule, LayerRule::Epsilon(_))) {
+            // ε normalises by the layer's own output, which the forward already computed, and
+            // so does z⁺ when the forward stacked W⁺ beside W.
+            let mut zg: Option<Tensor> = match self.rule {
+                LayerRule::Epsilon(_) => Some(z.clone()),
+                LayerRule::ZPlus => self.zplus.clone(),
+                _ => None,
+            };
+            let known = zg.is_some();
+            for t in g.terms.iter().filter(|_| !known) {
                 let o = (self.affine.forward(&t.input, &t.weight, t.bias.as_ref())? * t.sign)?;
                 zg = Some(match zg {
                     None => o,
@@ -256,7 +387,11 @@ impl InputGrad for LayerBackward {
             }
             for t in &g.terms {
                 let c = self.affine.transpose_times(&s, &t.weight, x, &t.input)?;
-                let c = if t.sign * g.coef == 1.0 { c } else { (c * (t.sign * g.coef))? };
+                let c = if t.sign * g.coef == 1.0 {
+                    c
+                } else {
+                    (c * (t.sign * g.coef))?
+                };
                 acc = Some(match acc {
                     None => c,
                     Some(a) => (a + c)?,
@@ -278,12 +413,19 @@ pub(crate) fn is_half(dt: DType) -> bool {
 /// Candle's CPU matmul has no bf16 / f16: for a half-precision `x` on the CPU, `f` runs on f32
 /// copies of `x`, `w` and `b` (f32 accumulation) and the result is rounded back to `x`'s
 /// dtype. `None` elsewhere (the caller computes as usual).
-pub(crate) fn in_f32_on_cpu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, f: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>) -> Option<Result<Tensor>> {
+pub(crate) fn in_f32_on_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    f: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>,
+) -> Option<Result<Tensor>> {
     if !(x.device().is_cpu() && is_half(x.dtype())) {
         return None;
     }
     let up = |t: &Tensor| t.to_dtype(DType::F32);
-    Some((|| f(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype()))())
+    Some((|| {
+        f(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype())
+    })())
 }
 
 /// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
@@ -300,7 +442,8 @@ impl InputGrad for SumShare {
     fn input_grad(&self, a: &Tensor, _y: &Tensor, r: &Tensor) -> Result<Tensor> {
         if is_half(a.dtype()) {
             let up = |t: &Tensor| t.to_dtype(DType::F32);
-            return (up(a)? * stabilized_div(&up(r)?, &up(&self.total)?, self.eps)?)?.to_dtype(a.dtype());
+            return (up(a)? * stabilized_div(&up(r)?, &up(&self.total)?, self.eps)?)?
+                .to_dtype(a.dtype());
         }
         a * stabilized_div(r, &self.total, self.eps)?
     }

@@ -48,19 +48,19 @@ pub mod ops;
 pub mod quadrature;
 pub mod rules;
 pub mod target;
-pub mod validate;
 #[doc(hidden)]
 pub mod test_utils;
+pub mod validate;
 
 pub use activation::Activation;
 pub use attribution::{Attribution, Attributor};
 pub use baseline::Baseline;
 pub use batch::Batching;
 pub use composite::{Composite, LayerKind, Selector};
-pub use layer_rules::LayerRule;
 pub use ctx::RuleCtx;
 pub use error::{Error, Result};
 pub use explainable::Explainable;
+pub use layer_rules::LayerRule;
 pub use quadrature::Quadrature;
 pub use rules::ActRule;
 pub use target::Target;
@@ -68,5 +68,8 @@ pub use target::Target;
 /// Everything needed to explain a model.
 pub mod prelude {
     pub use crate::methods::*;
-    pub use crate::{ActRule, Activation, Composite, LayerKind, LayerRule, Selector, Attribution, Attributor, Baseline, Batching, Explainable, Quadrature, RuleCtx, Target};
+    pub use crate::{
+        ActRule, Activation, Attribution, Attributor, Baseline, Batching, Composite, Explainable,
+        LayerKind, LayerRule, Quadrature, RuleCtx, Selector, Target,
+    };
 }

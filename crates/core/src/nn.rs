@@ -43,7 +43,10 @@ impl Linear {
 
     /// Loads a layer without bias.
     pub fn load_no_bias(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Ok(Self::new(vb.get_with_hints((out_dim, in_dim), "weight", torch_init(in_dim))?, None))
+        Ok(Self::new(
+            vb.get_with_hints((out_dim, in_dim), "weight", torch_init(in_dim))?,
+            None,
+        ))
     }
 }
 
@@ -63,22 +66,46 @@ pub struct Conv2d {
 
 impl Conv2d {
     pub fn new(weight: Tensor, bias: Option<Tensor>, geometry: ConvGeometry) -> Self {
-        Self { weight, bias, geometry }
+        Self {
+            weight,
+            bias,
+            geometry,
+        }
     }
 
     /// Loads `weight (out, in/groups, k, k)` and `bias (out)` (PyTorch's init for a fresh
     /// `VarMap`: U(±1/√fan_in)).
-    pub fn load(vb: VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, geometry: ConvGeometry) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        geometry: ConvGeometry,
+    ) -> Result<Self> {
         let fan_in = in_ch / geometry.groups.max(1) * kernel * kernel;
-        let weight = vb.get_with_hints((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight", torch_init(fan_in))?;
+        let weight = vb.get_with_hints(
+            (out_ch, in_ch / geometry.groups.max(1), kernel, kernel),
+            "weight",
+            torch_init(fan_in),
+        )?;
         let bias = vb.get_with_hints(out_ch, "bias", torch_init(fan_in))?;
         Ok(Self::new(weight, Some(bias), geometry))
     }
 
     /// Loads `weight` only (`nn.Conv2d(…, bias=False)`, the conv before a BatchNorm).
-    pub fn load_no_bias(vb: VarBuilder, in_ch: usize, out_ch: usize, kernel: usize, geometry: ConvGeometry) -> Result<Self> {
+    pub fn load_no_bias(
+        vb: VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        geometry: ConvGeometry,
+    ) -> Result<Self> {
         let fan_in = in_ch / geometry.groups.max(1) * kernel * kernel;
-        let weight = vb.get_with_hints((out_ch, in_ch / geometry.groups.max(1), kernel, kernel), "weight", torch_init(fan_in))?;
+        let weight = vb.get_with_hints(
+            (out_ch, in_ch / geometry.groups.max(1), kernel, kernel),
+            "weight",
+            torch_init(fan_in),
+        )?;
         Ok(Self::new(weight, None, geometry))
     }
 }
@@ -96,7 +123,10 @@ pub struct MaxPool2d(pub PoolGeometry);
 impl MaxPool2d {
     /// Square kernel with stride equal to the kernel (PyTorch's default).
     pub fn new(k: usize) -> Self {
-        Self(PoolGeometry { kernel: (k, k), stride: (k, k) })
+        Self(PoolGeometry {
+            kernel: (k, k),
+            stride: (k, k),
+        })
     }
 }
 
@@ -159,7 +189,10 @@ impl Sequential {
 
     /// A layer whose output is tapped under `name` (for Grad-CAM and other layer methods).
     pub fn push_named<L: Explainable + Send + Sync + 'static>(self, name: &str, layer: L) -> Self {
-        self.push(Named { name: name.to_string(), layer })
+        self.push(Named {
+            name: name.to_string(),
+            layer,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -192,7 +225,10 @@ pub struct AvgPool2d(pub PoolGeometry);
 impl AvgPool2d {
     /// Square kernel with stride equal to the kernel (PyTorch's default).
     pub fn new(k: usize) -> Self {
-        Self(PoolGeometry { kernel: (k, k), stride: (k, k) })
+        Self(PoolGeometry {
+            kernel: (k, k),
+            stride: (k, k),
+        })
     }
 }
 
@@ -220,7 +256,11 @@ impl BatchNorm {
         Ok(Self {
             weight: vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?,
             bias: vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?,
-            running_mean: vb.get_with_hints(channels, "running_mean", candle_nn::Init::Const(0.0))?,
+            running_mean: vb.get_with_hints(
+                channels,
+                "running_mean",
+                candle_nn::Init::Const(0.0),
+            )?,
             running_var: vb.get_with_hints(channels, "running_var", candle_nn::Init::Const(1.0))?,
             eps,
         })
@@ -244,28 +284,44 @@ impl BatchNorm {
     fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.weight.elem_count();
         if x.rank() < 2 || x.dim(1)? != c {
-            return Err(crate::error::invalid("batch_norm", format!("input {:?}: need (batch, {c}, …)", x.dims())));
+            return Err(crate::error::invalid(
+                "batch_norm",
+                format!("input {:?}: need (batch, {c}, …)", x.dims()),
+            ));
         }
         let m = Self::MOMENTUM;
         let update = |run: &Tensor, batch: Tensor| -> Result<()> {
-            let new = ((run * (1.0 - m))? + (batch.detach().flatten_all()?.to_dtype(run.dtype())? * m)?)?;
+            let new =
+                ((run * (1.0 - m))? + (batch.detach().flatten_all()?.to_dtype(run.dtype())? * m)?)?;
             Ok(run.slice_set(&new, 0, 0)?)
         };
         let n = x.elem_count() / c;
         if n < 2 {
-            return Err(crate::error::invalid("batch_norm", "training needs more than one value per channel"));
+            return Err(crate::error::invalid(
+                "batch_norm",
+                "training needs more than one value per channel",
+            ));
         }
         let unbias = n as f64 / (n - 1) as f64;
         let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == x.dtype();
         if fits(x) && fits(&self.weight) && fits(&self.bias) {
             use crate::ops::cpu_batch_norm::{BatchNormTrainCpu, BatchStats};
             let stats = std::sync::Arc::new(std::sync::Mutex::new(BatchStats::default()));
-            let op = BatchNormTrainCpu { eps: self.eps, stats: stats.clone() };
+            let op = BatchNormTrainCpu {
+                eps: self.eps,
+                stats: stats.clone(),
+            };
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let st = stats.lock().map_err(|_| crate::error::invalid("batch_norm", "statistics lock poisoned"))?.clone();
+            let st = stats
+                .lock()
+                .map_err(|_| crate::error::invalid("batch_norm", "statistics lock poisoned"))?
+                .clone();
             let dev = x.device();
             update(&self.running_mean, Tensor::new(st.mean.as_slice(), dev)?)?;
-            update(&self.running_var, (Tensor::new(st.var.as_slice(), dev)? * unbias)?)?;
+            update(
+                &self.running_var,
+                (Tensor::new(st.var.as_slice(), dev)? * unbias)?,
+            )?;
             return Ok(y);
         }
         // Elsewhere, Candle ops: (C, rest) so that the statistics are row reductions.
@@ -276,7 +332,9 @@ impl BatchNorm {
         update(&self.running_mean, mean)?;
         update(&self.running_var, (&var * unbias)?)?;
         let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        let y = y.broadcast_mul(&self.weight.reshape((c, 1))?)?.broadcast_add(&self.bias.reshape((c, 1))?)?;
+        let y = y
+            .broadcast_mul(&self.weight.reshape((c, 1))?)?
+            .broadcast_add(&self.bias.reshape((c, 1))?)?;
         let mut dims = x.dims().to_vec();
         dims.swap(0, 1);
         Ok(y.reshape(dims)?.transpose(0, 1)?)

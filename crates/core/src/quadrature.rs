@@ -25,11 +25,19 @@ impl Quadrature {
         let nf = n as f64;
         Ok(match self {
             Quadrature::RiemannLeft => ((0..n).map(|k| k as f64 / nf).collect(), vec![1.0 / nf; n]),
-            Quadrature::RiemannRight => ((1..=n).map(|k| k as f64 / nf).collect(), vec![1.0 / nf; n]),
-            Quadrature::RiemannMiddle => ((0..n).map(|k| (k as f64 + 0.5) / nf).collect(), vec![1.0 / nf; n]),
+            Quadrature::RiemannRight => {
+                ((1..=n).map(|k| k as f64 / nf).collect(), vec![1.0 / nf; n])
+            }
+            Quadrature::RiemannMiddle => (
+                (0..n).map(|k| (k as f64 + 0.5) / nf).collect(),
+                vec![1.0 / nf; n],
+            ),
             Quadrature::RiemannTrapezoid => {
                 if n < 2 {
-                    return Err(crate::error::invalid("steps", "the trapezoid rule needs at least 2 steps"));
+                    return Err(crate::error::invalid(
+                        "steps",
+                        "the trapezoid rule needs at least 2 steps",
+                    ));
                 }
                 let h = 1.0 / (nf - 1.0);
                 let mut w = vec![h; n];
@@ -39,7 +47,10 @@ impl Quadrature {
             }
             Quadrature::GaussLegendre => {
                 let (x, w) = gauss_legendre(n);
-                (x.iter().map(|v| 0.5 * (v + 1.0)).collect(), w.iter().map(|v| 0.5 * v).collect())
+                (
+                    x.iter().map(|v| 0.5 * (v + 1.0)).collect(),
+                    w.iter().map(|v| 0.5 * v).collect(),
+                )
             }
         })
     }
@@ -88,14 +99,22 @@ mod tests {
             let (a, w) = Quadrature::GaussLegendre.nodes(n).unwrap();
             for deg in 0..(2 * n) {
                 let approx: f64 = a.iter().zip(&w).map(|(a, w)| w * a.powi(deg as i32)).sum();
-                assert!((approx - 1.0 / (deg as f64 + 1.0)).abs() < 1e-12, "n={n} deg={deg}");
+                assert!(
+                    (approx - 1.0 / (deg as f64 + 1.0)).abs() < 1e-12,
+                    "n={n} deg={deg}"
+                );
             }
         }
     }
 
     #[test]
     fn riemann_weights_sum_to_one() {
-        for q in [Quadrature::RiemannLeft, Quadrature::RiemannRight, Quadrature::RiemannMiddle, Quadrature::RiemannTrapezoid] {
+        for q in [
+            Quadrature::RiemannLeft,
+            Quadrature::RiemannRight,
+            Quadrature::RiemannMiddle,
+            Quadrature::RiemannTrapezoid,
+        ] {
             let (_, w) = q.nodes(7).unwrap();
             assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         }

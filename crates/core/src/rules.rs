@@ -39,8 +39,15 @@ pub(crate) fn stabilize(z: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// `r / stabilize(z, eps)`, in one pass on the CPU.
 pub(crate) fn stabilized_div(r: &Tensor, z: &Tensor, eps: f64) -> Result<Tensor> {
-    if r.device().is_cpu() && r.dtype() == z.dtype() && r.dims() == z.dims() && matches!(r.dtype(), candle_core::DType::F32 | candle_core::DType::F64) {
-        return r.contiguous()?.apply_op2_no_bwd(&z.contiguous()?, &crate::ops::cpu_act::StabilizedDivCpu(eps));
+    if r.device().is_cpu()
+        && r.dtype() == z.dtype()
+        && r.dims() == z.dims()
+        && matches!(r.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+    {
+        return r.contiguous()?.apply_op2_no_bwd(
+            &z.contiguous()?,
+            &crate::ops::cpu_act::StabilizedDivCpu(eps),
+        );
     }
     r / stabilize(z, eps)?
 }
@@ -73,7 +80,9 @@ impl InputGrad for ActBackward {
             ActRule::Pass => Ok(grad.clone()),
             ActRule::Rescale { threshold } => {
                 let zref = self.zref.as_ref().ok_or_else(|| {
-                    candle_core::Error::Msg("Rescale rule without the baseline's activations".into())
+                    candle_core::Error::Msg(
+                        "Rescale rule without the baseline's activations".into(),
+                    )
                 })?;
                 grad * rescale_multiplier(self.act, z, a, zref, threshold)?
             }
@@ -94,7 +103,9 @@ impl ActBackward {
         }
         let (z, g) = (z.contiguous()?, grad.contiguous()?);
         Ok(Some(match (self.rule, &self.zref) {
-            (ActRule::Rescale { threshold }, Some(r)) if r.dtype() == z.dtype() => z.apply_op3_no_bwd(&r.contiguous()?, &g, &ReluRescaleCpu(threshold))?,
+            (ActRule::Rescale { threshold }, Some(r)) if r.dtype() == z.dtype() => {
+                z.apply_op3_no_bwd(&r.contiguous()?, &g, &ReluRescaleCpu(threshold))?
+            }
             (ActRule::Rescale { .. }, _) => return Ok(None),
             (rule, _) => z.apply_op2_no_bwd(&g, &ReluBackwardCpu(rule))?,
         }))
@@ -111,16 +122,31 @@ impl ActBackward {
             ActRule::GuidedBackprop => true,
             _ => return Ok(None),
         };
-        let fits = z.device().is_cpu() && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64) && grad.dtype() == z.dtype() && z.dims() == grad.dims();
+        let fits = z.device().is_cpu()
+            && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            && grad.dtype() == z.dtype()
+            && z.dims() == grad.dims();
         if !fits || !supports(self.act) {
             return Ok(None);
         }
-        Ok(Some(z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &SmoothActGradCpu { act: self.act, guided })?))
+        Ok(Some(z.contiguous()?.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &SmoothActGradCpu {
+                act: self.act,
+                guided,
+            },
+        )?))
     }
 }
 
 /// DeepLIFT's multiplier `Δf / Δz`, with the midpoint derivative where `|Δz|` is tiny.
-pub(crate) fn rescale_multiplier(act: Activation, z: &Tensor, a: &Tensor, zref: &Tensor, threshold: f64) -> Result<Tensor> {
+pub(crate) fn rescale_multiplier(
+    act: Activation,
+    z: &Tensor,
+    a: &Tensor,
+    zref: &Tensor,
+    threshold: f64,
+) -> Result<Tensor> {
     let dz = (z - zref)?;
     let da = (a - act.forward(zref)?)?;
     let small = dz.abs()?.le(threshold)?;
@@ -142,17 +168,33 @@ mod tests {
         let dev = Device::Cpu;
         let z = ((Tensor::arange(0u32, 401, &dev)?.to_dtype(DType::F64)? * 0.03)? - 5.0)?;
         let g = (z.sin()? * 1.3)?;
-        let acts = [Activation::Relu6, Activation::LeakyRelu(0.1), Activation::Elu(0.7), Activation::Tanh, Activation::Sigmoid, Activation::Softplus, Activation::Gelu, Activation::GeluTanh, Activation::Identity];
+        let acts = [
+            Activation::Relu6,
+            Activation::LeakyRelu(0.1),
+            Activation::Elu(0.7),
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softplus,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Identity,
+        ];
         for act in acts {
             for guided in [false, true] {
                 let upstream = if guided { g.relu()? } else { g.clone() };
                 let want = (&upstream * act.derivative(&z)?)?;
                 for dt in [DType::F64, DType::F32] {
                     let (zt, gt) = (z.to_dtype(dt)?, g.to_dtype(dt)?);
-                    let got = zt.apply_op2_no_bwd(&gt, &SmoothActGradCpu { act, guided })?.to_dtype(DType::F64)?;
+                    let got = zt
+                        .apply_op2_no_bwd(&gt, &SmoothActGradCpu { act, guided })?
+                        .to_dtype(DType::F64)?;
                     let err = (&got - &want)?.abs()?.max_all()?.to_scalar::<f64>()?;
                     let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };
-                    assert!(err < tol, "{} guided={guided} {dt:?}: max error {err}", act.name());
+                    assert!(
+                        err < tol,
+                        "{} guided={guided} {dt:?}: max error {err}",
+                        act.name()
+                    );
                 }
             }
         }
@@ -165,13 +207,44 @@ mod tests {
     fn relu_kernels_match_the_tensor_op_rules() -> Result<()> {
         let dev = Device::Cpu;
         // Exact zeros and near-equal pairs exercise the kinks and Rescale's threshold.
-        let z = Tensor::new(&[-2.0f32, -0.5, 0.0, 0.0, 1e-7, 0.3, 1.2, 2.5, -1.0, 0.8], &dev)?;
-        let r = Tensor::new(&[-1.0f32, 0.5, 0.0, 0.3, 0.0, 0.3 + 1e-6, -0.4, 2.5, -1.0, 0.1], &dev)?;
-        let g = Tensor::new(&[0.7f32, -1.1, 0.4, -0.3, 2.0, 1.5, -0.9, 0.6, 1.0, -2.0], &dev)?;
-        for rule in [ActRule::Gradient, ActRule::Epsilon(0.01), ActRule::GuidedBackprop, ActRule::Deconvnet, ActRule::Pass, ActRule::Rescale { threshold: 1e-5 }] {
+        let z = Tensor::new(
+            &[-2.0f32, -0.5, 0.0, 0.0, 1e-7, 0.3, 1.2, 2.5, -1.0, 0.8],
+            &dev,
+        )?;
+        let r = Tensor::new(
+            &[
+                -1.0f32,
+                0.5,
+                0.0,
+                0.3,
+                0.0,
+                0.3 + 1e-6,
+                -0.4,
+                2.5,
+                -1.0,
+                0.1,
+            ],
+            &dev,
+        )?;
+        let g = Tensor::new(
+            &[0.7f32, -1.1, 0.4, -0.3, 2.0, 1.5, -0.9, 0.6, 1.0, -2.0],
+            &dev,
+        )?;
+        for rule in [
+            ActRule::Gradient,
+            ActRule::Epsilon(0.01),
+            ActRule::GuidedBackprop,
+            ActRule::Deconvnet,
+            ActRule::Pass,
+            ActRule::Rescale { threshold: 1e-5 },
+        ] {
             for dt in [DType::F32, DType::F64] {
                 let (z, r, g) = (z.to_dtype(dt)?, r.to_dtype(dt)?, g.to_dtype(dt)?);
-                let b = ActBackward { act: Activation::Relu, rule, zref: Some(r.clone()) };
+                let b = ActBackward {
+                    act: Activation::Relu,
+                    rule,
+                    zref: Some(r.clone()),
+                };
                 let a = Activation::Relu.forward(&z)?;
                 let fast = b.input_grad(&z, &a, &g)?;
                 let reference = match rule {
@@ -180,9 +253,15 @@ mod tests {
                     ActRule::GuidedBackprop => (g.relu()? * Activation::Relu.derivative(&z)?)?,
                     ActRule::Deconvnet => g.relu()?,
                     ActRule::Pass => g.clone(),
-                    ActRule::Rescale { threshold } => (&g * rescale_multiplier(Activation::Relu, &z, &a, &r, threshold)?)?,
+                    ActRule::Rescale { threshold } => {
+                        (&g * rescale_multiplier(Activation::Relu, &z, &a, &r, threshold)?)?
+                    }
                 };
-                let d = (fast - reference)?.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let d = (fast - reference)?
+                    .abs()?
+                    .max_all()?
+                    .to_dtype(DType::F64)?
+                    .to_scalar::<f64>()?;
                 assert!(d < 1e-6, "{rule:?} {dt:?}: {d}");
             }
         }

@@ -40,7 +40,10 @@ impl Target {
             Target::Class(c) => (x.clone(), RowTargets::Classes(vec![*c; b]), None),
             Target::PerExample(v) => {
                 if v.len() != b {
-                    return Err(Error::Target(format!("PerExample has {} classes for a batch of {b} examples", v.len())));
+                    return Err(Error::Target(format!(
+                        "PerExample has {} classes for a batch of {b} examples",
+                        v.len()
+                    )));
                 }
                 (x.clone(), RowTargets::Classes(v.clone()), None)
             }
@@ -54,25 +57,53 @@ impl Target {
             }
             Target::Seed(s) => {
                 if s.rank() != 2 || s.dim(0)? != b {
-                    return Err(Error::Target(format!("Seed must be (batch = {b}, num_classes), got {:?}", s.dims())));
+                    return Err(Error::Target(format!(
+                        "Seed must be (batch = {b}, num_classes), got {:?}",
+                        s.dims()
+                    )));
                 }
                 crate::validate::check_finite(s, "target seed")?;
                 (x.clone(), RowTargets::Seed(s.clone()), None)
             }
         };
-        Ok(Prepared { x, rows, classes_per_example: k, batch: b })
+        Ok(Prepared {
+            x,
+            rows,
+            classes_per_example: k,
+            batch: b,
+        })
     }
 
     /// The `(batch, num_classes)` seed of a target with one explained output per example
     /// (every target but `Classes`, which expands the batch), with every class checked.
-    pub fn seed(&self, batch: usize, num_classes: usize, device: &Device, dtype: DType) -> Result<Tensor> {
+    pub fn seed(
+        &self,
+        batch: usize,
+        num_classes: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let rows = match self {
             Target::Class(c) => RowTargets::Classes(vec![*c; batch]),
             Target::PerExample(v) if v.len() == batch => RowTargets::Classes(v.clone()),
-            Target::PerExample(v) => return Err(Error::Target(format!("PerExample has {} classes for a batch of {batch} examples", v.len()))),
+            Target::PerExample(v) => {
+                return Err(Error::Target(format!(
+                    "PerExample has {} classes for a batch of {batch} examples",
+                    v.len()
+                )))
+            }
             Target::Seed(s) if s.rank() == 2 && s.dim(0)? == batch => RowTargets::Seed(s.clone()),
-            Target::Seed(s) => return Err(Error::Target(format!("Seed must be (batch = {batch}, num_classes), got {:?}", s.dims()))),
-            Target::Classes(_) => return Err(Error::Target("Classes explains several outputs per example; this needs one".into())),
+            Target::Seed(s) => {
+                return Err(Error::Target(format!(
+                    "Seed must be (batch = {batch}, num_classes), got {:?}",
+                    s.dims()
+                )))
+            }
+            Target::Classes(_) => {
+                return Err(Error::Target(
+                    "Classes explains several outputs per example; this needs one".into(),
+                ))
+            }
         };
         rows.seed(num_classes, device, dtype)
     }
@@ -80,7 +111,11 @@ impl Target {
     /// The same target for a batch in which every example is repeated `reps` times in a row.
     pub(crate) fn repeat_examples(&self, reps: usize) -> Result<Target> {
         Ok(match self {
-            Target::PerExample(v) => Target::PerExample(v.iter().flat_map(|&c| std::iter::repeat_n(c, reps)).collect()),
+            Target::PerExample(v) => Target::PerExample(
+                v.iter()
+                    .flat_map(|&c| std::iter::repeat_n(c, reps))
+                    .collect(),
+            ),
             Target::Seed(s) => Target::Seed(repeat_rows(s, reps)?),
             t => t.clone(),
         })
@@ -99,7 +134,10 @@ impl RowTargets {
         match self {
             RowTargets::Classes(cs) => {
                 if let Some(&c) = cs.iter().find(|&&c| c >= num_classes) {
-                    return Err(Error::TargetOutOfRange { class: c, num_classes });
+                    return Err(Error::TargetOutOfRange {
+                        class: c,
+                        num_classes,
+                    });
                 }
                 let mut v = vec![0f32; cs.len() * num_classes];
                 for (r, &c) in cs.iter().enumerate() {
@@ -109,7 +147,10 @@ impl RowTargets {
             }
             RowTargets::Seed(s) => {
                 if s.dim(1)? != num_classes {
-                    return Err(Error::Target(format!("Seed has {} columns but the model has {num_classes} outputs", s.dim(1)?)));
+                    return Err(Error::Target(format!(
+                        "Seed has {} columns but the model has {num_classes} outputs",
+                        s.dim(1)?
+                    )));
                 }
                 Ok(s.to_device(device)?.to_dtype(dtype)?)
             }
@@ -120,6 +161,8 @@ impl RowTargets {
 /// Repeats every row `reps` times in a row: `[a, b] → [a, a, b, b]` for `reps = 2`.
 pub(crate) fn repeat_rows(x: &Tensor, reps: usize) -> Result<Tensor> {
     let n = x.dim(0)?;
-    let idx: Vec<u32> = (0..n as u32).flat_map(|i| std::iter::repeat_n(i, reps)).collect();
+    let idx: Vec<u32> = (0..n as u32)
+        .flat_map(|i| std::iter::repeat_n(i, reps))
+        .collect();
     Ok(x.index_select(&Tensor::new(idx, x.device())?, 0)?)
 }

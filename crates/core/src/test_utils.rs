@@ -26,5 +26,10 @@ macro_rules! test_device {
 
 /// Largest absolute difference between two tensors of the same shape.
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> candle_core::Result<f32> {
-    (a - b)?.abs()?.flatten_all()?.max(0)?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
+    (a - b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_scalar::<f32>()
 }

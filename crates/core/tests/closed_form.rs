@@ -22,13 +22,20 @@ fn two_layer_relu(dev: &Device) -> Sequential {
     let w1 = Tensor::new(&[[1f32, -1.], [0., 1.]], dev).unwrap();
     let b1 = Tensor::new(&[0f32, -0.5], dev).unwrap();
     let w2 = Tensor::new(&[[1f32, -2.]], dev).unwrap();
-    Sequential::new().with_input_shape(&[2]).push(Linear::new(w1, Some(b1))).push(Activation::Relu).push(Linear::new(w2, None))
+    Sequential::new()
+        .with_input_shape(&[2])
+        .push(Linear::new(w1, Some(b1)))
+        .push(Activation::Relu)
+        .push(Linear::new(w2, None))
 }
 
 fn check(a: &Attribution, expect: &[f32], what: &str) {
     let got = vec1(&a.attributions);
     for (g, e) in got.iter().zip(expect) {
-        assert!((g - e).abs() < 1e-5, "{what}: got {got:?}, expected {expect:?}");
+        assert!(
+            (g - e).abs() < 1e-5,
+            "{what}: got {got:?}, expected {expect:?}"
+        );
     }
 }
 
@@ -36,11 +43,25 @@ fn two_layer_relu_by_hand(dev: &Device) -> anyhow::Result<()> {
     let m = two_layer_relu(dev);
     let x = Tensor::new(&[[3f32, 1.]], dev)?;
     let t = Target::Class(0);
-    check(&Saliency::signed().attribute(&m, &x, &t)?, &[1., -3.], "saliency");
-    check(&Saliency::abs().attribute(&m, &x, &t)?, &[1., 3.], "|saliency|");
-    check(&InputXGradient::default().attribute(&m, &x, &t)?, &[3., -3.], "gradient × input");
+    check(
+        &Saliency::signed().attribute(&m, &x, &t)?,
+        &[1., -3.],
+        "saliency",
+    );
+    check(
+        &Saliency::abs().attribute(&m, &x, &t)?,
+        &[1., 3.],
+        "|saliency|",
+    );
+    check(
+        &InputXGradient::default().attribute(&m, &x, &t)?,
+        &[3., -3.],
+        "gradient × input",
+    );
     // The kink at α = 0.5 falls between midpoint nodes, so the midpoint rule is exact.
-    let ig = IntegratedGradients::new(4).with_quadrature(Quadrature::RiemannMiddle).attribute(&m, &x, &t)?;
+    let ig = IntegratedGradients::new(4)
+        .with_quadrature(Quadrature::RiemannMiddle)
+        .attribute(&m, &x, &t)?;
     check(&ig, &[3., -2.], "integrated gradients");
     assert!(max_abs(ig.delta.as_ref().unwrap()) < 1e-5);
     let dl = DeepLift::default().attribute(&m, &x, &t)?;
@@ -48,13 +69,36 @@ fn two_layer_relu_by_hand(dev: &Device) -> anyhow::Result<()> {
     assert!(max_abs(dl.delta.as_ref().unwrap()) < 1e-6);
     let lrp = EpsilonLrp::new(1e-9).attribute(&m, &x, &t)?;
     check(&lrp, &[3., -3.], "ε-LRP");
-    assert!((vec1(lrp.delta.as_ref().unwrap())[0] + 1.0).abs() < 1e-5, "ε-LRP conservation error is the bias share");
-    check(&GuidedBackprop::default().attribute(&m, &x, &t)?, &[1., -1.], "guided backprop");
-    check(&Deconvnet::default().attribute(&m, &x, &t)?, &[1., -1.], "deconvnet");
-    check(&Occlusion::single(1).attribute(&m, &x, &t)?, &[2., -2.], "occlusion-1");
+    assert!(
+        (vec1(lrp.delta.as_ref().unwrap())[0] + 1.0).abs() < 1e-5,
+        "ε-LRP conservation error is the bias share"
+    );
+    check(
+        &GuidedBackprop::default().attribute(&m, &x, &t)?,
+        &[1., -1.],
+        "guided backprop",
+    );
+    check(
+        &Deconvnet::default().attribute(&m, &x, &t)?,
+        &[1., -1.],
+        "deconvnet",
+    );
+    check(
+        &Occlusion::single(1).attribute(&m, &x, &t)?,
+        &[2., -2.],
+        "occlusion-1",
+    );
     let mask = Tensor::new(&[0u32, 1], dev)?;
-    check(&ShapleyValues::exact(mask.clone()).attribute(&m, &x, &t)?, &[2.5, -1.5], "exact shapley");
-    check(&FeatureAblation::new(mask).attribute(&m, &x, &t)?, &[2., -2.], "feature ablation");
+    check(
+        &ShapleyValues::exact(mask.clone()).attribute(&m, &x, &t)?,
+        &[2.5, -1.5],
+        "exact shapley",
+    );
+    check(
+        &FeatureAblation::new(mask).attribute(&m, &x, &t)?,
+        &[2., -2.],
+        "feature ablation",
+    );
     Ok(())
 }
 test_device!(two_layer_relu_by_hand, relu2_cpu, relu2_cuda, relu2_metal);
@@ -70,20 +114,53 @@ fn linear_model(dev: &Device) -> anyhow::Result<()> {
     let wc = w.narrow(0, 2, 1)?;
     let gxi = x.broadcast_mul(&wc)?;
     let diff = (&x - &xbar)?.broadcast_mul(&wc)?;
-    assert_close(&Saliency::signed().attribute(&m, &x, &t)?.attributions, &wc.broadcast_as(x.dims())?.contiguous()?, 1e-6, "saliency = w");
-    assert_close(&InputXGradient::default().attribute(&m, &x, &t)?.attributions, &gxi, 1e-6, "G×I");
-    for q in [Quadrature::RiemannLeft, Quadrature::RiemannTrapezoid, Quadrature::GaussLegendre] {
-        let ig = IntegratedGradients::new(3).with_quadrature(q).with_baseline(Baseline::Tensor(xbar.clone())).attribute(&m, &x, &t)?;
+    assert_close(
+        &Saliency::signed().attribute(&m, &x, &t)?.attributions,
+        &wc.broadcast_as(x.dims())?.contiguous()?,
+        1e-6,
+        "saliency = w",
+    );
+    assert_close(
+        &InputXGradient::default()
+            .attribute(&m, &x, &t)?
+            .attributions,
+        &gxi,
+        1e-6,
+        "G×I",
+    );
+    for q in [
+        Quadrature::RiemannLeft,
+        Quadrature::RiemannTrapezoid,
+        Quadrature::GaussLegendre,
+    ] {
+        let ig = IntegratedGradients::new(3)
+            .with_quadrature(q)
+            .with_baseline(Baseline::Tensor(xbar.clone()))
+            .attribute(&m, &x, &t)?;
         assert_close(&ig.attributions, &diff, 1e-5, "IG on a linear model");
     }
-    let dl = DeepLift::default().with_baseline(Baseline::Tensor(xbar.clone())).attribute(&m, &x, &t)?;
+    let dl = DeepLift::default()
+        .with_baseline(Baseline::Tensor(xbar.clone()))
+        .attribute(&m, &x, &t)?;
     assert_close(&dl.attributions, &diff, 1e-5, "DeepLIFT on a linear model");
     // Occlusion-1 with a zero baseline removes w_i x_i exactly.
-    assert_close(&Occlusion::single(1).attribute(&m, &x, &t)?.attributions, &gxi, 1e-5, "occlusion-1");
+    assert_close(
+        &Occlusion::single(1).attribute(&m, &x, &t)?.attributions,
+        &gxi,
+        1e-5,
+        "occlusion-1",
+    );
     // Expected gradients with a single baseline and no noise: (x − x̄) ⊙ w.
     let eg = GradientShap::expected_gradients(xbar.narrow(0, 0, 1)?, 8, 1).attribute(&m, &x, &t)?;
-    let d0 = x.broadcast_sub(&xbar.narrow(0, 0, 1)?)?.broadcast_mul(&wc)?;
-    assert_close(&eg.attributions, &d0, 1e-5, "expected gradients on a linear model");
+    let d0 = x
+        .broadcast_sub(&xbar.narrow(0, 0, 1)?)?
+        .broadcast_mul(&wc)?;
+    assert_close(
+        &eg.attributions,
+        &d0,
+        1e-5,
+        "expected gradients on a linear model",
+    );
     Ok(())
 }
 test_device!(linear_model, linear_cpu, linear_cuda, linear_metal);
@@ -113,23 +190,54 @@ fn quadratic_model(dev: &Device) -> anyhow::Result<()> {
         (Quadrature::RiemannLeft, (n as f64 - 1.0) / n as f64),
         (Quadrature::RiemannRight, (n as f64 + 1.0) / n as f64),
     ] {
-        let ig = IntegratedGradients::new(n).with_quadrature(q).attribute(&m, &x, &t)?;
-        assert_close(&ig.attributions, &(&exact * factor)?, 1e-5, &format!("IG {q:?}"));
+        let ig = IntegratedGradients::new(n)
+            .with_quadrature(q)
+            .attribute(&m, &x, &t)?;
+        assert_close(
+            &ig.attributions,
+            &(&exact * factor)?,
+            1e-5,
+            &format!("IG {q:?}"),
+        );
     }
-    assert_close(&Saliency::signed().attribute(&m, &x, &t)?.attributions, &x.broadcast_mul(&a)?.affine(2.0, 0.0)?, 1e-5, "saliency = 2 a x");
+    assert_close(
+        &Saliency::signed().attribute(&m, &x, &t)?.attributions,
+        &x.broadcast_mul(&a)?.affine(2.0, 0.0)?,
+        1e-5,
+        "saliency = 2 a x",
+    );
     Ok(())
 }
-test_device!(quadratic_model, quadratic_cpu, quadratic_cuda, quadratic_metal);
+test_device!(
+    quadratic_model,
+    quadratic_cpu,
+    quadratic_cuda,
+    quadratic_metal
+);
 
 /// Saliency (the plain gradient through our ops) against central finite differences, in f64,
 /// on smooth MLPs with every smooth activation.
 #[test]
 fn gradient_matches_finite_differences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    for (k, act) in [Activation::Tanh, Activation::Sigmoid, Activation::Softplus, Activation::Gelu, Activation::GeluTanh, Activation::Elu(1.0)].into_iter().enumerate() {
+    for (k, act) in [
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Elu(1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let m = mlp_dt(&[6, 8, 8, 3], act, true, k as u64, &dev, DType::F64);
         let x = uniform_dt(&[2, 6], -1.5, 1.5, 40 + k as u64, &dev, DType::F64);
-        let g: Vec<f64> = Saliency::signed().attribute(&m, &x, &Target::PerExample(vec![1, 2]))?.attributions.flatten_all()?.to_vec1()?;
+        let g: Vec<f64> = Saliency::signed()
+            .attribute(&m, &x, &Target::PerExample(vec![1, 2]))?
+            .attributions
+            .flatten_all()?
+            .to_vec1()?;
         let xs: Vec<f64> = x.flatten_all()?.to_vec1()?;
         let h = 1e-6;
         for i in 0..xs.len() {
@@ -137,11 +245,23 @@ fn gradient_matches_finite_differences() -> anyhow::Result<()> {
             let mut dn = xs.clone();
             up[i] += h;
             dn[i] -= h;
-            let f = |v: Vec<f64>| -> anyhow::Result<Vec<f64>> { Ok(m.forward(&Tensor::from_vec(v, (2, 6), &dev)?)?.to_vec2::<f64>()?.into_iter().enumerate().map(|(r, o)| o[[1, 2][r]]).collect()) };
+            let f = |v: Vec<f64>| -> anyhow::Result<Vec<f64>> {
+                Ok(m.forward(&Tensor::from_vec(v, (2, 6), &dev)?)?
+                    .to_vec2::<f64>()?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(r, o)| o[[1, 2][r]])
+                    .collect())
+            };
             let (fu, fd) = (f(up)?, f(dn)?);
             let row = i / 6;
             let fdv = (fu[row] - fd[row]) / (2.0 * h);
-            assert!((fdv - g[i]).abs() < 1e-6, "{}: ∂/∂x{i} = {} vs finite difference {fdv}", act.name(), g[i]);
+            assert!(
+                (fdv - g[i]).abs() < 1e-6,
+                "{}: ∂/∂x{i} = {} vs finite difference {fdv}",
+                act.name(),
+                g[i]
+            );
         }
     }
     Ok(())
@@ -155,7 +275,9 @@ fn sobel_on_a_ramp() -> anyhow::Result<()> {
     // column makes the difference 1 instead of 2: Gx = 4.
     let v: Vec<f32> = (0..25).map(|i| (i % 5) as f32).collect();
     let x = Tensor::from_vec(v, (1, 1, 5, 5), &dev)?;
-    let m = Sequential::new().push(candle_explain_core::nn::Flatten).push(Linear::new(Tensor::zeros((1, 25), DType::F32, &dev)?, None));
+    let m = Sequential::new()
+        .push(candle_explain_core::nn::Flatten)
+        .push(Linear::new(Tensor::zeros((1, 25), DType::F32, &dev)?, None));
     let s = vec1(&SobelEdge.attribute(&m, &x, &Target::Class(0))?.attributions);
     for r in 0..5 {
         assert_eq!(&s[r * 5..r * 5 + 5], &[4., 8., 8., 8., 4.], "row {r}");
@@ -174,10 +296,18 @@ fn blurred_baseline() -> anyhow::Result<()> {
     assert!(max_abs(&(centre - 0.7)?) < 1e-6);
     let mut v = vec![0f32; 15 * 15];
     v[7 * 15 + 7] = 1.0;
-    let spot = candle_explain_core::baseline::gaussian_blur(&Tensor::from_vec(v, (1, 1, 15, 15), &dev)?, 1.5)?;
-    assert!((spot.sum_all()?.to_scalar::<f32>()? - 1.0).abs() < 1e-5, "mass kept");
+    let spot = candle_explain_core::baseline::gaussian_blur(
+        &Tensor::from_vec(v, (1, 1, 15, 15), &dev)?,
+        1.5,
+    )?;
+    assert!(
+        (spot.sum_all()?.to_scalar::<f32>()? - 1.0).abs() < 1e-5,
+        "mass kept"
+    );
     let s: Vec<Vec<f32>> = spot.squeeze(0)?.squeeze(0)?.to_vec2()?;
-    assert!((s[7][5] - s[7][9]).abs() < 1e-7 && (s[5][7] - s[7][5]).abs() < 1e-7 && s[7][7] > s[7][6]);
+    assert!(
+        (s[7][5] - s[7][9]).abs() < 1e-7 && (s[5][7] - s[7][5]).abs() < 1e-7 && s[7][7] > s[7][6]
+    );
     // Its ratio between neighbours is the Gaussian's: exp(−(1² − 0²)/(2σ²)) along one axis.
     assert!((s[7][8] / s[7][7] - (-1.0f32 / (2.0 * 2.25)).exp()).abs() < 1e-5);
     Ok(())
@@ -189,7 +319,10 @@ fn blurred_baseline() -> anyhow::Result<()> {
 fn channel_mean_baseline() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let x = Tensor::new(&[[[[1f32, 2.], [3., 6.]], [[0., 0.], [0., 8.]]]], &dev)?;
-    let b: Vec<f32> = Baseline::ChannelMean.resolve(&x)?.flatten_all()?.to_vec1()?;
+    let b: Vec<f32> = Baseline::ChannelMean
+        .resolve(&x)?
+        .flatten_all()?
+        .to_vec1()?;
     assert_eq!(b, [3., 3., 3., 3., 2., 2., 2., 2.]);
     let flat = Tensor::new(&[[1f32, 2., 6.], [0., -3., 0.]], &dev)?;
     let b: Vec<Vec<f32>> = Baseline::ChannelMean.resolve(&flat)?.to_vec2()?;

@@ -18,9 +18,25 @@ fn pair_reference(dev: &Device) -> anyhow::Result<()> {
     let vb = VarBuilder::from_tensors(t.clone(), DType::F64, dev);
     let m = golden_cnn(vb);
     let x = t["input"].to_dtype(DType::F64)?;
-    let target = Target::PerExample(t["target"].to_vec1::<i64>()?.into_iter().map(|c| c as usize).collect());
-    for (name, steps, fraction, max_dist) in [("gig_s20", 20, 0.25, 0.02), ("gig_s50_f10", 50, 0.1, 0.1), ("gig_s10_d1", 10, 0.25, 1.0)] {
-        let r = GuidedIntegratedGradients { steps, fraction, max_dist, ..Default::default() }.attribute(&m, &x, &target)?;
+    let target = Target::PerExample(
+        t["target"]
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect(),
+    );
+    for (name, steps, fraction, max_dist) in [
+        ("gig_s20", 20, 0.25, 0.02),
+        ("gig_s50_f10", 50, 0.1, 0.1),
+        ("gig_s10_d1", 10, 0.25, 1.0),
+    ] {
+        let r = GuidedIntegratedGradients {
+            steps,
+            fraction,
+            max_dist,
+            ..Default::default()
+        }
+        .attribute(&m, &x, &target)?;
         assert_close(&r.attributions.to_dtype(DType::F32)?, &g[name], 1e-4, name);
     }
     Ok(())

@@ -31,25 +31,67 @@ impl Explainable for Net {
 }
 
 fn zennit_resnet(dev: &Device) -> anyhow::Result<()> {
-    let t = candle_core::safetensors::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/zennit_resnet.safetensors"), dev)?;
+    let t = candle_core::safetensors::load(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/zennit_resnet.safetensors"
+        ),
+        dev,
+    )?;
     let vb = VarBuilder::from_tensors(t.clone(), DType::F32, dev);
-    let g = ConvGeometry { padding: 1, ..Default::default() };
+    let g = ConvGeometry {
+        padding: 1,
+        ..Default::default()
+    };
     let mut convs = vec![];
     for (i, cin) in [(1, 1), (2, 4), (3, 4)] {
         let conv = Conv2d::load(vb.pp(format!("conv{i}")), cin, 4, 3, g)?;
-        let folded = fold_conv_batch_norm(&conv, &BatchNorm::load(vb.pp(format!("bn{i}")), 4, 1e-5)?)?;
+        let folded =
+            fold_conv_batch_norm(&conv, &BatchNorm::load(vb.pp(format!("bn{i}")), 4, 1e-5)?)?;
         // Our folding equals Zennit's canonizer's.
-        assert_close(&folded.weight, &t[&format!("folded.conv{i}.weight")], 1e-6, "folded weight");
-        assert_close(folded.bias.as_ref().unwrap(), &t[&format!("folded.conv{i}.bias")], 1e-6, "folded bias");
+        assert_close(
+            &folded.weight,
+            &t[&format!("folded.conv{i}.weight")],
+            1e-6,
+            "folded weight",
+        );
+        assert_close(
+            folded.bias.as_ref().unwrap(),
+            &t[&format!("folded.conv{i}.bias")],
+            1e-6,
+            "folded bias",
+        );
         convs.push(folded);
     }
-    let m = Net { convs: convs.try_into().map_err(|_| anyhow::anyhow!("three convs"))?, fc: Linear::load(vb.pp("fc"), 100, 3)? };
+    let m = Net {
+        convs: convs
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("three convs"))?,
+        fc: Linear::load(vb.pp("fc"), 100, 3)?,
+    };
     let x = &t["input"];
-    assert_close(&m.forward(x)?, &t["logits"], 1e-5, "logits of the folded model");
-    let target = Target::PerExample(t["target"].to_vec1::<i64>()?.into_iter().map(|c| c as usize).collect());
+    assert_close(
+        &m.forward(x)?,
+        &t["logits"],
+        1e-5,
+        "logits of the folded model",
+    );
+    let target = Target::PerExample(
+        t["target"]
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect(),
+    );
     let mut nosum = Composite::epsilon_plus();
-    nosum.layers.insert(0, (Selector::kind(LayerKind::Sum), LayerRule::Gradient));
-    for (name, c) in [("epsilon_plus", Composite::epsilon_plus()), ("epsilon_gamma_box", Composite::epsilon_gamma_box(-1.0, 2.0)), ("epsilon_plus_nosum", nosum)] {
+    nosum
+        .layers
+        .insert(0, (Selector::kind(LayerKind::Sum), LayerRule::Gradient));
+    for (name, c) in [
+        ("epsilon_plus", Composite::epsilon_plus()),
+        ("epsilon_gamma_box", Composite::epsilon_gamma_box(-1.0, 2.0)),
+        ("epsilon_plus_nosum", nosum),
+    ] {
         let r = Lrp::new(c).attribute(&m, x, &target)?;
         assert_close(&r.attributions, &t[name], 1e-5, name);
     }

@@ -21,7 +21,10 @@ fn run(op: &Op, x: &Tensor, ctx: &RuleCtx, dt: DType) -> anyhow::Result<(Tensor,
     let y = op(v.as_tensor(), ctx)?;
     let readout = uniform(y.dims(), -1.0, 1.0, 99, &Device::Cpu).to_dtype(dt)?;
     let g = (&y * &readout)?.sum_all()?.backward()?;
-    let gx = g.get(v.as_tensor()).expect("input gradient").to_dtype(DType::F32)?;
+    let gx = g
+        .get(v.as_tensor())
+        .expect("input gradient")
+        .to_dtype(DType::F32)?;
     Ok((y.to_dtype(DType::F32)?, gx))
 }
 
@@ -35,23 +38,62 @@ fn ops_in_bf16_and_f16_stay_close_to_f32() -> anyhow::Result<()> {
     let w = |shape: &[usize], seed| uniform(shape, -0.5, 0.5, seed, &dev);
     let (wl, bl, wc, bc) = (w(&[6, 10], 1), w(&[6], 2), w(&[4, 3, 3, 3], 3), w(&[4], 4));
     let (gamma, beta) = (uniform(&[10], 0.5, 1.5, 5, &dev), w(&[10], 6));
-    let geo = ConvGeometry { padding: 1, stride: 2, ..Default::default() };
-    let pool = PoolGeometry { kernel: (2, 2), stride: (2, 2) };
+    let geo = ConvGeometry {
+        padding: 1,
+        stride: 2,
+        ..Default::default()
+    };
+    let pool = PoolGeometry {
+        kernel: (2, 2),
+        stride: (2, 2),
+    };
     let img = uniform(&[2, 3, 8, 8], -1.0, 1.0, 7, &dev);
     let vecs = uniform(&[2, 5, 10], -1.0, 1.0, 8, &dev);
     let cast = |t: &Tensor, like: &Tensor| t.to_dtype(like.dtype());
     let cases: Vec<(&str, Op, &Tensor)> = vec![
-        ("linear", Box::new(|x, c| c.linear(x, &cast(&wl, x)?, Some(&cast(&bl, x)?))), &vecs),
-        ("conv2d", Box::new(|x, c| c.conv2d(x, &cast(&wc, x)?, Some(&cast(&bc, x)?), geo)), &img),
+        (
+            "linear",
+            Box::new(|x, c| c.linear(x, &cast(&wl, x)?, Some(&cast(&bl, x)?))),
+            &vecs,
+        ),
+        (
+            "conv2d",
+            Box::new(|x, c| c.conv2d(x, &cast(&wc, x)?, Some(&cast(&bc, x)?), geo)),
+            &img,
+        ),
         ("max_pool2d", Box::new(|x, c| c.max_pool2d(x, pool)), &img),
         ("avg_pool2d", Box::new(|x, c| c.avg_pool2d(x, pool)), &img),
-        ("relu", Box::new(|x, c| c.activation(Activation::Relu, x)), &img),
-        ("gelu", Box::new(|x, c| c.activation(Activation::Gelu, x)), &vecs),
-        ("tanh", Box::new(|x, c| c.activation(Activation::Tanh, x)), &vecs),
+        (
+            "relu",
+            Box::new(|x, c| c.activation(Activation::Relu, x)),
+            &img,
+        ),
+        (
+            "gelu",
+            Box::new(|x, c| c.activation(Activation::Gelu, x)),
+            &vecs,
+        ),
+        (
+            "tanh",
+            Box::new(|x, c| c.activation(Activation::Tanh, x)),
+            &vecs,
+        ),
         ("add", Box::new(|x, c| c.add(x, &x.sqr()?)), &vecs),
-        ("layer_norm", Box::new(|x, c| c.layer_norm(x, &cast(&gamma, x)?, Some(&cast(&beta, x)?), 1e-5)), &vecs),
-        ("attention", Box::new(|x, c| c.attention(x, &(x * 0.7)?, &x.flip_last()?, None, 0.3)), &vecs),
-        ("gate", Box::new(|x, c| c.gate(&candle_nn::ops::sigmoid(x)?, &x.tanh()?)), &vecs),
+        (
+            "layer_norm",
+            Box::new(|x, c| c.layer_norm(x, &cast(&gamma, x)?, Some(&cast(&beta, x)?), 1e-5)),
+            &vecs,
+        ),
+        (
+            "attention",
+            Box::new(|x, c| c.attention(x, &(x * 0.7)?, &x.flip_last()?, None, 0.3)),
+            &vecs,
+        ),
+        (
+            "gate",
+            Box::new(|x, c| c.gate(&candle_nn::ops::sigmoid(x)?, &x.tanh()?)),
+            &vecs,
+        ),
     ];
     // ε-LRP divides by the layer output: where an output is near zero, the rounding of the
     // inputs to bf16 (≈ 4e-3 relative) is larger than the output itself, and the relevance of
@@ -62,14 +104,30 @@ fn ops_in_bf16_and_f16_stay_close_to_f32() -> anyhow::Result<()> {
         .with(Selector::kind(LayerKind::Conv2d), LayerRule::ZPlus)
         .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(0.1))
         .with(Selector::kind(LayerKind::Sum), LayerRule::Epsilon(0.1))
-        .with(Selector::kind(LayerKind::AvgPool2d), LayerRule::Epsilon(0.1))
-        .with(Selector::kind(LayerKind::LayerNorm), LayerRule::Epsilon(0.1))
-        .with(Selector::kind(LayerKind::Attention), LayerRule::Epsilon(0.1));
+        .with(
+            Selector::kind(LayerKind::AvgPool2d),
+            LayerRule::Epsilon(0.1),
+        )
+        .with(
+            Selector::kind(LayerKind::LayerNorm),
+            LayerRule::Epsilon(0.1),
+        )
+        .with(
+            Selector::kind(LayerKind::Attention),
+            LayerRule::Epsilon(0.1),
+        );
     for (name, op, x) in &cases {
-        for (ctx_name, make) in [("gradient", Box::new(|| RuleCtx::rule(ActRule::Gradient).unwrap()) as Box<dyn Fn() -> RuleCtx>), ("lrp", Box::new(|| RuleCtx::composite(lrp.clone()).unwrap()))] {
+        for (ctx_name, make) in [
+            (
+                "gradient",
+                Box::new(|| RuleCtx::rule(ActRule::Gradient).unwrap()) as Box<dyn Fn() -> RuleCtx>,
+            ),
+            ("lrp", Box::new(|| RuleCtx::composite(lrp.clone()).unwrap())),
+        ] {
             let (y32, g32) = run(op, x, &make(), DType::F32)?;
             for (dt, tol) in [(DType::BF16, 3e-2f32), (DType::F16, 5e-3)] {
-                let (y, g) = run(op, x, &make(), dt).map_err(|e| anyhow::anyhow!("{name} ({ctx_name}, {dt:?}): {e}"))?;
+                let (y, g) = run(op, x, &make(), dt)
+                    .map_err(|e| anyhow::anyhow!("{name} ({ctx_name}, {dt:?}): {e}"))?;
                 let (ey, eg) = (rel(&y, &y32), rel(&g, &g32));
                 assert!(ey < tol && eg < tol, "{name} ({ctx_name}, {dt:?}): forward off by {ey}, input gradient by {eg} (relative), tolerance {tol}");
             }

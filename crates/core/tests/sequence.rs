@@ -17,47 +17,96 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
 
 fn golden(dev: &Device, dt: DType) -> anyhow::Result<HashMap<String, Tensor>> {
     let g = candle_core::safetensors::load(format!("{DIR}sequence_torch.safetensors"), dev)?;
-    Ok(g.into_iter().map(|(k, v)| (k, v.to_dtype(dt).unwrap())).collect())
+    Ok(g.into_iter()
+        .map(|(k, v)| (k, v.to_dtype(dt).unwrap()))
+        .collect())
 }
 
 /// The gradient of `Σ f(x) ⊙ readout` w.r.t. the inputs, in an exact gradient context.
-fn grads(inputs: &[&Tensor], readout: &Tensor, f: impl Fn(&[Tensor], &RuleCtx) -> candle_explain_core::Result<Tensor>) -> anyhow::Result<(Tensor, Vec<Tensor>)> {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t)).collect::<candle_core::Result<_>>()?;
+fn grads(
+    inputs: &[&Tensor],
+    readout: &Tensor,
+    f: impl Fn(&[Tensor], &RuleCtx) -> candle_explain_core::Result<Tensor>,
+) -> anyhow::Result<(Tensor, Vec<Tensor>)> {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t))
+        .collect::<candle_core::Result<_>>()?;
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let y = f(&ts, &RuleCtx::rule(ActRule::Gradient)?)?;
     let g = (&y * readout)?.sum_all()?.backward()?;
-    Ok((y.detach(), ts.iter().map(|t| g.get(t).expect("gradient").clone()).collect()))
+    Ok((
+        y.detach(),
+        ts.iter()
+            .map(|t| g.get(t).expect("gradient").clone())
+            .collect(),
+    ))
 }
 
 fn ops_match_pytorch(dev: &Device) -> anyhow::Result<()> {
     for (dt, tol) in [(DType::F64, 1e-9f32), (DType::F32, 2e-5)] {
         let g = golden(dev, dt)?;
         let ln = LayerNorm::new(g["ln_weight"].clone(), Some(g["ln_bias"].clone()), 1e-5);
-        let (y, gr) = grads(&[&g["ln_x"]], &g["ln_readout"], |x, c| ln.forward_with(&x[0], c))?;
+        let (y, gr) = grads(&[&g["ln_x"]], &g["ln_readout"], |x, c| {
+            ln.forward_with(&x[0], c)
+        })?;
         assert_close(&y, &g["ln_y"], tol, "layer norm forward");
         assert_close(&gr[0], &g["ln_grad"], tol, "layer norm input gradient");
         // The fused inference kernel gives the same forward.
-        assert_close(&ln.forward_with(&g["ln_x"], &RuleCtx::inference())?, &g["ln_y"], tol, "layer norm inference");
+        assert_close(
+            &ln.forward_with(&g["ln_x"], &RuleCtx::inference())?,
+            &g["ln_y"],
+            tol,
+            "layer norm inference",
+        );
 
         let mask = &g["att_mask"];
         let att = |t: &[Tensor], c: &RuleCtx| c.attention(&t[0], &t[1], &t[2], Some(mask), 0.4);
-        let (y, gr) = grads(&[&g["att_q"], &g["att_k"], &g["att_v"]], &g["att_readout"], att)?;
+        let (y, gr) = grads(
+            &[&g["att_q"], &g["att_k"], &g["att_v"]],
+            &g["att_readout"],
+            att,
+        )?;
         assert_close(&y, &g["att_y"], tol, "attention forward");
         for (i, name) in ["att_gq", "att_gk", "att_gv"].iter().enumerate() {
             assert_close(&gr[i], &g[*name], tol, name);
         }
-        let inf = RuleCtx::inference().attention(&g["att_q"], &g["att_k"], &g["att_v"], Some(mask), 0.4)?;
+        let inf = RuleCtx::inference().attention(
+            &g["att_q"],
+            &g["att_k"],
+            &g["att_v"],
+            Some(mask),
+            0.4,
+        )?;
         assert_close(&inf, &g["att_y"], tol, "attention inference");
 
-        let lstm = Lstm::load(VarBuilder::from_tensors(g.clone(), dt, dev).pp("lstm"), 4, 3, 2, true)?;
-        let (h, gr) = grads(&[&g["lstm_x"]], &g["lstm_readout"], |x, c| lstm.forward(&x[0], c))?;
+        let lstm = Lstm::load(
+            VarBuilder::from_tensors(g.clone(), dt, dev).pp("lstm"),
+            4,
+            3,
+            2,
+            true,
+        )?;
+        let (h, gr) = grads(&[&g["lstm_x"]], &g["lstm_readout"], |x, c| {
+            lstm.forward(&x[0], c)
+        })?;
         assert_close(&h, &g["lstm_h"], tol, "lstm forward");
         assert_close(&gr[0], &g["lstm_grad"], tol, "lstm input gradient");
-        assert_close(&lstm.forward(&g["lstm_x"], &RuleCtx::inference())?, &g["lstm_h"], tol, "lstm inference");
+        assert_close(
+            &lstm.forward(&g["lstm_x"], &RuleCtx::inference())?,
+            &g["lstm_h"],
+            tol,
+            "lstm inference",
+        );
     }
     Ok(())
 }
-test_device!(ops_match_pytorch, ops_match_pytorch_cpu, ops_match_pytorch_cuda, ops_match_pytorch_metal);
+test_device!(
+    ops_match_pytorch,
+    ops_match_pytorch_cpu,
+    ops_match_pytorch_cuda,
+    ops_match_pytorch_metal
+);
 
 /// One pre-LN transformer block without biases, read out at the first token (BERT's [CLS]):
 /// `x₁ = x + O·attn(LN(x))`, `x₂ = x₁ + W₂ gelu(W₁ LN(x₁))`, logits `C·x₂[0]`.
@@ -78,7 +127,18 @@ impl Block {
     fn new(d: usize, heads: usize, classes: usize) -> Self {
         let w = |r, c, s| uniform(&[r, c], -0.5, 0.5, s, &Device::Cpu);
         let ln = |s| LayerNorm::new(uniform(&[d], 0.5, 1.5, s, &Device::Cpu), None, 1e-5);
-        Self { ln1: ln(1), ln2: ln(2), wq: w(d, d, 3), wk: w(d, d, 4), wv: w(d, d, 5), wo: w(d, d, 6), w1: w(2 * d, d, 7), w2: w(d, 2 * d, 8), cls: w(classes, d, 9), heads }
+        Self {
+            ln1: ln(1),
+            ln2: ln(2),
+            wq: w(d, d, 3),
+            wk: w(d, d, 4),
+            wv: w(d, d, 5),
+            wo: w(d, d, 6),
+            w1: w(2 * d, d, 7),
+            w2: w(d, 2 * d, 8),
+            cls: w(classes, d, 9),
+            heads,
+        }
     }
 }
 
@@ -86,12 +146,30 @@ impl Explainable for Block {
     fn forward_with(&self, x: &Tensor, c: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         let (b, l, d) = x.dims3()?;
         let hd = d / self.heads;
-        let split = |t: Tensor| -> candle_explain_core::Result<Tensor> { Ok(t.reshape((b, l, self.heads, hd))?.transpose(1, 2)?.contiguous()?) };
+        let split = |t: Tensor| -> candle_explain_core::Result<Tensor> {
+            Ok(t.reshape((b, l, self.heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
         let h = self.ln1.forward_with(x, c)?;
-        let (q, k, v) = (split(c.linear(&h, &self.wq, None)?)?, split(c.linear(&h, &self.wk, None)?)?, split(c.linear(&h, &self.wv, None)?)?);
-        let a = c.attention(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?.transpose(1, 2)?.reshape((b, l, d))?;
+        let (q, k, v) = (
+            split(c.linear(&h, &self.wq, None)?)?,
+            split(c.linear(&h, &self.wk, None)?)?,
+            split(c.linear(&h, &self.wv, None)?)?,
+        );
+        let a = c
+            .attention(&q, &k, &v, None, 1.0 / (hd as f64).sqrt())?
+            .transpose(1, 2)?
+            .reshape((b, l, d))?;
         let x1 = c.add(x, &c.linear(&a, &self.wo, None)?)?;
-        let m = c.linear(&c.activation(Activation::Gelu, &c.linear(&self.ln2.forward_with(&x1, c)?, &self.w1, None)?)?, &self.w2, None)?;
+        let m = c.linear(
+            &c.activation(
+                Activation::Gelu,
+                &c.linear(&self.ln2.forward_with(&x1, c)?, &self.w1, None)?,
+            )?,
+            &self.w2,
+            None,
+        )?;
         let x2 = c.add(&x1, &m)?;
         c.linear(&x2.narrow(1, 0, 1)?.squeeze(1)?, &self.cls, None)
     }
@@ -106,7 +184,9 @@ struct LstmClassifier {
 
 impl LstmClassifier {
     fn new(input: usize, hidden: usize) -> Self {
-        let mut b = uniform(&[4 * hidden], -0.5, 0.5, 13, &Device::Cpu).to_vec1::<f32>().unwrap();
+        let mut b = uniform(&[4 * hidden], -0.5, 0.5, 13, &Device::Cpu)
+            .to_vec1::<f32>()
+            .unwrap();
         b[2 * hidden..3 * hidden].iter_mut().for_each(|v| *v = 0.0);
         let lstm = LstmDirection {
             weight_ih: uniform(&[4 * hidden, input], -0.7, 0.7, 11, &Device::Cpu),
@@ -114,7 +194,10 @@ impl LstmClassifier {
             bias_ih: Some(Tensor::new(b, &Device::Cpu).unwrap()),
             bias_hh: None,
         };
-        Self { lstm, out: uniform(&[2, hidden], -1.0, 1.0, 14, &Device::Cpu) }
+        Self {
+            lstm,
+            out: uniform(&[2, hidden], -1.0, 1.0, 14, &Device::Cpu),
+        }
     }
 }
 
@@ -147,18 +230,30 @@ fn conservative_rules_conserve_relevance() -> anyhow::Result<()> {
     let lstm = LstmClassifier::new(3, 4);
     let xl = uniform(&[2, 6, 3], -1.0, 1.0, 21, &Device::Cpu);
     let t = Target::PerExample(vec![1, 0]);
-    for (name, model, x) in [("transformer block", &block as &dyn Explainable, &xb), ("lstm", &lstm, &xl)] {
+    for (name, model, x) in [
+        ("transformer block", &block as &dyn Explainable, &xb),
+        ("lstm", &lstm, &xl),
+    ] {
         let lrp = Lrp::new(conservative_lrp()).attribute(model, x, &t)?;
         let c = relative_conservation(&lrp)?;
-        assert!(c < 1e-4, "{name}: LRP relevance sums off the logit by {c} (relative)");
+        assert!(
+            c < 1e-4,
+            "{name}: LRP relevance sums off the logit by {c} (relative)"
+        );
         let eps = EpsilonLrp::new(1e-9).attribute(model, x, &t)?;
         let c = relative_conservation(&eps)?;
         assert!(c < 1e-4, "{name}: ε-LRP (gradient form) off by {c}");
         let diff = max_abs(&(&lrp.attributions - &eps.attributions)?) / max_abs(&lrp.attributions);
-        assert!(diff < 1e-3, "{name}: the relevance and gradient formulations differ by {diff}");
+        assert!(
+            diff < 1e-3,
+            "{name}: the relevance and gradient formulations differ by {diff}"
+        );
         let gxi = InputXGradient::default().attribute(model, x, &t)?;
         let c = relative_conservation(&gxi)?;
-        assert!(c > 1e-2, "{name}: exact Gradient × Input should not conserve, off by only {c}");
+        assert!(
+            c > 1e-2,
+            "{name}: exact Gradient × Input should not conserve, off by only {c}"
+        );
     }
     Ok(())
 }
@@ -171,15 +266,32 @@ fn composite_rules_for_sequence_ops() -> anyhow::Result<()> {
     let x = uniform(&[1, 4, 8], -1.0, 1.0, 22, &Device::Cpu);
     let t = Target::Class(2);
     let conservative = Lrp::new(conservative_lrp()).attribute(&block, &x, &t)?;
-    let explicit = conservative_lrp().with(Selector::kind(LayerKind::Attention), LayerRule::Epsilon(DEFAULT_STABILIZER)).with(Selector::kind(LayerKind::LayerNorm), LayerRule::Epsilon(DEFAULT_STABILIZER));
+    let explicit = conservative_lrp()
+        .with(
+            Selector::kind(LayerKind::Attention),
+            LayerRule::Epsilon(DEFAULT_STABILIZER),
+        )
+        .with(
+            Selector::kind(LayerKind::LayerNorm),
+            LayerRule::Epsilon(DEFAULT_STABILIZER),
+        );
     let same = Lrp::new(explicit).attribute(&block, &x, &t)?;
     assert!(max_abs(&(&conservative.attributions - &same.attributions)?) < 1e-4);
     let exact = conservative_lrp().with(Selector::kind(LayerKind::Attention), LayerRule::Gradient);
     let exact = Lrp::new(exact).attribute(&block, &x, &t)?;
-    assert!(max_abs(&(&conservative.attributions - &exact.attributions)?) > 1e-4, "the exact attention backward changes the relevance");
+    assert!(
+        max_abs(&(&conservative.attributions - &exact.attributions)?) > 1e-4,
+        "the exact attention backward changes the relevance"
+    );
     let bad = conservative_lrp().with(Selector::kind(LayerKind::LayerNorm), LayerRule::ZPlus);
-    let err = Lrp::new(bad).attribute(&block, &x, &t).unwrap_err().to_string();
-    assert!(err.contains("LayerNorm") && err.contains("gradient"), "{err}");
+    let err = Lrp::new(bad)
+        .attribute(&block, &x, &t)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("LayerNorm") && err.contains("gradient"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -191,14 +303,28 @@ fn exact_gradients_match_finite_differences() -> anyhow::Result<()> {
     let block64 = Block {
         ln1: LayerNorm::new(block.ln1.weight.to_dtype(DType::F64)?, None, 1e-5),
         ln2: LayerNorm::new(block.ln2.weight.to_dtype(DType::F64)?, None, 1e-5),
-        wq: block.wq.to_dtype(DType::F64)?, wk: block.wk.to_dtype(DType::F64)?, wv: block.wv.to_dtype(DType::F64)?, wo: block.wo.to_dtype(DType::F64)?,
-        w1: block.w1.to_dtype(DType::F64)?, w2: block.w2.to_dtype(DType::F64)?, cls: block.cls.to_dtype(DType::F64)?, heads: 2,
+        wq: block.wq.to_dtype(DType::F64)?,
+        wk: block.wk.to_dtype(DType::F64)?,
+        wv: block.wv.to_dtype(DType::F64)?,
+        wo: block.wo.to_dtype(DType::F64)?,
+        w1: block.w1.to_dtype(DType::F64)?,
+        w2: block.w2.to_dtype(DType::F64)?,
+        cls: block.cls.to_dtype(DType::F64)?,
+        heads: 2,
     };
-    let g = Saliency::signed().attribute(&block64, &x, &Target::Class(1))?.attributions.flatten_all()?.to_vec1::<f64>()?;
+    let g = Saliency::signed()
+        .attribute(&block64, &x, &Target::Class(1))?
+        .attributions
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     let xv = x.flatten_all()?.to_vec1::<f64>()?;
     let f = |v: &[f64]| -> anyhow::Result<f64> {
         let t = Tensor::from_vec(v.to_vec(), x.dims(), &Device::Cpu)?;
-        Ok(block64.forward_with(&t, &RuleCtx::plain())?.get(0)?.get(1)?.to_scalar::<f64>()?)
+        Ok(block64
+            .forward_with(&t, &RuleCtx::plain())?
+            .get(0)?
+            .get(1)?
+            .to_scalar::<f64>()?)
     };
     let h = 1e-5;
     for i in 0..xv.len() {
@@ -206,7 +332,11 @@ fn exact_gradients_match_finite_differences() -> anyhow::Result<()> {
         up[i] += h;
         dn[i] -= h;
         let fd = (f(&up)? - f(&dn)?) / (2.0 * h);
-        assert!((fd - g[i]).abs() < 1e-6, "feature {i}: finite difference {fd}, gradient {}", g[i]);
+        assert!(
+            (fd - g[i]).abs() < 1e-6,
+            "feature {i}: finite difference {fd}, gradient {}",
+            g[i]
+        );
     }
     Ok(())
 }

@@ -47,7 +47,10 @@ impl AxiomReport {
             ("dummy", self.dummy <= tol),
             ("linearity", self.linearity <= tol),
             ("symmetry", self.symmetry <= tol),
-            ("implementation invariance", self.implementation_invariance <= tol),
+            (
+                "implementation invariance",
+                self.implementation_invariance <= tol,
+            ),
             ("affine scale invariance", self.affine_scale <= tol),
         ]
     }
@@ -105,7 +108,10 @@ struct Affine<'a> {
 }
 impl Explainable for Affine<'_> {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        self.f.forward_with(&x.broadcast_sub(&self.shift)?.broadcast_div(&self.scale)?, ctx)
+        self.f.forward_with(
+            &x.broadcast_sub(&self.shift)?.broadcast_div(&self.scale)?,
+            ctx,
+        )
     }
 }
 
@@ -113,7 +119,9 @@ impl Explainable for Affine<'_> {
 fn affine_map(f: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let s: Vec<f32> = (0..f).map(|i| [2.5f32, -0.5, 1.5, -3.0][i % 4]).collect();
     let d: Vec<f32> = (0..f).map(|i| [0.7f32, -1.2, 0.0, 2.0][i % 4]).collect();
-    let t = |v: Vec<f32>| -> Result<Tensor> { Ok(Tensor::from_vec(v, (1, f), x.device())?.to_dtype(x.dtype())?) };
+    let t = |v: Vec<f32>| -> Result<Tensor> {
+        Ok(Tensor::from_vec(v, (1, f), x.device())?.to_dtype(x.dtype())?)
+    };
     Ok((t(s)?, t(d)?))
 }
 
@@ -133,21 +141,48 @@ impl Explainable for Monomial {
 /// features)` with positive entries, relative to the largest `|F(x)|`; the method must use a
 /// zero baseline. Exponents must be ≥ 1 so that `F` is differentiable at the baseline.
 pub fn check_monomial(method: &dyn Attributor, exponents: &[f64], x: &Tensor) -> Result<f64> {
-    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the monomial check needs (batch, features) inputs, got {:?}", x.dims())))?;
+    let (_, f) = x.dims2().map_err(|_| {
+        invalid(
+            "x",
+            format!(
+                "the monomial check needs (batch, features) inputs, got {:?}",
+                x.dims()
+            ),
+        )
+    })?;
     if f != exponents.len() {
-        return Err(invalid("exponents", format!("one exponent per feature: {f} features, {} exponents", exponents.len())));
+        return Err(invalid(
+            "exponents",
+            format!(
+                "one exponent per feature: {f} features, {} exponents",
+                exponents.len()
+            ),
+        ));
     }
     if let Some(a) = exponents.iter().find(|a| !(**a >= 1.0 && a.is_finite())) {
-        return Err(invalid("exponents", format!("must be finite and ≥ 1, got {a}")));
+        return Err(invalid(
+            "exponents",
+            format!("must be finite and ≥ 1, got {a}"),
+        ));
     }
-    if x.to_dtype(DType::F64)?.flatten_all()?.min(0)?.to_scalar::<f64>()? <= 0.0 {
+    if x.to_dtype(DType::F64)?
+        .flatten_all()?
+        .min(0)?
+        .to_scalar::<f64>()?
+        <= 0.0
+    {
         return Err(invalid("x", "the monomial check needs positive inputs"));
     }
     let m = Monomial(exponents.to_vec());
     let a = method.attribute(&m, x, &Target::Class(0))?.attributions;
     let fx = candle_explain_core::batch::logits(&m, x)?;
     let total: f64 = exponents.iter().sum();
-    let share = Tensor::from_vec(exponents.iter().map(|a| a / total).collect::<Vec<_>>(), (1, f), x.device())?.to_dtype(x.dtype())?;
+    let share = Tensor::from_vec(
+        exponents.iter().map(|a| a / total).collect::<Vec<_>>(),
+        (1, f),
+        x.device(),
+    )?
+    .to_dtype(x.dtype())?;
     let want = fx.broadcast_mul(&share)?;
     Ok(max_abs(&(a - want)?)? / max_abs(&fx)?.max(1e-12))
 }
@@ -155,35 +190,86 @@ pub fn check_monomial(method: &dyn Attributor, exponents: &[f64], x: &Tensor) ->
 /// Affine scale invariance with a shift: `method(baseline)` must build the method with that
 /// baseline. Compares `A(F, x, 0)` with `A(F ∘ T⁻¹, T(x), T(0))`, `T(x) = s ⊙ x + d`; returns the
 /// largest violation relative to the largest `|F(x) − F(0)|`.
-pub fn check_affine_invariance(method: &dyn Fn(Baseline) -> Box<dyn Attributor>, model: &dyn Explainable, x: &Tensor, class: usize) -> Result<f64> {
-    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the axiom checks need (batch, features) inputs, got {:?}", x.dims())))?;
+pub fn check_affine_invariance(
+    method: &dyn Fn(Baseline) -> Box<dyn Attributor>,
+    model: &dyn Explainable,
+    x: &Tensor,
+    class: usize,
+) -> Result<f64> {
+    let (_, f) = x.dims2().map_err(|_| {
+        invalid(
+            "x",
+            format!(
+                "the axiom checks need (batch, features) inputs, got {:?}",
+                x.dims()
+            ),
+        )
+    })?;
     let t = Target::Class(class);
     let (s, d) = affine_map(f, x)?;
     let a = method(Baseline::Zero).attribute(model, x, &t)?;
-    let moved = Affine { f: model, scale: s.clone(), shift: d.clone() };
-    let b = method(Baseline::Tensor(d.clone())).attribute(&moved, &x.broadcast_mul(&s)?.broadcast_add(&d)?, &t)?;
+    let moved = Affine {
+        f: model,
+        scale: s.clone(),
+        shift: d.clone(),
+    };
+    let b = method(Baseline::Tensor(d.clone())).attribute(
+        &moved,
+        &x.broadcast_mul(&s)?.broadcast_add(&d)?,
+        &t,
+    )?;
     let scale = relative_scale(model, x, class)?;
     Ok(max_abs(&(b.attributions - a.attributions)?)? / scale)
 }
 
 fn relative_scale(model: &dyn Explainable, x: &Tensor, class: usize) -> Result<f64> {
-    let score = |x: &Tensor| -> Result<Tensor> { Ok(candle_explain_core::batch::logits(model, x)?.narrow(1, class, 1)?.squeeze(1)?) };
+    let score = |x: &Tensor| -> Result<Tensor> {
+        Ok(candle_explain_core::batch::logits(model, x)?
+            .narrow(1, class, 1)?
+            .squeeze(1)?)
+    };
     Ok(max_abs(&(score(x)? - score(&x.zeros_like()?)?)?)?.max(1e-12))
 }
 
 fn max_abs(t: &Tensor) -> Result<f64> {
-    Ok(t.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    Ok(t.abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?)
 }
 
 /// Checks the axioms for `method` on `model` at `x (batch, features)` for `class`.
-pub fn check_axioms(method: &dyn Attributor, model: &dyn Explainable, x: &Tensor, class: usize) -> Result<AxiomReport> {
-    let (_, f) = x.dims2().map_err(|_| invalid("x", format!("the axiom checks need (batch, features) inputs, got {:?}", x.dims())))?;
+pub fn check_axioms(
+    method: &dyn Attributor,
+    model: &dyn Explainable,
+    x: &Tensor,
+    class: usize,
+) -> Result<AxiomReport> {
+    let (_, f) = x.dims2().map_err(|_| {
+        invalid(
+            "x",
+            format!(
+                "the axiom checks need (batch, features) inputs, got {:?}",
+                x.dims()
+            ),
+        )
+    })?;
     if f < 2 {
-        return Err(invalid("x", "the symmetry check needs at least two features"));
+        return Err(invalid(
+            "x",
+            "the symmetry check needs at least two features",
+        ));
     }
     let t = Target::Class(class);
-    let attr = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> { Ok(method.attribute(m, x, &t)?.attributions) };
-    let score = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> { Ok(candle_explain_core::batch::logits(m, x)?.narrow(1, class, 1)?.squeeze(1)?) };
+    let attr = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> {
+        Ok(method.attribute(m, x, &t)?.attributions)
+    };
+    let score = |m: &dyn Explainable, x: &Tensor| -> Result<Tensor> {
+        Ok(candle_explain_core::batch::logits(m, x)?
+            .narrow(1, class, 1)?
+            .squeeze(1)?)
+    };
     let a = attr(model, x)?;
     let total = (score(model, x)? - score(model, &x.zeros_like()?)?)?;
     let scale = max_abs(&total)?.max(1e-12);
@@ -193,21 +279,54 @@ pub fn check_axioms(method: &dyn Attributor, model: &dyn Explainable, x: &Tensor
     let xd = Tensor::cat(&[x, &x.ones_like()?.narrow(1, 0, 1)?], 1)?;
     let dummy = rel(attr(&Dummy(model), &xd)?.narrow(1, f, 1)?)?;
     // Linearity with G(x) = F(s ⊙ x).
-    let s = Tensor::from_vec((0..f).map(|i| 0.5 + (i % 3) as f32 * 0.4).collect::<Vec<_>>(), (1, f), x.device())?.to_dtype(x.dtype())?;
+    let s = Tensor::from_vec(
+        (0..f)
+            .map(|i| 0.5 + (i % 3) as f32 * 0.4)
+            .collect::<Vec<_>>(),
+        (1, f),
+        x.device(),
+    )?
+    .to_dtype(x.dtype())?;
     let g = Scaled(model, s);
     let (ca, cb) = (0.7, -1.3);
-    let combined = attr(&Combination { f: model, g: &g, a: ca, b: cb }, x)?;
+    let combined = attr(
+        &Combination {
+            f: model,
+            g: &g,
+            a: ca,
+            b: cb,
+        },
+        x,
+    )?;
     let linearity = rel((combined - ((&a * ca)? + (attr(&g, x)? * cb)?)?)?)?;
     // Symmetry in features 0 and 1, at points where x_0 = x_1.
     let mut perm: Vec<u32> = (0..f as u32).collect();
     perm.swap(0, 1);
     let sym = Symmetrized(model, Tensor::new(perm, x.device())?);
-    let xs = Tensor::cat(&[&x.narrow(1, 0, 1)?, &x.narrow(1, 0, 1)?, &x.narrow(1, 2, f - 2)?], 1)?;
+    let xs = Tensor::cat(
+        &[
+            &x.narrow(1, 0, 1)?,
+            &x.narrow(1, 0, 1)?,
+            &x.narrow(1, 2, f - 2)?,
+        ],
+        1,
+    )?;
     let asym = attr(&sym, &xs)?;
     let symmetry = rel((asym.narrow(1, 0, 1)? - asym.narrow(1, 1, 1)?)?)?;
     let implementation_invariance = rel((attr(&ReluSplit(model), x)? - &a)?)?;
     let (s, _) = affine_map(f, x)?;
-    let scaled = Affine { f: model, scale: s.clone(), shift: s.zeros_like()? };
+    let scaled = Affine {
+        f: model,
+        scale: s.clone(),
+        shift: s.zeros_like()?,
+    };
     let affine_scale = rel((attr(&scaled, &x.broadcast_mul(&s)?)? - &a)?)?;
-    Ok(AxiomReport { completeness, dummy, linearity, symmetry, implementation_invariance, affine_scale })
+    Ok(AxiomReport {
+        completeness,
+        dummy,
+        linearity,
+        symmetry,
+        implementation_invariance,
+        affine_scale,
+    })
 }

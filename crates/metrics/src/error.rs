@@ -15,5 +15,8 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidParameter { name, reason: reason.into() }
+    Error::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
 }

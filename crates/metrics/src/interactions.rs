@@ -82,7 +82,11 @@ pub struct PrincipleErrors {
 
 impl HarsanyiInteractions {
     pub fn new(feature_mask: Tensor) -> Self {
-        Self { feature_mask, baseline: Baseline::Zero, batching: Batching::default() }
+        Self {
+            feature_mask,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
     }
 
     fn groups(&self, x: &Tensor) -> Result<FeatureGroups> {
@@ -94,7 +98,12 @@ impl HarsanyiInteractions {
     }
 
     /// `v(T)` for every coalition and its dividends, for one output per example.
-    pub fn evaluate(&self, model: &dyn Explainable, x: &Tensor, target: &Target) -> Result<Interactions> {
+    pub fn evaluate(
+        &self,
+        model: &dyn Explainable,
+        x: &Tensor,
+        target: &Target,
+    ) -> Result<Interactions> {
         let p = prepare(model, x, target)?;
         let groups = self.groups(x)?;
         let (b, n) = (x.dim(0)?, groups.count);
@@ -105,10 +114,22 @@ impl HarsanyiInteractions {
         }
         let coalitions: Vec<u64> = (0..1u64 << n).collect();
         let xbar = self.baseline.resolve(x)?;
-        let v = groups.coalition_scores(model, x, &xbar, &p.seed, &coalitions, &self.batching, "harsanyi")?;
+        let v = groups.coalition_scores(
+            model,
+            x,
+            &xbar,
+            &p.seed,
+            &coalitions,
+            &self.batching,
+            "harsanyi",
+        )?;
         let values: Vec<Vec<f64>> = v.chunks(1 << n).map(<[f64]>::to_vec).collect();
         let dividends = values.iter().map(|v| mobius(v, n)).collect();
-        Ok(Interactions { players: n, values, dividends })
+        Ok(Interactions {
+            players: n,
+            values,
+            dividends,
+        })
     }
 
     /// Principle errors of `method` on `model`: its weights `w_{·,S}` come from running it on
@@ -138,28 +159,54 @@ impl HarsanyiInteractions {
         }
         let xbar = self.baseline.resolve(&x.narrow(0, 0, 1)?)?;
         let a = interactions.group_sums(attributions, &self.feature_mask)?;
-        let approximation = interactions.allocation_errors(&a)?.iter().map(|e| e.approximation).collect();
+        let approximation = interactions
+            .allocation_errors(&a)?
+            .iter()
+            .map(|e| e.approximation)
+            .collect();
         // The effects to probe, by total |I(S)| over the batch.
         let mut effects: Vec<(u64, f64)> = (1..1u64 << n)
-            .map(|s| (s, interactions.dividends.iter().map(|d| d[s as usize].abs()).sum()))
+            .map(|s| {
+                (
+                    s,
+                    interactions
+                        .dividends
+                        .iter()
+                        .map(|d| d[s as usize].abs())
+                        .sum(),
+                )
+            })
             .filter(|(_, w)| *w > 0.0)
             .collect();
         effects.sort_by(|p, q| q.1.total_cmp(&p.1));
         effects.truncate(max_effects);
         if groups.onehot.dim(0)? != 1 {
-            return Err(invalid("feature_mask", "unanimity probes need one feature mask shared by all examples"));
+            return Err(invalid(
+                "feature_mask",
+                "unanimity probes need one feature mask shared by all examples",
+            ));
         }
         let all = Tensor::arange(0u32, 1, x.device())?;
         let members = groups.for_examples(&all)?.squeeze(0)?.to_dtype(x.dtype())?; // (n, F)
         let b = x.dim(0)?;
         let (mut ind, mut inter, mut covered) = (vec![0.0; b], vec![0.0; b], vec![0.0; b]);
         for &(s, _) in &effects {
-            let probe = Unanimity { members: members.clone(), baseline: xbar.flatten_from(1)?, set: s };
-            let w = interactions.group_sums(&method.attribute(&probe, x, &Target::Class(0))?.attributions, &self.feature_mask)?;
+            let probe = Unanimity {
+                members: members.clone(),
+                baseline: xbar.flatten_from(1)?,
+                set: s,
+            };
+            let w = interactions.group_sums(
+                &method.attribute(&probe, x, &Target::Class(0))?.attributions,
+                &self.feature_mask,
+            )?;
             let size = probe.group_effects(x)?;
             for e in 0..b {
                 let effect = interactions.dividends[e][s as usize].abs();
-                let unit: f64 = (0..n).filter(|i| s >> i & 1 == 1).map(|i| size[e][i]).product();
+                let unit: f64 = (0..n)
+                    .filter(|i| s >> i & 1 == 1)
+                    .map(|i| size[e][i])
+                    .product();
                 if effect == 0.0 || unit.abs() < 1e-12 {
                     continue;
                 }
@@ -167,13 +214,26 @@ impl HarsanyiInteractions {
                 let inside: f64 = (0..n).filter(|i| s >> i & 1 == 1).map(|i| w[i]).sum();
                 let outside: f64 = (0..n).filter(|i| s >> i & 1 == 0).map(|i| w[i].abs()).sum();
                 let err = effect * ((1.0 - inside).abs() + outside);
-                if s.count_ones() == 1 { ind[e] += err } else { inter[e] += err }
+                if s.count_ones() == 1 {
+                    ind[e] += err
+                } else {
+                    inter[e] += err
+                }
                 covered[e] += effect;
             }
         }
-        let scale: Vec<f64> = interactions.dividends.iter().map(|d| d[1..].iter().map(|v| v.abs()).sum::<f64>().max(1e-300)).collect();
+        let scale: Vec<f64> = interactions
+            .dividends
+            .iter()
+            .map(|d| d[1..].iter().map(|v| v.abs()).sum::<f64>().max(1e-300))
+            .collect();
         let rel = |v: Vec<f64>| -> Vec<f64> { v.iter().zip(&scale).map(|(a, s)| a / s).collect() };
-        Ok(PrincipleErrors { approximation, independent: rel(ind), interaction: rel(inter), coverage: rel(covered) })
+        Ok(PrincipleErrors {
+            approximation,
+            independent: rel(ind),
+            interaction: rel(inter),
+            coverage: rel(covered),
+        })
     }
 }
 
@@ -216,61 +276,97 @@ impl Interactions {
     /// Shapley values from the dividends: `φ_i = Σ_{S∋i} I(S) / |S|`, `[example][player]`.
     pub fn shapley(&self) -> Vec<Vec<f64>> {
         let n = self.players;
-        self.dividends.iter().map(|d| {
-            let mut phi = vec![0.0; n];
-            for (s, v) in d.iter().enumerate().skip(1) {
-                let share = v / (s as u64).count_ones() as f64;
-                (0..n).filter(|i| s >> i & 1 == 1).for_each(|i| phi[i] += share);
-            }
-            phi
-        }).collect()
+        self.dividends
+            .iter()
+            .map(|d| {
+                let mut phi = vec![0.0; n];
+                for (s, v) in d.iter().enumerate().skip(1) {
+                    let share = v / (s as u64).count_ones() as f64;
+                    (0..n)
+                        .filter(|i| s >> i & 1 == 1)
+                        .for_each(|i| phi[i] += share);
+                }
+                phi
+            })
+            .collect()
     }
 
     /// Per-group sums `[example][player]` of feature attributions (the input's shape). Methods
     /// that give every feature of a group the group's value (ShapleyValues, FeatureAblation
     /// with a mask) should pass their group values instead.
-    pub fn group_sums(&self, attributions: &Tensor, feature_mask: &Tensor) -> Result<Vec<Vec<f64>>> {
+    pub fn group_sums(
+        &self,
+        attributions: &Tensor,
+        feature_mask: &Tensor,
+    ) -> Result<Vec<Vec<f64>>> {
         let groups = FeatureGroups::new(feature_mask, attributions)?;
         if groups.count != self.players || attributions.dim(0)? != self.values.len() {
-            return Err(invalid("attributions", format!("expected {} examples over {} groups, got shape {:?} with {} groups", self.values.len(), self.players, attributions.dims(), groups.count)));
+            return Err(invalid(
+                "attributions",
+                format!(
+                    "expected {} examples over {} groups, got shape {:?} with {} groups",
+                    self.values.len(),
+                    self.players,
+                    attributions.dims(),
+                    groups.count
+                ),
+            ));
         }
         let all = Tensor::arange(0u32, attributions.dim(0)? as u32, attributions.device())?;
         let onehot = groups.for_examples(&all)?.to_dtype(DType::F64)?; // (B, n, F)
-        let a = attributions.to_dtype(DType::F64)?.flatten_from(1)?.unsqueeze(2)?;
-        Ok(onehot.contiguous()?.matmul(&a.contiguous()?)?.squeeze(2)?.to_vec2()?)
+        let a = attributions
+            .to_dtype(DType::F64)?
+            .flatten_from(1)?
+            .unsqueeze(2)?;
+        Ok(onehot
+            .contiguous()?
+            .matmul(&a.contiguous()?)?
+            .squeeze(2)?
+            .to_vec2()?)
     }
 
     /// Errors against the principles of an attribution vector per example, `[example][player]`.
     pub fn allocation_errors(&self, attributions: &[Vec<f64>]) -> Result<Vec<AllocationErrors>> {
         let n = self.players;
         if attributions.len() != self.dividends.len() || attributions.iter().any(|a| a.len() != n) {
-            return Err(invalid("attributions", format!("expected {} examples × {n} players", self.dividends.len())));
+            return Err(invalid(
+                "attributions",
+                format!("expected {} examples × {n} players", self.dividends.len()),
+            ));
         }
         let full = (1usize << n) - 1;
-        Ok(self.dividends.iter().zip(attributions).map(|(d, a)| {
-            let split = |keep: fn(f64) -> f64| -> Vec<f64> {
-                let mut t: Vec<f64> = d.iter().map(|&v| keep(v)).collect();
-                t[0] = 0.0;
-                zeta(&mut t, n);
-                t
-            };
-            // pos(T) = Σ_{S⊆T} I⁺(S), neg(T) = Σ_{S⊆T} I⁻(S), sum(T) = a(T).
-            let (pos, neg) = (split(|v| v.max(0.0)), split(|v| v.min(0.0)));
-            let mut sum = vec![0.0; 1 << n];
-            for (i, v) in a.iter().enumerate() {
-                sum[1 << i] = *v;
-            }
-            zeta(&mut sum, n);
-            let mut worst: f64 = 0.0;
-            for t in 1..full {
-                let upper = pos[full] - pos[full ^ t] + neg[t];
-                let lower = pos[t] + neg[full] - neg[full ^ t];
-                worst = worst.max(sum[t] - upper).max(lower - sum[t]);
-            }
-            let scale = d[1..].iter().map(|v| v.abs()).sum::<f64>().max(1e-300);
-            let total = pos[full] + neg[full];
-            AllocationErrors { approximation: (sum[full] - total).abs() / scale, unfairness: worst / scale }
-        }).collect())
+        Ok(self
+            .dividends
+            .iter()
+            .zip(attributions)
+            .map(|(d, a)| {
+                let split = |keep: fn(f64) -> f64| -> Vec<f64> {
+                    let mut t: Vec<f64> = d.iter().map(|&v| keep(v)).collect();
+                    t[0] = 0.0;
+                    zeta(&mut t, n);
+                    t
+                };
+                // pos(T) = Σ_{S⊆T} I⁺(S), neg(T) = Σ_{S⊆T} I⁻(S), sum(T) = a(T).
+                let (pos, neg) = (split(|v| v.max(0.0)), split(|v| v.min(0.0)));
+                let mut sum = vec![0.0; 1 << n];
+                for (i, v) in a.iter().enumerate() {
+                    sum[1 << i] = *v;
+                }
+                zeta(&mut sum, n);
+                let mut worst: f64 = 0.0;
+                for t in 1..full {
+                    let upper = pos[full] - pos[full ^ t] + neg[t];
+                    let lower = pos[t] + neg[full] - neg[full ^ t];
+                    worst = worst.max(sum[t] - upper).max(lower - sum[t]);
+                }
+                let scale = d[1..].iter().map(|v| v.abs()).sum::<f64>().max(1e-300);
+                let total = pos[full] + neg[full];
+                AllocationErrors {
+                    approximation: (sum[full] - total).abs() / scale,
+                    unfairness: worst / scale,
+                }
+            })
+            .collect())
     }
 }
 

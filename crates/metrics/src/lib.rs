@@ -36,12 +36,18 @@ pub mod similarity;
 pub(crate) use error::invalid;
 
 /// Builds a model from a `VarBuilder` (the checks that change weights rebuild it).
-pub type ModelBuilder = dyn Fn(candle_nn::VarBuilder) -> candle_explain_core::Result<Box<dyn candle_explain_core::Explainable>>;
+pub type ModelBuilder =
+    dyn Fn(
+        candle_nn::VarBuilder,
+    ) -> candle_explain_core::Result<Box<dyn candle_explain_core::Explainable>>;
 pub use axioms::{check_affine_invariance, check_axioms, check_monomial, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
 pub use interactions::{AllocationErrors, HarsanyiInteractions, Interactions, PrincipleErrors};
-pub use roar::{Roar, RoarReport};
-pub use sanity::{ModelPerturbation, ModelRandomization, PerturbationCheck, PerturbationStep, Randomization, SanityStep};
 pub use pixel_flipping::{Curve, FlipOrder, PixelFlipping};
+pub use roar::{Roar, RoarReport};
+pub use sanity::{
+    ModelPerturbation, ModelRandomization, PerturbationCheck, PerturbationStep, Randomization,
+    SanityStep,
+};
 pub use sensitivity_n::{SensitivityN, SensitivityNResult};

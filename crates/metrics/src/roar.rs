@@ -23,7 +23,12 @@ pub struct Roar {
 
 impl Default for Roar {
     fn default() -> Self {
-        Self { fractions: vec![0.1, 0.3, 0.5, 0.7, 0.9], repeats: 3, keep: false, train: TrainConfig::default() }
+        Self {
+            fractions: vec![0.1, 0.3, 0.5, 0.7, 0.9],
+            repeats: 3,
+            keep: false,
+            train: TrainConfig::default(),
+        }
     }
 }
 
@@ -36,7 +41,10 @@ pub struct RoarReport {
 
 impl RoarReport {
     pub fn mean(&self) -> Vec<f64> {
-        self.accuracy.iter().map(|a| a.iter().sum::<f64>() / a.len() as f64).collect()
+        self.accuracy
+            .iter()
+            .map(|a| a.iter().sum::<f64>() / a.len() as f64)
+            .collect()
     }
 }
 
@@ -55,9 +63,18 @@ fn degrade(x: &Tensor, attr: &Tensor, t: f64, keep: bool, fill: &Tensor) -> Resu
     let n = x.dim(0)?;
     let f = x.elem_count() / n;
     let k = ((t * f as f64).round() as usize).min(f);
-    let a = attr.abs()?.to_dtype(DType::F32)?.flatten_from(1)?.contiguous()?;
+    let a = attr
+        .abs()?
+        .to_dtype(DType::F32)?
+        .flatten_from(1)?
+        .contiguous()?;
     // Rank 0 = most relevant; ties broken by position.
-    let ranks = a.neg()?.arg_sort_last_dim(true)?.to_dtype(DType::F32)?.arg_sort_last_dim(true)?.to_dtype(DType::F32)?;
+    let ranks = a
+        .neg()?
+        .arg_sort_last_dim(true)?
+        .to_dtype(DType::F32)?
+        .arg_sort_last_dim(true)?
+        .to_dtype(DType::F32)?;
     let top = ranks.lt(k as f64)?.to_dtype(x.dtype())?.reshape(x.dims())?;
     let replace = if keep { top.affine(-1.0, 1.0)? } else { top };
     Ok((x + (fill.broadcast_as(x.dims())? - x)?.mul(&replace)?)?)
@@ -80,20 +97,39 @@ impl Roar {
             return Err(invalid("roar", "need at least one fraction and one repeat"));
         }
         if let Some(t) = self.fractions.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
-            return Err(invalid("fractions", format!("each fraction must be in (0, 1), got {t}")));
+            return Err(invalid(
+                "fractions",
+                format!("each fraction must be in (0, 1), got {t}"),
+            ));
         }
         if attr_train.dims() != x_train.dims() || attr_test.dims() != x_test.dims() {
-            return Err(invalid("attributions", "must have the shapes of the training and test inputs"));
+            return Err(invalid(
+                "attributions",
+                "must have the shapes of the training and test inputs",
+            ));
         }
         let fill = channel_mean(x_train)?;
-        let mut report = RoarReport { fractions: self.fractions.clone(), accuracy: vec![] };
+        let mut report = RoarReport {
+            fractions: self.fractions.clone(),
+            accuracy: vec![],
+        };
         for &t in &self.fractions {
-            let (tr, te) = (degrade(x_train, attr_train, t, self.keep, &fill)?, degrade(x_test, attr_test, t, self.keep, &fill)?);
+            let (tr, te) = (
+                degrade(x_train, attr_train, t, self.keep, &fill)?,
+                degrade(x_test, attr_test, t, self.keep, &fill)?,
+            );
             let mut accs = vec![];
             for r in 0..self.repeats {
                 let vars = VarMap::new();
-                let model = build(VarBuilder::from_varmap(&vars, x_train.dtype(), x_train.device()))?;
-                let cfg = TrainConfig { seed: self.train.seed.wrapping_add(r as u64), ..self.train.clone() };
+                let model = build(VarBuilder::from_varmap(
+                    &vars,
+                    x_train.dtype(),
+                    x_train.device(),
+                ))?;
+                let cfg = TrainConfig {
+                    seed: self.train.seed.wrapping_add(r as u64),
+                    ..self.train.clone()
+                };
                 train(model.as_ref(), &vars, &tr, y_train, None, &cfg)?;
                 accs.push(accuracy(model.as_ref(), &te, y_test, 512)?);
             }

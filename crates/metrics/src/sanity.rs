@@ -51,7 +51,9 @@ fn reinit(t: &Tensor, rng: &mut rand::rngs::StdRng, dev: &Device) -> Result<Tens
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
     let b = if std > 0.0 { 3f64.sqrt() * std } else { 0.01 };
-    let fresh: Vec<f32> = (0..v.len()).map(|_| rng.random_range(-b..b) as f32).collect();
+    let fresh: Vec<f32> = (0..v.len())
+        .map(|_| rng.random_range(-b..b) as f32)
+        .collect();
     Ok(Tensor::from_vec(fresh, t.dims(), dev)?.to_dtype(t.dtype())?)
 }
 
@@ -90,7 +92,9 @@ fn std_of(t: &Tensor) -> Result<f64> {
 }
 
 fn accuracy(model: &dyn Explainable, images: &Tensor, labels: &[u32]) -> Result<f64> {
-    let pred: Vec<u32> = candle_explain_core::batch::logits(model, images)?.argmax(1)?.to_vec1()?;
+    let pred: Vec<u32> = candle_explain_core::batch::logits(model, images)?
+        .argmax(1)?
+        .to_vec1()?;
     Ok(pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64)
 }
 
@@ -106,19 +110,30 @@ impl ModelPerturbation {
         eval: Option<(&Tensor, &[u32])>,
     ) -> Result<PerturbationCheck> {
         if !(self.relative_noise >= 0.0 && self.relative_noise.is_finite()) {
-            return Err(invalid("relative_noise", format!("must be finite and ≥ 0, got {}", self.relative_noise)));
+            return Err(invalid(
+                "relative_noise",
+                format!("must be finite and ≥ 0, got {}", self.relative_noise),
+            ));
         }
         candle_explain_core::validate::positive("repeats", self.repeats)?;
         if let Some((images, labels)) = eval {
             if images.dim(0)? != labels.len() {
-                return Err(invalid("eval", format!("{} images but {} labels", images.dim(0)?, labels.len())));
+                return Err(invalid(
+                    "eval",
+                    format!("{} images but {} labels", images.dim(0)?, labels.len()),
+                ));
             }
         }
         let dev = x.device();
         let run = |w: &HashMap<String, Tensor>| -> Result<(Tensor, Option<f64>)> {
             let model = build(VarBuilder::from_tensors(w.clone(), DType::F32, dev))?;
-            let acc = eval.map(|(i, l)| accuracy(model.as_ref(), i, l)).transpose()?;
-            Ok((method.attribute(model.as_ref(), x, target)?.attributions, acc))
+            let acc = eval
+                .map(|(i, l)| accuracy(model.as_ref(), i, l))
+                .transpose()?;
+            Ok((
+                method.attribute(model.as_ref(), x, target)?.attributions,
+                acc,
+            ))
         };
         let (original, accuracy) = run(weights)?;
         let mut names: Vec<&String> = weights.keys().collect();
@@ -130,13 +145,23 @@ impl ModelPerturbation {
                 let w = &weights[*k];
                 let std = std_of(w)? * self.relative_noise;
                 // Seeded per (repeat, tensor): independent of the map's iteration order.
-                let seed = self.seed.wrapping_mul(1_000_003).wrapping_add((r * names.len() + i) as u64);
-                let noise = normal_noise(&(0..1), w.elem_count(), seed, dev)?.reshape(w.dims())?.to_dtype(w.dtype())?;
+                let seed = self
+                    .seed
+                    .wrapping_mul(1_000_003)
+                    .wrapping_add((r * names.len() + i) as u64);
+                let noise = normal_noise(&(0..1), w.elem_count(), seed, dev)?
+                    .reshape(w.dims())?
+                    .to_dtype(w.dtype())?;
                 noisy.insert((*k).clone(), (w + (noise * std)?)?);
             }
             let (a, acc) = run(&noisy)?;
             let (spearman, ssim, hog) = similarities(&original, &a)?;
-            steps.push(PerturbationStep { accuracy: acc, spearman, ssim, hog });
+            steps.push(PerturbationStep {
+                accuracy: acc,
+                spearman,
+                ssim,
+                hog,
+            });
         }
         Ok(PerturbationCheck { accuracy, steps })
     }
@@ -152,13 +177,19 @@ impl ModelRandomization {
         target: &Target,
     ) -> Result<Vec<SanityStep>> {
         if self.layers.is_empty() {
-            return Err(invalid("layers", "name at least one layer (a parameter-name prefix)"));
+            return Err(invalid(
+                "layers",
+                "name at least one layer (a parameter-name prefix)",
+            ));
         }
         for l in &self.layers {
             if !weights.keys().any(|k| k.starts_with(l.as_str())) {
                 let mut names: Vec<&String> = weights.keys().collect();
                 names.sort();
-                return Err(invalid("layers", format!("no parameter starts with {l:?}; the model has {names:?}")));
+                return Err(invalid(
+                    "layers",
+                    format!("no parameter starts with {l:?}; the model has {names:?}"),
+                ));
             }
         }
         let dev = x.device();
@@ -174,7 +205,11 @@ impl ModelRandomization {
             if self.mode == Randomization::Independent {
                 current = weights.clone();
             }
-            let mut names: Vec<String> = current.keys().filter(|k| k.starts_with(l.as_str())).cloned().collect();
+            let mut names: Vec<String> = current
+                .keys()
+                .filter(|k| k.starts_with(l.as_str()))
+                .cloned()
+                .collect();
             names.sort();
             for k in names {
                 let fresh = reinit(&current[&k], &mut rng, dev)?;
@@ -182,7 +217,12 @@ impl ModelRandomization {
             }
             let a = explain(&current)?;
             let (spearman, ssim, hog) = similarities(&original, &a)?;
-            steps.push(SanityStep { layer: l.clone(), spearman, ssim, hog });
+            steps.push(SanityStep {
+                layer: l.clone(),
+                spearman,
+                ssim,
+                hog,
+            });
         }
         Ok(steps)
     }

@@ -30,36 +30,69 @@ pub struct SensitivityNResult {
 
 impl SensitivityN {
     pub fn new(ns: Vec<usize>, subsets: usize, seed: u64) -> Self {
-        Self { ns, subsets, baseline: Baseline::Zero, seed, batching: Batching::default() }
+        Self {
+            ns,
+            subsets,
+            baseline: Baseline::Zero,
+            seed,
+            batching: Batching::default(),
+        }
     }
 
     /// `points` subset sizes spaced logarithmically from 1 to `max_fraction` of `features`.
     pub fn log_grid(features: usize, points: usize, max_fraction: f64) -> Result<Vec<usize>> {
         if !(max_fraction > 0.0 && max_fraction <= 1.0) {
-            return Err(invalid("max_fraction", format!("must be in (0, 1], got {max_fraction}")));
+            return Err(invalid(
+                "max_fraction",
+                format!("must be in (0, 1], got {max_fraction}"),
+            ));
         }
         if points == 0 || features == 0 {
             return Err(invalid("points", "need at least one point and one feature"));
         }
         let top = (features as f64 * max_fraction).max(1.0);
         let mut v: Vec<usize> = (0..points)
-            .map(|i| if points == 1 { top } else { top.powf(i as f64 / (points - 1) as f64) }.round().max(1.0) as usize)
+            .map(|i| {
+                if points == 1 {
+                    top
+                } else {
+                    top.powf(i as f64 / (points - 1) as f64)
+                }
+                .round()
+                .max(1.0) as usize
+            })
             .collect();
         v.dedup();
         Ok(v)
     }
 
-    pub fn evaluate(&self, model: &dyn Explainable, x: &Tensor, attributions: &Tensor, target: &Target) -> Result<SensitivityNResult> {
+    pub fn evaluate(
+        &self,
+        model: &dyn Explainable,
+        x: &Tensor,
+        attributions: &Tensor,
+        target: &Target,
+    ) -> Result<SensitivityNResult> {
         let p = prepare(model, x, target)?;
         if attributions.dims() != x.dims() {
-            return Err(invalid("attributions", format!("shape {:?} must equal the input's {:?}", attributions.dims(), x.dims())));
+            return Err(invalid(
+                "attributions",
+                format!(
+                    "shape {:?} must equal the input's {:?}",
+                    attributions.dims(),
+                    x.dims()
+                ),
+            ));
         }
         let (b, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
         if self.subsets < 2 {
             return Err(invalid("subsets", "a correlation needs at least 2 subsets"));
         }
         if let Some(&n) = self.ns.iter().find(|&&n| n == 0 || n > f) {
-            return Err(invalid("ns", format!("subset size {n} must be in 1..={f} (the number of features)")));
+            return Err(invalid(
+                "ns",
+                format!("subset size {n} must be in 1..={f} (the number of features)"),
+            ));
         }
         if self.ns.is_empty() {
             return Err(invalid("ns", "no subset sizes"));
@@ -68,13 +101,27 @@ impl SensitivityN {
         let xbar = self.baseline.resolve(x)?;
         let attr = attributions.to_dtype(x.dtype())?.flatten_from(1)?;
         let mut attr_sums = Vec::new();
-        let scores = masked_scores(model, &p, &xbar, per_ex, &self.batching, "sensitivity-n", |r, ex| {
-            let ns: Vec<usize> = r.clone().map(|i| self.ns[(i % per_ex) / self.subsets]).collect();
-            let m = smallest_k_masks(&hash_keys(r, f, self.seed, x.device())?, &ns)?.to_dtype(x.dtype())?;
-            attr_sums.push((&m * attr.index_select(ex, 0)?)?.sum(1)?);
-            Ok(m)
-        })?;
-        let sums: Vec<f64> = Tensor::cat(&attr_sums, 0)?.to_dtype(DType::F64)?.to_vec1()?;
+        let scores = masked_scores(
+            model,
+            &p,
+            &xbar,
+            per_ex,
+            &self.batching,
+            "sensitivity-n",
+            |r, ex| {
+                let ns: Vec<usize> = r
+                    .clone()
+                    .map(|i| self.ns[(i % per_ex) / self.subsets])
+                    .collect();
+                let m = smallest_k_masks(&hash_keys(r, f, self.seed, x.device())?, &ns)?
+                    .to_dtype(x.dtype())?;
+                attr_sums.push((&m * attr.index_select(ex, 0)?)?.sum(1)?);
+                Ok(m)
+            },
+        )?;
+        let sums: Vec<f64> = Tensor::cat(&attr_sums, 0)?
+            .to_dtype(DType::F64)?
+            .to_vec1()?;
         let sc: Vec<f64> = scores.to_dtype(DType::F64)?.to_vec1()?;
         let base: Vec<f64> = p.score.to_dtype(DType::F64)?.to_vec1()?;
         let mut per_example = vec![vec![0.0; self.ns.len()]; b];
@@ -82,12 +129,21 @@ impl SensitivityN {
             for (j, row) in per_example[e].iter_mut().enumerate() {
                 let lo = e * per_ex + j * self.subsets;
                 let a = &sums[lo..lo + self.subsets];
-                let d: Vec<f64> = sc[lo..lo + self.subsets].iter().map(|s| base[e] - s).collect();
+                let d: Vec<f64> = sc[lo..lo + self.subsets]
+                    .iter()
+                    .map(|s| base[e] - s)
+                    .collect();
                 *row = pearson(a, &d);
             }
         }
-        let correlation = (0..self.ns.len()).map(|j| per_example.iter().map(|r| r[j]).sum::<f64>() / b as f64).collect();
-        Ok(SensitivityNResult { n: self.ns.clone(), correlation, per_example })
+        let correlation = (0..self.ns.len())
+            .map(|j| per_example.iter().map(|r| r[j]).sum::<f64>() / b as f64)
+            .collect();
+        Ok(SensitivityNResult {
+            n: self.ns.clone(),
+            correlation,
+            per_example,
+        })
     }
 }
 

@@ -10,14 +10,29 @@ use candle_core::{DType, Tensor};
 /// Spearman correlation of |a| and |b| per example (ties broken by position).
 pub fn spearman(a: &Tensor, b: &Tensor) -> Result<Vec<f64>> {
     let rank = |t: &Tensor| -> Result<Vec<Vec<f32>>> {
-        let f = t.abs()?.to_dtype(DType::F32)?.flatten_from(1)?.contiguous()?;
-        Ok(f.arg_sort_last_dim(true)?.to_dtype(DType::F32)?.arg_sort_last_dim(true)?.to_dtype(DType::F32)?.to_vec2()?)
+        let f = t
+            .abs()?
+            .to_dtype(DType::F32)?
+            .flatten_from(1)?
+            .contiguous()?;
+        Ok(f.arg_sort_last_dim(true)?
+            .to_dtype(DType::F32)?
+            .arg_sort_last_dim(true)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?)
     };
     let (ra, rb) = (rank(a)?, rank(b)?);
-    Ok(ra.iter().zip(&rb).map(|(x, y)| {
-        let (x, y): (Vec<f64>, Vec<f64>) = (x.iter().map(|v| *v as f64).collect(), y.iter().map(|v| *v as f64).collect());
-        crate::sensitivity_n::pearson(&x, &y)
-    }).collect())
+    Ok(ra
+        .iter()
+        .zip(&rb)
+        .map(|(x, y)| {
+            let (x, y): (Vec<f64>, Vec<f64>) = (
+                x.iter().map(|v| *v as f64).collect(),
+                y.iter().map(|v| *v as f64).collect(),
+            );
+            crate::sensitivity_n::pearson(&x, &y)
+        })
+        .collect())
 }
 
 /// SSIM of the maps (7×7 uniform windows, K1 = 0.01, K2 = 0.03, data range 1, sample
@@ -58,7 +73,11 @@ pub struct Hog {
 
 impl Default for Hog {
     fn default() -> Self {
-        Self { orientations: 9, cell: (8, 8), block: (3, 3) }
+        Self {
+            orientations: 9,
+            cell: (8, 8),
+            block: (3, 3),
+        }
     }
 }
 
@@ -68,14 +87,27 @@ impl Hog {
         let (cr, cc) = self.cell;
         let (br, bc) = self.block;
         if self.orientations == 0 || cr == 0 || cc == 0 || br == 0 || bc == 0 {
-            return Err(invalid("hog", "orientations, cell and block sizes must be at least 1"));
+            return Err(invalid(
+                "hog",
+                "orientations, cell and block sizes must be at least 1",
+            ));
         }
         if map.len() != h * w {
-            return Err(invalid("hog", format!("a {h}×{w} map has {} values, got {}", h * w, map.len())));
+            return Err(invalid(
+                "hog",
+                format!("a {h}×{w} map has {} values, got {}", h * w, map.len()),
+            ));
         }
         let (ncr, ncc) = (h / cr, w / cc);
         if ncr < br || ncc < bc {
-            return Err(invalid("hog", format!("a {h}×{w} map is smaller than one block of {}×{} pixels", br * cr, bc * cc)));
+            return Err(invalid(
+                "hog",
+                format!(
+                    "a {h}×{w} map is smaller than one block of {}×{} pixels",
+                    br * cr,
+                    bc * cc
+                ),
+            ));
         }
         let at = |r: usize, c: usize| map[r * w + c];
         let n = self.orientations;
@@ -83,8 +115,16 @@ impl Hog {
         let width = 180.0 / n as f64;
         for r in 0..ncr * cr {
             for c in 0..ncc * cc {
-                let gr = if r == 0 || r == h - 1 { 0.0 } else { at(r + 1, c) - at(r - 1, c) };
-                let gc = if c == 0 || c == w - 1 { 0.0 } else { at(r, c + 1) - at(r, c - 1) };
+                let gr = if r == 0 || r == h - 1 {
+                    0.0
+                } else {
+                    at(r + 1, c) - at(r - 1, c)
+                };
+                let gc = if c == 0 || c == w - 1 {
+                    0.0
+                } else {
+                    at(r, c + 1) - at(r, c - 1)
+                };
                 let theta = gr.atan2(gc).to_degrees().rem_euclid(180.0);
                 let bin = ((theta / width) as usize).min(n - 1);
                 hist[((r / cr) * ncc + c / cc) * n + bin] += gr.hypot(gc);
@@ -96,7 +136,12 @@ impl Hog {
         let mut out = Vec::with_capacity((ncr - br + 1) * (ncc - bc + 1) * br * bc * n);
         for r in 0..=ncr - br {
             for c in 0..=ncc - bc {
-                let mut block: Vec<f64> = (r..r + br).flat_map(|i| (c..c + bc).flat_map(move |j| (0..n).map(move |o| (i * ncc + j) * n + o))).map(|k| hist[k]).collect();
+                let mut block: Vec<f64> = (r..r + br)
+                    .flat_map(|i| {
+                        (c..c + bc).flat_map(move |j| (0..n).map(move |o| (i * ncc + j) * n + o))
+                    })
+                    .map(|k| hist[k])
+                    .collect();
                 // L2-Hys: L2-normalise, clip at 0.2, normalise again.
                 let norm = |b: &[f64]| (b.iter().map(|v| v * v).sum::<f64>() + eps2).sqrt();
                 let first = norm(&block);
@@ -113,13 +158,31 @@ impl Hog {
 pub fn hog_similarity(a: &Tensor, b: &Tensor, hog: &Hog) -> Result<Vec<f64>> {
     check_maps("hog", a, b)?;
     let (h, w) = (a.dim(2)?, a.dim(3)?);
-    let (x, y): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (unit_maps(a)?.flatten_from(1)?.to_vec2()?, unit_maps(b)?.flatten_from(1)?.to_vec2()?);
-    x.iter().zip(&y).map(|(p, q)| Ok(crate::sensitivity_n::pearson(&hog.descriptor(p, h, w)?, &hog.descriptor(q, h, w)?))).collect()
+    let (x, y): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (
+        unit_maps(a)?.flatten_from(1)?.to_vec2()?,
+        unit_maps(b)?.flatten_from(1)?.to_vec2()?,
+    );
+    x.iter()
+        .zip(&y)
+        .map(|(p, q)| {
+            Ok(crate::sensitivity_n::pearson(
+                &hog.descriptor(p, h, w)?,
+                &hog.descriptor(q, h, w)?,
+            ))
+        })
+        .collect()
 }
 
 fn check_maps(name: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.rank() != 4 || a.dims() != b.dims() {
-        return Err(invalid(name, format!("needs two (batch, channels, h, w) maps of one shape, got {:?} and {:?}", a.dims(), b.dims())));
+        return Err(invalid(
+            name,
+            format!(
+                "needs two (batch, channels, h, w) maps of one shape, got {:?} and {:?}",
+                a.dims(),
+                b.dims()
+            ),
+        ));
     }
     Ok(())
 }
@@ -127,7 +190,12 @@ fn check_maps(name: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// Channel-summed |t| per example, scaled to [0, 1]: `(batch, 1, h, w)` in f64.
 fn unit_maps(t: &Tensor) -> Result<Tensor> {
     let m = t.abs()?.to_dtype(DType::F64)?.sum_keepdim(1)?;
-    let mx = m.flatten_from(1)?.max_keepdim(1)?.clamp(1e-12, f64::MAX)?.unsqueeze(2)?.unsqueeze(3)?;
+    let mx = m
+        .flatten_from(1)?
+        .max_keepdim(1)?
+        .clamp(1e-12, f64::MAX)?
+        .unsqueeze(2)?
+        .unsqueeze(3)?;
     Ok(m.broadcast_div(&mx)?)
 }
 
@@ -136,6 +204,10 @@ pub fn similarities(a: &Tensor, b: &Tensor) -> Result<(Vec<f64>, Vec<f64>, Vec<f
     let n = a.dim(0)?;
     let nan = || vec![f64::NAN; n];
     let ssim = if a.rank() == 4 { ssim(a, b)? } else { nan() };
-    let hog = if a.rank() == 4 { hog_similarity(a, b, &Hog::default()).unwrap_or_else(|_| nan()) } else { nan() };
+    let hog = if a.rank() == 4 {
+        hog_similarity(a, b, &Hog::default()).unwrap_or_else(|_| nan())
+    } else {
+        nan()
+    };
     Ok((spearman(a, b)?, ssim, hog))
 }

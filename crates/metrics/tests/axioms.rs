@@ -8,12 +8,17 @@ use candle_explain_core::nn::{Linear, Sequential};
 use candle_explain_core::prelude::*;
 use candle_explain_metrics::{check_affine_invariance, check_axioms, check_monomial, Error};
 
-
 fn mlp(act: Activation) -> Sequential {
     Sequential::new()
-        .push(Linear::new(uniform(&[12, 5], -0.8, 0.8, 1), Some(uniform(&[12], -0.3, 0.3, 2))))
+        .push(Linear::new(
+            uniform(&[12, 5], -0.8, 0.8, 1),
+            Some(uniform(&[12], -0.3, 0.3, 2)),
+        ))
         .push(act)
-        .push(Linear::new(uniform(&[3, 12], -0.8, 0.8, 3), Some(uniform(&[3], -0.3, 0.3, 4))))
+        .push(Linear::new(
+            uniform(&[3, 12], -0.8, 0.8, 3),
+            Some(uniform(&[3], -0.3, 0.3, 4)),
+        ))
 }
 
 #[test]
@@ -28,14 +33,23 @@ fn integrated_gradients_satisfies_the_axioms() -> anyhow::Result<()> {
 }
 
 #[test]
-fn gradient_methods_break_completeness_and_saliency_breaks_scale_invariance() -> anyhow::Result<()> {
+fn gradient_methods_break_completeness_and_saliency_breaks_scale_invariance() -> anyhow::Result<()>
+{
     let m = mlp(Activation::Tanh);
     let x = uniform(&[4, 5], -1.5, 1.5, 5);
     // Saliency also breaks scale invariance (∂F'/∂x'_i = ∂F/∂x_i / s_i); Gradient × Input
     // keeps it (the x_i factor cancels the 1/s_i).
     for (name, method, broken) in [
-        ("saliency", Box::new(Saliency::signed()) as Box<dyn Attributor>, vec!["completeness", "affine scale invariance"]),
-        ("gradient × input", Box::new(InputXGradient::default()), vec!["completeness"]),
+        (
+            "saliency",
+            Box::new(Saliency::signed()) as Box<dyn Attributor>,
+            vec!["completeness", "affine scale invariance"],
+        ),
+        (
+            "gradient × input",
+            Box::new(InputXGradient::default()),
+            vec!["completeness"],
+        ),
     ] {
         let r = check_axioms(method.as_ref(), &m, &x, 2)?;
         for (axiom, ok) in r.holds(1e-4) {
@@ -52,7 +66,10 @@ fn gradient_methods_break_completeness_and_saliency_breaks_scale_invariance() ->
 #[test]
 fn bad_input() {
     let m = mlp(Activation::Tanh);
-    assert!(matches!(check_axioms(&Saliency::abs(), &m, &uniform(&[2, 1, 5], 0.0, 1.0, 1), 0), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(
+        check_axioms(&Saliency::abs(), &m, &uniform(&[2, 1, 5], 0.0, 1.0, 1), 0),
+        Err(Error::InvalidParameter { .. })
+    ));
     assert!(check_axioms(&Saliency::abs(), &m, &uniform(&[2, 5], 0.0, 1.0, 1), 7).is_err());
 }
 
@@ -61,7 +78,10 @@ fn bad_input() {
 #[test]
 fn monomial_closed_form() -> anyhow::Result<()> {
     let x = uniform(&[3, 3], 0.3, 1.6, 9);
-    let ig = IntegratedGradients { quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(4) };
+    let ig = IntegratedGradients {
+        quadrature: Quadrature::GaussLegendre,
+        ..IntegratedGradients::new(4)
+    };
     let v = check_monomial(&ig, &[2.0, 1.0, 3.0], &x)?;
     assert!(v < 1e-5, "IG violates the monomial closed form by {v}");
     let v = check_monomial(&InputXGradient::default(), &[2.0, 1.0, 3.0], &x)?;
@@ -78,7 +98,13 @@ fn monomial_closed_form() -> anyhow::Result<()> {
 fn affine_invariance_with_a_shift() -> anyhow::Result<()> {
     let m = mlp(Activation::Tanh);
     let x = uniform(&[4, 5], -1.5, 1.5, 5);
-    let ig = |b: Baseline| -> Box<dyn Attributor> { Box::new(IntegratedGradients { baseline: b, quadrature: Quadrature::GaussLegendre, ..IntegratedGradients::new(32) }) };
+    let ig = |b: Baseline| -> Box<dyn Attributor> {
+        Box::new(IntegratedGradients {
+            baseline: b,
+            quadrature: Quadrature::GaussLegendre,
+            ..IntegratedGradients::new(32)
+        })
+    };
     let v = check_affine_invariance(&ig, &m, &x, 1)?;
     assert!(v < 1e-4, "IG: {v}");
     let gxi = |_: Baseline| -> Box<dyn Attributor> { Box::new(InputXGradient::default()) };

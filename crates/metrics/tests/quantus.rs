@@ -44,10 +44,24 @@ struct Reference {
 impl Reference {
     fn load() -> anyhow::Result<Self> {
         let dev = Device::Cpu;
-        let t = candle_core::safetensors::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/quantus_reference.safetensors"), &dev)?;
+        let t = candle_core::safetensors::load(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/quantus_reference.safetensors"
+            ),
+            &dev,
+        )?;
         let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
-        let labels = t["label"].to_vec1::<i64>()?.into_iter().map(|l| l as usize).collect();
-        assert_eq!(t["perturb_baseline"].to_scalar::<f32>()?, 0.0, "the test uses Baseline::Zero");
+        let labels = t["label"]
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|l| l as usize)
+            .collect();
+        assert_eq!(
+            t["perturb_baseline"].to_scalar::<f32>()?,
+            0.0,
+            "the test uses Baseline::Zero"
+        );
         Ok(Self { t, model, labels })
     }
     fn x(&self) -> &Tensor {
@@ -63,7 +77,11 @@ impl Reference {
         Ok(self.t[k].to_scalar::<i64>()? as usize)
     }
     fn ints(&self, k: &str) -> anyhow::Result<Vec<usize>> {
-        Ok(self.t[k].to_vec1::<i64>()?.into_iter().map(|v| v as usize).collect())
+        Ok(self.t[k]
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|v| v as usize)
+            .collect())
     }
     fn vec1(&self, k: &str) -> anyhow::Result<Vec<f64>> {
         Ok(self.t[k].to_dtype(DType::F64)?.to_vec1()?)
@@ -74,36 +92,72 @@ impl Reference {
     /// Our deletion curve with Quantus's step size (784 / features_in_step equal steps).
     fn curve(&self, order: FlipOrder, baseline: Baseline) -> anyhow::Result<Vec<Vec<f64>>> {
         let steps = 784 / self.int("pf_features_in_step")?;
-        let pf = PixelFlipping { order, steps, insertion: false, baseline, batching: Batching::default() };
-        Ok(pf.evaluate(&self.model, self.x(), self.attr(), &self.target())?.scores)
+        let pf = PixelFlipping {
+            order,
+            steps,
+            insertion: false,
+            baseline,
+            batching: Batching::default(),
+        };
+        Ok(pf
+            .evaluate(&self.model, self.x(), self.attr(), &self.target())?
+            .scores)
     }
 }
 
 /// Largest |ours[e][k+1] − quantus[e][k]| (our curve has the extra point k = 0).
 fn curve_diff(ours: &[Vec<f64>], quantus: &[Vec<f64>]) -> f64 {
-    ours.iter().zip(quantus).flat_map(|(o, q)| o[1..].iter().zip(q).map(|(a, b)| (a - b).abs())).fold(0.0, f64::max)
+    ours.iter()
+        .zip(quantus)
+        .flat_map(|(o, q)| o[1..].iter().zip(q).map(|(a, b)| (a - b).abs()))
+        .fold(0.0, f64::max)
 }
 
 #[test]
 fn pixel_flipping_matches_quantus() -> anyhow::Result<()> {
     let r = Reference::load()?;
     let fis = r.int("pf_features_in_step")?;
-    assert_eq!(784 % fis, 0, "points coincide only when the step divides 784");
+    assert_eq!(
+        784 % fis,
+        0,
+        "points coincide only when the step divides 784"
+    );
     let q = r.vec2("pf_quantus")?;
     assert_eq!(q[0].len(), 784 / fis);
-    let pf = PixelFlipping { order: FlipOrder::MostRelevantFirst, steps: 784 / fis, insertion: false, baseline: Baseline::Zero, batching: Batching::default() };
+    let pf = PixelFlipping {
+        order: FlipOrder::MostRelevantFirst,
+        steps: 784 / fis,
+        insertion: false,
+        baseline: Baseline::Zero,
+        batching: Batching::default(),
+    };
     let ours = pf.evaluate(&r.model, r.x(), r.attr(), &r.target())?;
     // Point k removes exactly k·28 features, as Quantus's step k − 1 does.
     for (k, f) in ours.fractions.iter().enumerate() {
-        assert!((f - (k * fis) as f64 / 784.0).abs() < 1e-12, "fraction {k}: {f}");
+        assert!(
+            (f - (k * fis) as f64 / 784.0).abs() < 1e-12,
+            "fraction {k}: {f}"
+        );
     }
     let logit = r.vec1("logit")?;
     for (e, s) in ours.scores.iter().enumerate() {
-        assert!((s[0] - logit[e]).abs() < CURVE_TOL, "example {e}: unperturbed score {} vs PyTorch {}", s[0], logit[e]);
+        assert!(
+            (s[0] - logit[e]).abs() < CURVE_TOL,
+            "example {e}: unperturbed score {} vs PyTorch {}",
+            s[0],
+            logit[e]
+        );
     }
     let d = curve_diff(&ours.scores, &q);
-    eprintln!("pixel flipping: max |ours − Quantus| = {d:.2e} over {} curves of {} points", q.len(), q[0].len());
-    assert!(d < CURVE_TOL, "pixel-flipping curves differ from Quantus by up to {d}");
+    eprintln!(
+        "pixel flipping: max |ours − Quantus| = {d:.2e} over {} curves of {} points",
+        q.len(),
+        q[0].len()
+    );
+    assert!(
+        d < CURVE_TOL,
+        "pixel-flipping curves differ from Quantus by up to {d}"
+    );
     Ok(())
 }
 
@@ -114,9 +168,21 @@ fn pixel_flipping_comparison_detects_a_wrong_order_or_baseline() -> anyhow::Resu
     let r = Reference::load()?;
     let q = r.vec2("pf_quantus")?;
     let lerf = curve_diff(&r.curve(FlipOrder::LeastRelevantFirst, Baseline::Zero)?, &q);
-    let black = curve_diff(&r.curve(FlipOrder::MostRelevantFirst, Baseline::Constant(-MNIST_MEAN / MNIST_STD))?, &q);
-    assert!(lerf > 1000.0 * CURVE_TOL, "least-relevant-first differs by only {lerf}");
-    assert!(black > 1000.0 * CURVE_TOL, "a black baseline differs by only {black}");
+    let black = curve_diff(
+        &r.curve(
+            FlipOrder::MostRelevantFirst,
+            Baseline::Constant(-MNIST_MEAN / MNIST_STD),
+        )?,
+        &q,
+    );
+    assert!(
+        lerf > 1000.0 * CURVE_TOL,
+        "least-relevant-first differs by only {lerf}"
+    );
+    assert!(
+        black > 1000.0 * CURVE_TOL,
+        "a black baseline differs by only {black}"
+    );
     Ok(())
 }
 
@@ -129,7 +195,10 @@ fn quantus_sensitivity_n_is_rebuilt_from_our_curve() -> anyhow::Result<()> {
     let fis = r.int("sn_features_in_step")?;
     assert_eq!(fis, r.int("pf_features_in_step")?);
     let q = r.vec1("sn_quantus")?;
-    assert_eq!(r.ints("sn_removed")?, (1..=q.len()).map(|j| j * fis).collect::<Vec<_>>());
+    assert_eq!(
+        r.ints("sn_removed")?,
+        (1..=q.len()).map(|j| j * fis).collect::<Vec<_>>()
+    );
     let curve = r.curve(FlipOrder::MostRelevantFirst, Baseline::Zero)?;
     let logit = r.vec1("logit")?;
     // Attributions sorted descending, per example (no ties: see the script).
@@ -143,8 +212,15 @@ fn quantus_sensitivity_n_is_rebuilt_from_our_curve() -> anyhow::Result<()> {
         .collect();
     let mut worst: f64 = 0.0;
     for (j, qj) in q.iter().enumerate() {
-        let drops: Vec<f64> = curve.iter().zip(&logit).map(|(c, l)| l - c[j + 1]).collect();
-        let sums: Vec<f64> = sorted.iter().map(|a| a[j * fis..(j + 1) * fis].iter().sum()).collect();
+        let drops: Vec<f64> = curve
+            .iter()
+            .zip(&logit)
+            .map(|(c, l)| l - c[j + 1])
+            .collect();
+        let sums: Vec<f64> = sorted
+            .iter()
+            .map(|a| a[j * fis..(j + 1) * fis].iter().sum())
+            .collect();
         let ours = pearson(&drops, &sums);
         worst = worst.max((ours - qj).abs());
         assert!((ours - qj).abs() < 1e-3, "step {j}: {ours} vs Quantus {qj}");
@@ -156,13 +232,22 @@ fn quantus_sensitivity_n_is_rebuilt_from_our_curve() -> anyhow::Result<()> {
 /// Compares our per-example Sensitivity-n with Quantus's FaithfulnessCorrelation in Fisher's
 /// z = atanh(r): per example and n within 5 standard deviations of the difference, the mean over
 /// the examples within 4. Returns the failures (empty when they agree) and a summary per n.
-fn fc_disagreements(r: &Reference, attributions: &Tensor, seed: u64) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+fn fc_disagreements(
+    r: &Reference,
+    attributions: &Tensor,
+    seed: u64,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let ns = r.ints("fc_n")?;
     let subsets = r.int("fc_rust_subsets")?;
     // Quantus's estimate (fc_runs subsets) has subsets/fc_runs of the variance of ours.
     let var_ratio = 1.0 + subsets as f64 / r.int("fc_runs")? as f64;
     let (q, sd) = (r.vec2("fc_r")?, r.vec2("fc_z_sd")?);
-    let res = SensitivityN::new(ns.clone(), subsets, seed).evaluate(&r.model, r.x(), attributions, &r.target())?;
+    let res = SensitivityN::new(ns.clone(), subsets, seed).evaluate(
+        &r.model,
+        r.x(),
+        attributions,
+        &r.target(),
+    )?;
     assert_eq!(res.n, ns);
     let b = q.len();
     let (mut fails, mut summary) = (vec![], vec![]);
@@ -184,7 +269,11 @@ fn fc_disagreements(r: &Reference, attributions: &Tensor, seed: u64) -> anyhow::
         if !(dz.abs() < 4.0 * s) {
             fails.push(format!("n = {n}: mean Δz = {dz:.4}, sd {s:.4}"));
         }
-        assert!((res.correlation[j] - res.per_example.iter().map(|p| p[j]).sum::<f64>() / b as f64).abs() < 1e-12);
+        assert!(
+            (res.correlation[j] - res.per_example.iter().map(|p| p[j]).sum::<f64>() / b as f64)
+                .abs()
+                < 1e-12
+        );
         summary.push(format!(
             "n = {n:3}: mean r ours {:.4}, Quantus {q_mean:.4} (Δ {:+.4}); mean Δz {dz:+.4} = {:+.2} sd; worst example {worst:.2} sd",
             res.correlation[j],
@@ -209,7 +298,11 @@ fn sensitivity_n_matches_quantus_faithfulness_correlation() -> anyhow::Result<()
     for line in &summary {
         eprintln!("{line}");
     }
-    assert!(fails.is_empty(), "our Sensitivity-n disagrees with Quantus:\n{}", fails.join("\n"));
+    assert!(
+        fails.is_empty(),
+        "our Sensitivity-n disagrees with Quantus:\n{}",
+        fails.join("\n")
+    );
     Ok(())
 }
 
@@ -218,9 +311,15 @@ fn sensitivity_n_matches_quantus_faithfulness_correlation() -> anyhow::Result<()
 #[test]
 fn sensitivity_n_comparison_detects_other_attributions() -> anyhow::Result<()> {
     let r = Reference::load()?;
-    let grad = Saliency::signed().attribute(&r.model, r.x(), &r.target())?.attributions;
+    let grad = Saliency::signed()
+        .attribute(&r.model, r.x(), &r.target())?
+        .attributions;
     let (fails, _) = fc_disagreements(&r, &grad, 11)?;
     let means = fails.iter().filter(|f| f.contains("mean")).count();
-    assert!(means >= 4, "only {means} of 5 subset sizes fail:\n{}", fails.join("\n"));
+    assert!(
+        means >= 4,
+        "only {means} of 5 subset sizes fail:\n{}",
+        fails.join("\n")
+    );
     Ok(())
 }

@@ -17,7 +17,12 @@ fn data(n: usize, seed: u64) -> anyhow::Result<(Tensor, Tensor)> {
 }
 
 fn build(vb: VarBuilder) -> candle_explain_core::Result<Box<dyn Explainable>> {
-    Ok(Box::new(Sequential::new().push(Linear::load(vb.pp("fc1"), 20, 16)?).push(Activation::Relu).push(Linear::load(vb.pp("fc2"), 16, 2)?)))
+    Ok(Box::new(
+        Sequential::new()
+            .push(Linear::load(vb.pp("fc1"), 20, 16)?)
+            .push(Activation::Relu)
+            .push(Linear::load(vb.pp("fc2"), 16, 2)?),
+    ))
 }
 
 #[test]
@@ -27,19 +32,56 @@ fn an_oracle_ranking_beats_a_random_one() -> anyhow::Result<()> {
     // The oracle marks the informative features; the control ranks at random.
     let mut o = vec![0f32; 20];
     o[..4].fill(1.0);
-    let oracle = |n: usize| Tensor::new(o.as_slice(), xtr.device()).unwrap().unsqueeze(0).unwrap().repeat((n, 1)).unwrap();
+    let oracle = |n: usize| {
+        Tensor::new(o.as_slice(), xtr.device())
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+            .repeat((n, 1))
+            .unwrap()
+    };
     let (otr, ote) = (oracle(2000), oracle(500));
-    let (rtr, rte) = (uniform(&[2000, 20], 0.0, 1.0, 3), uniform(&[500, 20], 0.0, 1.0, 4));
-    let cfg = TrainConfig { epochs: 15, batch_size: 64, learning_rate: 1e-2, ..Default::default() };
-    let roar = Roar { fractions: vec![0.2], repeats: 2, keep: false, train: cfg.clone() };
-    let o_roar = roar.evaluate(&build, (&xtr, &ytr), &otr, (&xte, &yte), &ote)?.mean()[0];
-    let r_roar = roar.evaluate(&build, (&xtr, &ytr), &rtr, (&xte, &yte), &rte)?.mean()[0];
-    assert!(o_roar < 0.65, "removing the informative features leaves chance: {o_roar}");
-    assert!(r_roar > 0.8, "removing 20 % at random keeps most of the signal: {r_roar}");
+    let (rtr, rte) = (
+        uniform(&[2000, 20], 0.0, 1.0, 3),
+        uniform(&[500, 20], 0.0, 1.0, 4),
+    );
+    let cfg = TrainConfig {
+        epochs: 15,
+        batch_size: 64,
+        learning_rate: 1e-2,
+        ..Default::default()
+    };
+    let roar = Roar {
+        fractions: vec![0.2],
+        repeats: 2,
+        keep: false,
+        train: cfg.clone(),
+    };
+    let o_roar = roar
+        .evaluate(&build, (&xtr, &ytr), &otr, (&xte, &yte), &ote)?
+        .mean()[0];
+    let r_roar = roar
+        .evaluate(&build, (&xtr, &ytr), &rtr, (&xte, &yte), &rte)?
+        .mean()[0];
+    assert!(
+        o_roar < 0.65,
+        "removing the informative features leaves chance: {o_roar}"
+    );
+    assert!(
+        r_roar > 0.8,
+        "removing 20 % at random keeps most of the signal: {r_roar}"
+    );
     let kar = Roar { keep: true, ..roar };
-    let o_kar = kar.evaluate(&build, (&xtr, &ytr), &otr, (&xte, &yte), &ote)?.mean()[0];
-    let r_kar = kar.evaluate(&build, (&xtr, &ytr), &rtr, (&xte, &yte), &rte)?.mean()[0];
-    assert!(o_kar > 0.9 && o_kar > r_kar + 0.1, "keeping the informative features: {o_kar} vs random {r_kar}");
+    let o_kar = kar
+        .evaluate(&build, (&xtr, &ytr), &otr, (&xte, &yte), &ote)?
+        .mean()[0];
+    let r_kar = kar
+        .evaluate(&build, (&xtr, &ytr), &rtr, (&xte, &yte), &rte)?
+        .mean()[0];
+    assert!(
+        o_kar > 0.9 && o_kar > r_kar + 0.1,
+        "keeping the informative features: {o_kar} vs random {r_kar}"
+    );
     Ok(())
 }
 
@@ -47,9 +89,28 @@ fn an_oracle_ranking_beats_a_random_one() -> anyhow::Result<()> {
 fn bad_input() -> anyhow::Result<()> {
     let (x, y) = data(10, 1)?;
     let a = x.clone();
-    for r in [Roar { fractions: vec![1.0], ..Default::default() }, Roar { fractions: vec![], ..Default::default() }, Roar { repeats: 0, ..Default::default() }] {
-        assert!(matches!(r.evaluate(&build, (&x, &y), &a, (&x, &y), &a), Err(Error::InvalidParameter { .. })));
+    for r in [
+        Roar {
+            fractions: vec![1.0],
+            ..Default::default()
+        },
+        Roar {
+            fractions: vec![],
+            ..Default::default()
+        },
+        Roar {
+            repeats: 0,
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            r.evaluate(&build, (&x, &y), &a, (&x, &y), &a),
+            Err(Error::InvalidParameter { .. })
+        ));
     }
-    assert!(matches!(Roar::default().evaluate(&build, (&x, &y), &a.narrow(1, 0, 5)?, (&x, &y), &a), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(
+        Roar::default().evaluate(&build, (&x, &y), &a.narrow(1, 0, 5)?, (&x, &y), &a),
+        Err(Error::InvalidParameter { .. })
+    ));
     Ok(())
 }

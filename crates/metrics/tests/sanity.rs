@@ -20,13 +20,17 @@ fn ssim_naive(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
     let mut count = 0.0;
     for i in 0..=h - k {
         for j in 0..=w - k {
-            let cells: Vec<(f64, f64)> = (i..i + k).flat_map(|r| (j..j + k).map(move |c| (r, c))).map(|(r, c)| (a[r][c], b[r][c])).collect();
+            let cells: Vec<(f64, f64)> = (i..i + k)
+                .flat_map(|r| (j..j + k).map(move |c| (r, c)))
+                .map(|(r, c)| (a[r][c], b[r][c]))
+                .collect();
             let mx = cells.iter().map(|p| p.0).sum::<f64>() / n;
             let my = cells.iter().map(|p| p.1).sum::<f64>() / n;
             let vx = cells.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>() / (n - 1.0);
             let vy = cells.iter().map(|p| (p.1 - my).powi(2)).sum::<f64>() / (n - 1.0);
             let cxy = cells.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / (n - 1.0);
-            total += (2.0 * mx * my + c1) * (2.0 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2));
+            total += (2.0 * mx * my + c1) * (2.0 * cxy + c2)
+                / ((mx * mx + my * my + c1) * (vx + vy + c2));
             count += 1.0;
         }
     }
@@ -39,13 +43,27 @@ fn similarity_measures() -> anyhow::Result<()> {
     let b = uniform(&[2, 1, 12, 10], 0.0, 1.0, 2);
     let s = ssim(&a, &b)?;
     let scale = |t: &Tensor, e: usize| -> Vec<Vec<f64>> {
-        let m: Vec<Vec<f64>> = t.get(e).unwrap().get(0).unwrap().to_dtype(DType::F64).unwrap().to_vec2().unwrap();
+        let m: Vec<Vec<f64>> = t
+            .get(e)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         let mx = m.iter().flatten().fold(0f64, |p, q| p.max(q.abs()));
-        m.iter().map(|r| r.iter().map(|v| v.abs() / mx).collect()).collect()
+        m.iter()
+            .map(|r| r.iter().map(|v| v.abs() / mx).collect())
+            .collect()
     };
     for e in 0..2 {
         let naive = ssim_naive(&scale(&a, e), &scale(&b, e));
-        assert!((s[e] - naive).abs() < 1e-9, "ssim {} vs by hand {naive}", s[e]);
+        assert!(
+            (s[e] - naive).abs() < 1e-9,
+            "ssim {} vs by hand {naive}",
+            s[e]
+        );
     }
     assert!(ssim(&a, &a)?.iter().all(|v| (v - 1.0).abs() < 1e-12));
     assert!(spearman(&a, &a)?.iter().all(|v| (v - 1.0).abs() < 1e-12));
@@ -61,8 +79,15 @@ fn similarity_measures() -> anyhow::Result<()> {
 /// and with 6 orientations, (4, 5) cells, (2, 3) blocks on a 21×26 map too).
 #[test]
 fn hog_matches_scikit_image() -> anyhow::Result<()> {
-    let g = candle_core::safetensors::load(format!("{ROOT}/crates/metrics/tests/data/hog_skimage.safetensors"), &Device::Cpu)?;
-    let custom = Hog { orientations: 6, cell: (4, 5), block: (2, 3) };
+    let g = candle_core::safetensors::load(
+        format!("{ROOT}/crates/metrics/tests/data/hog_skimage.safetensors"),
+        &Device::Cpu,
+    )?;
+    let custom = Hog {
+        orientations: 6,
+        cell: (4, 5),
+        block: (2, 3),
+    };
     for k in 0..3 {
         let map = &g[&format!("map{k}")];
         let (h, w) = map.dims2()?;
@@ -75,7 +100,11 @@ fn hog_matches_scikit_image() -> anyhow::Result<()> {
             let want: Vec<f64> = g[&key].to_vec1()?;
             let got = hog.descriptor(&values, h, w)?;
             assert_eq!(got.len(), want.len(), "{key}");
-            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             // scikit-image sums each cell in a C float: agreement to f32 precision.
             assert!(diff < 1e-6, "{key}: max difference {diff}");
         }
@@ -91,37 +120,81 @@ fn hog_matches_scikit_image() -> anyhow::Result<()> {
 }
 
 fn build(vb: VarBuilder) -> candle_explain_core::Result<Box<dyn Explainable>> {
-    DigitsCnn::load(vb).map(|m| Box::new(m) as Box<dyn Explainable>).map_err(|e| candle_explain_core::Error::Unsupported(e.to_string()))
+    DigitsCnn::load(vb)
+        .map(|m| Box::new(m) as Box<dyn Explainable>)
+        .map_err(|e| candle_explain_core::Error::Unsupported(e.to_string()))
 }
 
 #[test]
 fn randomizing_the_digits_cnn() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let weights = candle_core::safetensors::load(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
+    let weights =
+        candle_core::safetensors::load(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
     let d = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
     let rows = Tensor::new(&[3u32, 503, 1003, 1503], &dev)?;
     let x = DigitsCnn::normalize(&d.images.index_select(&rows, 0)?)?;
     let t = Target::PerExample(vec![0, 1, 2, 3]);
-    let layers: Vec<String> = ["fc_layers.2.", "fc_layers.0.", "conv_layers.6.", "conv_layers.3.", "conv_layers.0."].iter().map(|s| s.to_string()).collect();
-    let cascade = ModelRandomization { layers: layers.clone(), mode: Randomization::Cascading, seed: 1 };
+    let layers: Vec<String> = [
+        "fc_layers.2.",
+        "fc_layers.0.",
+        "conv_layers.6.",
+        "conv_layers.3.",
+        "conv_layers.0.",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cascade = ModelRandomization {
+        layers: layers.clone(),
+        mode: Randomization::Cascading,
+        seed: 1,
+    };
     let steps = cascade.evaluate(&build, &weights, &Saliency::abs(), &x, &t)?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let last = steps.last().unwrap();
-    assert!(mean(&last.spearman) < 0.5, "fully randomised saliency still correlates: {:?}", last.spearman);
-    assert!(mean(&last.ssim) < mean(&steps[0].ssim), "{:?}", steps.iter().map(|s| mean(&s.ssim)).collect::<Vec<_>>());
-    assert!(mean(&last.hog) < mean(&steps[0].hog), "{:?}", steps.iter().map(|s| mean(&s.hog)).collect::<Vec<_>>());
+    assert!(
+        mean(&last.spearman) < 0.5,
+        "fully randomised saliency still correlates: {:?}",
+        last.spearman
+    );
+    assert!(
+        mean(&last.ssim) < mean(&steps[0].ssim),
+        "{:?}",
+        steps.iter().map(|s| mean(&s.ssim)).collect::<Vec<_>>()
+    );
+    assert!(
+        mean(&last.hog) < mean(&steps[0].hog),
+        "{:?}",
+        steps.iter().map(|s| mean(&s.hog)).collect::<Vec<_>>()
+    );
     // The edge-detector control ignores the model: identical at every step.
     for s in cascade.evaluate(&build, &weights, &SobelEdge, &x, &t)? {
-        assert!(s.spearman.iter().chain(&s.ssim).chain(&s.hog).all(|v| (v - 1.0).abs() < 1e-9), "{s:?}");
+        assert!(
+            s.spearman
+                .iter()
+                .chain(&s.ssim)
+                .chain(&s.hog)
+                .all(|v| (v - 1.0).abs() < 1e-9),
+            "{s:?}"
+        );
     }
     // Independent randomisation of one layer changes less than cascading through all.
-    let indep = ModelRandomization { mode: Randomization::Independent, ..cascade.clone() }.evaluate(&build, &weights, &Saliency::abs(), &x, &t)?;
+    let indep = ModelRandomization {
+        mode: Randomization::Independent,
+        ..cascade.clone()
+    }
+    .evaluate(&build, &weights, &Saliency::abs(), &x, &t)?;
     assert_eq!(indep.len(), 5);
     assert!(mean(&indep[0].spearman) > mean(&last.spearman));
     // A layer name the model does not have.
-    let bad = ModelRandomization { layers: vec!["conv9.".into()], ..cascade };
+    let bad = ModelRandomization {
+        layers: vec!["conv9.".into()],
+        ..cascade
+    };
     match bad.evaluate(&build, &weights, &Saliency::abs(), &x, &t) {
-        Err(Error::InvalidParameter { reason, .. }) => assert!(reason.contains("conv_layers.0.weight"), "{reason}"),
+        Err(Error::InvalidParameter { reason, .. }) => {
+            assert!(reason.contains("conv_layers.0.weight"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
     Ok(())
@@ -132,16 +205,32 @@ fn randomizing_the_digits_cnn() -> anyhow::Result<()> {
 #[test]
 fn perturbing_the_digits_cnn() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let weights = candle_core::safetensors::load(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
+    let weights =
+        candle_core::safetensors::load(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;
     let d = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
     let every: Vec<u32> = (0..d.labels.len() as u32).step_by(10).collect();
-    let images = DigitsCnn::normalize(&d.images.index_select(&Tensor::new(every.as_slice(), &dev)?, 0)?)?;
+    let images = DigitsCnn::normalize(
+        &d.images
+            .index_select(&Tensor::new(every.as_slice(), &dev)?, 0)?,
+    )?;
     let labels: Vec<u32> = every.iter().map(|&i| d.labels[i as usize] as u32).collect();
     let x = images.narrow(0, 0, 6)?;
     let t = Target::PerExample(labels[..6].iter().map(|&l| l as usize).collect());
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     for noise in [0.05, 1.0] {
-        let check = ModelPerturbation { relative_noise: noise, repeats: 2, seed: 3 }.evaluate(&build, &weights, &Saliency::abs(), &x, &t, Some((&images, &labels)))?;
+        let check = ModelPerturbation {
+            relative_noise: noise,
+            repeats: 2,
+            seed: 3,
+        }
+        .evaluate(
+            &build,
+            &weights,
+            &Saliency::abs(),
+            &x,
+            &t,
+            Some((&images, &labels)),
+        )?;
         let acc = check.accuracy.unwrap();
         let step_acc: Vec<f64> = check.steps.iter().map(|s| s.accuracy.unwrap()).collect();
         let sp: Vec<f64> = check.steps.iter().map(|s| mean(&s.spearman)).collect();
@@ -152,15 +241,57 @@ fn perturbing_the_digits_cnn() -> anyhow::Result<()> {
         // at 5 %; 0.996 -> [0.79, 0.55], Spearman 0.32 / 0.33, SSIM 0.16 / 0.14 at 100 %.
         if noise < 0.1 {
             assert!(step_acc.iter().all(|a| acc - a <= 0.01), "{all}");
-            assert!(sp.iter().all(|v| *v > 0.75) && ss.iter().all(|v| *v > 0.8) && hg.iter().all(|v| *v > 0.6), "{all}");
+            assert!(
+                sp.iter().all(|v| *v > 0.75)
+                    && ss.iter().all(|v| *v > 0.8)
+                    && hg.iter().all(|v| *v > 0.6),
+                "{all}"
+            );
         } else {
             assert!(step_acc.iter().all(|a| acc - a > 0.1), "{all}");
-            assert!(sp.iter().all(|v| *v < 0.5) && ss.iter().all(|v| *v < 0.5), "{all}");
+            assert!(
+                sp.iter().all(|v| *v < 0.5) && ss.iter().all(|v| *v < 0.5),
+                "{all}"
+            );
         }
     }
-    let bad = |p: ModelPerturbation, eval: Option<(&Tensor, &[u32])>| p.evaluate(&build, &weights, &Saliency::abs(), &x, &t, eval).unwrap_err();
-    assert!(matches!(bad(ModelPerturbation { relative_noise: -0.1, repeats: 1, seed: 0 }, None), Error::InvalidParameter { name: "relative_noise", .. }));
-    assert!(bad(ModelPerturbation { relative_noise: 0.1, repeats: 0, seed: 0 }, None).to_string().contains("repeats"));
-    assert!(bad(ModelPerturbation { relative_noise: 0.1, repeats: 1, seed: 0 }, Some((&images, &labels[..3]))).to_string().contains("labels"));
+    let bad = |p: ModelPerturbation, eval: Option<(&Tensor, &[u32])>| {
+        p.evaluate(&build, &weights, &Saliency::abs(), &x, &t, eval)
+            .unwrap_err()
+    };
+    assert!(matches!(
+        bad(
+            ModelPerturbation {
+                relative_noise: -0.1,
+                repeats: 1,
+                seed: 0
+            },
+            None
+        ),
+        Error::InvalidParameter {
+            name: "relative_noise",
+            ..
+        }
+    ));
+    assert!(bad(
+        ModelPerturbation {
+            relative_noise: 0.1,
+            repeats: 0,
+            seed: 0
+        },
+        None
+    )
+    .to_string()
+    .contains("repeats"));
+    assert!(bad(
+        ModelPerturbation {
+            relative_noise: 0.1,
+            repeats: 1,
+            seed: 0
+        },
+        Some((&images, &labels[..3]))
+    )
+    .to_string()
+    .contains("labels"));
     Ok(())
 }

@@ -42,26 +42,48 @@ impl BertConfig {
     /// Parses a Hugging Face `config.json`; other `model_type`s, activations and position
     /// embedding types are clear errors.
     pub fn from_json(text: &str) -> Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| unsupported(format!("config.json is not JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| unsupported(format!("config.json is not JSON: {e}")))?;
         match v.get("model_type").and_then(|t| t.as_str()) {
             Some("bert") => {}
-            other => return Err(unsupported(format!("model_type {other:?} is not supported: only \"bert\""))),
+            other => {
+                return Err(unsupported(format!(
+                    "model_type {other:?} is not supported: only \"bert\""
+                )))
+            }
         }
         if let Some(p) = v.get("position_embedding_type").and_then(|p| p.as_str()) {
             if p != "absolute" {
-                return Err(unsupported(format!("position_embedding_type {p:?} is not supported: only \"absolute\"")));
+                return Err(unsupported(format!(
+                    "position_embedding_type {p:?} is not supported: only \"absolute\""
+                )));
             }
         }
         let size = |k: &str| -> Result<usize> {
-            v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).filter(|x| *x > 0).ok_or_else(|| unsupported(format!("config.json: {k:?} must be a positive integer")))
+            v.get(k)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .filter(|x| *x > 0)
+                .ok_or_else(|| {
+                    unsupported(format!("config.json: {k:?} must be a positive integer"))
+                })
         };
-        let hidden_act = match v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("gelu") {
+        let hidden_act = match v
+            .get("hidden_act")
+            .and_then(|a| a.as_str())
+            .unwrap_or("gelu")
+        {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             "relu" => Activation::Relu,
-            other => return Err(unsupported(format!("hidden_act {other:?} is not supported: gelu, gelu_new, gelu_pytorch_tanh or relu"))),
+            other => return Err(unsupported(format!(
+                "hidden_act {other:?} is not supported: gelu, gelu_new, gelu_pytorch_tanh or relu"
+            ))),
         };
-        let num_labels = match (v.get("num_labels").and_then(|n| n.as_u64()), v.get("id2label").and_then(|m| m.as_object())) {
+        let num_labels = match (
+            v.get("num_labels").and_then(|n| n.as_u64()),
+            v.get("id2label").and_then(|m| m.as_object()),
+        ) {
             (Some(n), _) => n as usize,
             (None, Some(m)) => m.len(),
             (None, None) => 2,
@@ -75,11 +97,17 @@ impl BertConfig {
             hidden_act,
             max_position_embeddings: size("max_position_embeddings")?,
             type_vocab_size: size("type_vocab_size")?,
-            layer_norm_eps: v.get("layer_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-12),
+            layer_norm_eps: v
+                .get("layer_norm_eps")
+                .and_then(|e| e.as_f64())
+                .unwrap_or(1e-12),
             num_labels: num_labels.max(1),
         };
         if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
-            return Err(unsupported(format!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads)));
+            return Err(unsupported(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                c.hidden_size, c.num_attention_heads
+            )));
         }
         Ok(c)
     }
@@ -113,7 +141,11 @@ impl BertClassifier {
     /// The encoder and pooler from `encoder` (the checkpoint; a `bert.` prefix is found by
     /// itself) and the classification head `classifier.{weight,bias}` from `head`.
     pub fn load(encoder: VarBuilder, head: VarBuilder, config: BertConfig) -> Result<Self> {
-        let vb = if encoder.contains_tensor("bert.embeddings.word_embeddings.weight") { encoder.pp("bert") } else { encoder };
+        let vb = if encoder.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            encoder.pp("bert")
+        } else {
+            encoder
+        };
         let c = &config;
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
         let e = vb.pp("embeddings");
@@ -132,11 +164,22 @@ impl BertClassifier {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
         Ok(Self {
             word_embeddings: e.get_with_hints((c.vocab_size, h), "word_embeddings.weight", init)?,
-            position_embeddings: e.get_with_hints((c.max_position_embeddings, h), "position_embeddings.weight", init)?,
-            token_type_embeddings: e.get_with_hints((c.type_vocab_size, h), "token_type_embeddings.weight", init)?,
+            position_embeddings: e.get_with_hints(
+                (c.max_position_embeddings, h),
+                "position_embeddings.weight",
+                init,
+            )?,
+            token_type_embeddings: e.get_with_hints(
+                (c.type_vocab_size, h),
+                "token_type_embeddings.weight",
+                init,
+            )?,
             embeddings_norm: LayerNorm::load(e.pp("LayerNorm"), h, eps)?,
             layers,
             pooler: Linear::load(vb.pp("pooler.dense"), h, h)?,
@@ -152,10 +195,22 @@ impl BertClassifier {
     }
 
     /// [`BertClassifier::from_dir`] computing in `dtype` (f32, bf16 or f16).
-    pub fn from_dir_as(dir: impl AsRef<Path>, head: Option<&Path>, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn from_dir_as(
+        dir: impl AsRef<Path>,
+        head: Option<&Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
-        let file = |p: std::path::PathBuf| -> Result<std::path::PathBuf> { if p.exists() { Ok(p) } else { Err(Error::MissingFile(p.display().to_string())) } };
-        let config = BertConfig::from_json(&std::fs::read_to_string(file(dir.join("config.json"))?)?)?;
+        let file = |p: std::path::PathBuf| -> Result<std::path::PathBuf> {
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(Error::MissingFile(p.display().to_string()))
+            }
+        };
+        let config =
+            BertConfig::from_json(&std::fs::read_to_string(file(dir.join("config.json"))?)?)?;
         let mmap = |p: &Path| crate::checkpoint::mmap(p, dtype, device);
         let weights = file(dir.join("model.safetensors"))?;
         let enc = mmap(&weights)?;
@@ -163,26 +218,37 @@ impl BertClassifier {
             Some(h) => mmap(&file(h.to_path_buf())?)?,
             None => enc.clone(),
         };
-        Self::load(enc, head_vb, config).map_err(|e| crate::checkpoint::checkpoint_error(&weights, e))
+        Self::load(enc, head_vb, config)
+            .map_err(|e| crate::checkpoint::checkpoint_error(&weights, e))
     }
 
     /// A hub id (`org/name`) at `revision`, from the local Hugging Face cache (offline; see
     /// [`crate::hub`]), with the head as in [`BertClassifier::from_dir`].
-    pub fn from_hub(repo_id: &str, revision: &str, head: Option<&Path>, device: &Device) -> Result<Self> {
+    pub fn from_hub(
+        repo_id: &str,
+        revision: &str,
+        head: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self> {
         Self::from_dir(crate::hub::snapshot(repo_id, revision)?, head, device)
     }
 
     /// Word ids `(B, L)` → word embeddings `(B, L, H)`. Ids outside the vocabulary and
     /// sequences longer than `max_position_embeddings` are errors (truncate before).
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, l) = ids.dims2().map_err(|_| unsupported(format!("ids must be (batch, length), got {:?}", ids.dims())))?;
+        let (b, l) = ids.dims2().map_err(|_| {
+            unsupported(format!("ids must be (batch, length), got {:?}", ids.dims()))
+        })?;
         self.check_length(l)?;
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
         let max = flat.max(0)?.to_scalar::<u32>()? as usize;
         if max >= self.config.vocab_size {
             return Err(unsupported(format!("token id {max} is outside the vocabulary of {}: does the tokenizer match the model?", self.config.vocab_size)));
         }
-        Ok(self.word_embeddings.index_select(&flat, 0)?.reshape((b, l, self.config.hidden_size))?)
+        Ok(self
+            .word_embeddings
+            .index_select(&flat, 0)?
+            .reshape((b, l, self.config.hidden_size))?)
     }
 
     fn check_length(&self, l: usize) -> Result<()> {
@@ -194,31 +260,62 @@ impl BertClassifier {
 
     /// The encoder's output `(B, L, H)` from word embeddings; `mask (B, L)` is 1 for tokens
     /// and 0 for padding.
-    pub fn sequence_output(&self, word: &Tensor, mask: Option<&Tensor>, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+    pub fn sequence_output(
+        &self,
+        word: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &RuleCtx,
+    ) -> candle_explain_core::Result<Tensor> {
         let (b, l, h) = word.dims3()?;
         let heads = self.config.num_attention_heads;
         let hd = h / heads;
         let pos = self.position_embeddings.narrow(0, 0, l)?.unsqueeze(0)?;
         let types = self.token_type_embeddings.narrow(0, 0, 1)?.unsqueeze(0)?;
-        let mut x = self.embeddings_norm.forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?;
+        let mut x = self
+            .embeddings_norm
+            .forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?;
         // Additive mask over keys: 0 to attend, a large negative number for padding.
-        let mask = mask.map(|m| -> candle_explain_core::Result<Tensor> { Ok(((m.to_dtype(word.dtype())? - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?) }).transpose()?;
-        let split = |t: Tensor| -> candle_explain_core::Result<Tensor> { Ok(t.reshape((b, l, heads, hd))?.transpose(1, 2)?.contiguous()?) };
+        let mask = mask
+            .map(|m| -> candle_explain_core::Result<Tensor> {
+                Ok(((m.to_dtype(word.dtype())? - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?)
+            })
+            .transpose()?;
+        let split = |t: Tensor| -> candle_explain_core::Result<Tensor> {
+            Ok(t.reshape((b, l, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
         for layer in &self.layers {
             let q = split(layer.query.forward_with(&x, ctx)?)?;
             let k = split(layer.key.forward_with(&x, ctx)?)?;
             let v = split(layer.value.forward_with(&x, ctx)?)?;
-            let a = ctx.attention(&q, &k, &v, mask.as_ref(), 1.0 / (hd as f64).sqrt())?.transpose(1, 2)?.reshape((b, l, h))?;
-            x = layer.attention_norm.forward_with(&ctx.add(&layer.attention_out.forward_with(&a, ctx)?, &x)?, ctx)?;
-            let m = ctx.activation(self.config.hidden_act, &layer.intermediate.forward_with(&x, ctx)?)?;
-            x = layer.output_norm.forward_with(&ctx.add(&layer.output.forward_with(&m, ctx)?, &x)?, ctx)?;
+            let a = ctx
+                .attention(&q, &k, &v, mask.as_ref(), 1.0 / (hd as f64).sqrt())?
+                .transpose(1, 2)?
+                .reshape((b, l, h))?;
+            x = layer.attention_norm.forward_with(
+                &ctx.add(&layer.attention_out.forward_with(&a, ctx)?, &x)?,
+                ctx,
+            )?;
+            let m = ctx.activation(
+                self.config.hidden_act,
+                &layer.intermediate.forward_with(&x, ctx)?,
+            )?;
+            x = layer
+                .output_norm
+                .forward_with(&ctx.add(&layer.output.forward_with(&m, ctx)?, &x)?, ctx)?;
         }
         Ok(x)
     }
 
     /// Logits `(B, classes)` from word embeddings: the pooler (tanh of a dense layer on the
     /// first token, `[CLS]`) and the head.
-    pub fn forward_embeds(&self, word: &Tensor, mask: Option<&Tensor>, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+    pub fn forward_embeds(
+        &self,
+        word: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &RuleCtx,
+    ) -> candle_explain_core::Result<Tensor> {
         let x = self.sequence_output(word, mask, ctx)?;
         let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
         let pooled = ctx.activation(Activation::Tanh, &self.pooler.forward_with(&cls, ctx)?)?;
@@ -229,9 +326,16 @@ impl BertClassifier {
 impl Explainable for BertClassifier {
     /// `x` is the word embeddings `(B, L, H)` of unpadded sequences.
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        if x.rank() != 3 || x.dim(2)? != self.config.hidden_size || x.dim(1)? == 0 || x.dim(1)? > self.config.max_position_embeddings {
+        if x.rank() != 3
+            || x.dim(2)? != self.config.hidden_size
+            || x.dim(1)? == 0
+            || x.dim(1)? > self.config.max_position_embeddings
+        {
             return Err(candle_explain_core::Error::InputShape {
-                expected: format!("(batch, 1..={} tokens, {}) word embeddings", self.config.max_position_embeddings, self.config.hidden_size),
+                expected: format!(
+                    "(batch, 1..={} tokens, {}) word embeddings",
+                    self.config.max_position_embeddings, self.config.hidden_size
+                ),
                 got: x.dims().to_vec(),
             });
         }
@@ -252,14 +356,23 @@ impl Explainable for BertOnIds<'_> {
 
 /// A Hugging Face `tokenizer.json` with padding and truncation off, checked against the model's
 /// vocabulary size.
-pub fn load_tokenizer(path: impl AsRef<Path>, config: &BertConfig) -> Result<tokenizers::Tokenizer> {
+pub fn load_tokenizer(
+    path: impl AsRef<Path>,
+    config: &BertConfig,
+) -> Result<tokenizers::Tokenizer> {
     let path = path.as_ref();
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
-    let mut t = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
+    let mut t = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Checkpoint {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     t.with_padding(None);
-    t.with_truncation(None).map_err(|e| Error::Checkpoint { path: path.display().to_string(), reason: e.to_string() })?;
+    t.with_truncation(None).map_err(|e| Error::Checkpoint {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let n = t.get_vocab_size(true);
     if n != config.vocab_size {
         return Err(unsupported(format!("the tokenizer has {n} tokens but the model's vocabulary {}: they do not belong together", config.vocab_size)));
@@ -269,11 +382,22 @@ pub fn load_tokenizer(path: impl AsRef<Path>, config: &BertConfig) -> Result<tok
 
 /// Token ids `(1, L)` of one text, `[CLS] … [SEP]`; texts longer than the model's positions
 /// are an error (the caller decides how to truncate).
-pub fn encode(tokenizer: &tokenizers::Tokenizer, text: &str, config: &BertConfig, device: &Device) -> Result<Tensor> {
-    let enc = tokenizer.encode(text, true).map_err(|e| unsupported(format!("tokenizer: {e}")))?;
+pub fn encode(
+    tokenizer: &tokenizers::Tokenizer,
+    text: &str,
+    config: &BertConfig,
+    device: &Device,
+) -> Result<Tensor> {
+    let enc = tokenizer
+        .encode(text, true)
+        .map_err(|e| unsupported(format!("tokenizer: {e}")))?;
     let ids = enc.get_ids();
     if ids.len() > config.max_position_embeddings {
-        return Err(unsupported(format!("{} tokens, more than the model's {} positions: truncate the text", ids.len(), config.max_position_embeddings)));
+        return Err(unsupported(format!(
+            "{} tokens, more than the model's {} positions: truncate the text",
+            ids.len(),
+            config.max_position_embeddings
+        )));
     }
     Ok(Tensor::new(ids, device)?.unsqueeze(0)?)
 }

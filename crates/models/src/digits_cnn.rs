@@ -25,8 +25,12 @@ pub struct DigitsCnn {
 impl DigitsCnn {
     /// Loads the PyTorch names `conv_layers.{0,3,6}` and `fc_layers.{0,2}`.
     pub fn load(vb: VarBuilder) -> Result<Self> {
-        let g = ConvGeometry { padding: 1, ..Default::default() };
-        let conv = |i: usize, cin, cout| Conv2d::load(vb.pp(format!("conv_layers.{i}")), cin, cout, 3, g);
+        let g = ConvGeometry {
+            padding: 1,
+            ..Default::default()
+        };
+        let conv =
+            |i: usize, cin, cout| Conv2d::load(vb.pp(format!("conv_layers.{i}")), cin, cout, 3, g);
         Ok(Self {
             convs: [conv(0, 1, 32)?, conv(3, 32, 64)?, conv(6, 64, 128)?],
             fc1: Linear::load(vb.pp("fc_layers.0"), 1152, 256)?,
@@ -55,11 +59,23 @@ impl Explainable for DigitsCnn {
         // Taps carry PyTorch's module names (conv_layers.0 = conv, .1 = its ReLU, .2 = pool, …).
         let mut h = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
-            h = ctx.tap(&format!("conv_layers.{}", 3 * i), &conv.forward_with(&h, ctx)?)?;
-            h = ctx.tap(&format!("conv_layers.{}", 3 * i + 1), &ctx.activation(Activation::Relu, &h)?)?;
-            h = ctx.tap(&format!("conv_layers.{}", 3 * i + 2), &MaxPool2d::new(2).forward_with(&h, ctx)?)?;
+            h = ctx.tap(
+                &format!("conv_layers.{}", 3 * i),
+                &conv.forward_with(&h, ctx)?,
+            )?;
+            h = ctx.tap(
+                &format!("conv_layers.{}", 3 * i + 1),
+                &ctx.activation(Activation::Relu, &h)?,
+            )?;
+            h = ctx.tap(
+                &format!("conv_layers.{}", 3 * i + 2),
+                &MaxPool2d::new(2).forward_with(&h, ctx)?,
+            )?;
         }
-        let h = ctx.activation(Activation::Relu, &self.fc1.forward_with(&h.flatten_from(1)?, ctx)?)?;
+        let h = ctx.activation(
+            Activation::Relu,
+            &self.fc1.forward_with(&h.flatten_from(1)?, ctx)?,
+        )?;
         self.fc2.forward_with(&h, ctx)
     }
 

@@ -21,7 +21,15 @@ use candle_nn::VarBuilder;
 use std::path::Path;
 
 /// `(repeats, kernel, stride, expansion, output channels)` per stage (EfficientNet-B0's).
-const STAGES: [(usize, usize, usize, usize, usize); 7] = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)];
+const STAGES: [(usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+];
 const STEM: usize = 32;
 const HEAD: usize = 1280;
 const BN_EPS: f64 = 1e-3;
@@ -36,13 +44,30 @@ struct SameConv {
 
 impl SameConv {
     /// `io` is `(input, output)` channels.
-    fn load(vb: &VarBuilder, conv: &str, bn: &str, (cin, cout): (usize, usize), kernel: usize, stride: usize, groups: usize) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        conv: &str,
+        bn: &str,
+        (cin, cout): (usize, usize),
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+    ) -> Result<Self> {
         // Stride 1 with an odd kernel is symmetric; stride 2 pads in `forward`.
         let padding = if stride == 1 { kernel / 2 } else { 0 };
-        let g = ConvGeometry { padding, stride, groups, ..Default::default() };
+        let g = ConvGeometry {
+            padding,
+            stride,
+            groups,
+            ..Default::default()
+        };
         let raw = Conv2d::load_no_bias(vb.pp(conv), cin, cout, kernel, g)?;
         let bn = BatchNorm::load(vb.pp(bn), cout, BN_EPS)?;
-        Ok(Self { conv: fold_conv_batch_norm(&raw, &bn)?, kernel, stride })
+        Ok(Self {
+            conv: fold_conv_batch_norm(&raw, &bn)?,
+            kernel,
+            stride,
+        })
     }
 
     fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
@@ -51,7 +76,8 @@ impl SameConv {
         }
         // TF "same": total pad max((⌈n/s⌉ − 1)·s + k − n, 0), the smaller half first.
         let pad = |n: usize| {
-            let total = ((n.div_ceil(self.stride) - 1) * self.stride + self.kernel).saturating_sub(n);
+            let total =
+                ((n.div_ceil(self.stride) - 1) * self.stride + self.kernel).saturating_sub(n);
             (total / 2, total - total / 2)
         };
         let (_, _, h, w) = x.dims4()?;
@@ -108,10 +134,20 @@ impl EfficientNetLite0 {
                 let stride = if r == 0 { s } else { 1 };
                 let vb = vb.pp(format!("_blocks.{}", blocks.len()));
                 let mid = cin * e;
-                let expand = (e != 1).then(|| SameConv::load(&vb, "_expand_conv", "_bn0", (cin, mid), 1, 1, 1)).transpose()?;
+                let expand = (e != 1)
+                    .then(|| SameConv::load(&vb, "_expand_conv", "_bn0", (cin, mid), 1, 1, 1))
+                    .transpose()?;
                 blocks.push(MbConv {
                     expand,
-                    depthwise: SameConv::load(&vb, "_depthwise_conv", "_bn1", (mid, mid), k, stride, mid)?,
+                    depthwise: SameConv::load(
+                        &vb,
+                        "_depthwise_conv",
+                        "_bn1",
+                        (mid, mid),
+                        k,
+                        stride,
+                        mid,
+                    )?,
                     project: SameConv::load(&vb, "_project_conv", "_bn2", (mid, cout), 1, 1, 1)?,
                     residual: stride == 1 && cin == cout,
                 });
@@ -120,7 +156,12 @@ impl EfficientNetLite0 {
         }
         let head = SameConv::load(&vb, "_conv_head", "_bn1", (cin, HEAD), 1, 1, 1)?;
         let fc = Linear::load(vb.pp("_fc"), HEAD, 1000)?;
-        Ok(Self { stem, blocks, head, fc })
+        Ok(Self {
+            stem,
+            blocks,
+            head,
+            fc,
+        })
     }
 
     /// Loads a safetensors checkpoint (any float dtype; computed in `dtype`), with a clear
@@ -139,15 +180,32 @@ impl Explainable for EfficientNetLite0 {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         let (_, c, h, w) = x.dims4()?;
         if c != 3 || h < 32 || w < 32 {
-            return Err(candle_explain_core::Error::InputShape { expected: "(batch, 3, H, W) RGB with H, W ≥ 32 (trained at 224)".into(), got: x.dims().to_vec() });
+            return Err(candle_explain_core::Error::InputShape {
+                expected: "(batch, 3, H, W) RGB with H, W ≥ 32 (trained at 224)".into(),
+                got: x.dims().to_vec(),
+            });
         }
-        let mut h = ctx.tap("_conv_stem", &ctx.activation(Activation::Relu6, &self.stem.forward(x, ctx)?)?)?;
+        let mut h = ctx.tap(
+            "_conv_stem",
+            &ctx.activation(Activation::Relu6, &self.stem.forward(x, ctx)?)?,
+        )?;
         for (i, block) in self.blocks.iter().enumerate() {
             h = ctx.tap(&format!("_blocks.{i}"), &block.forward(&h, ctx)?)?;
         }
-        let h = ctx.tap("_conv_head", &ctx.activation(Activation::Relu6, &self.head.forward(&h, ctx)?)?)?;
+        let h = ctx.tap(
+            "_conv_head",
+            &ctx.activation(Activation::Relu6, &self.head.forward(&h, ctx)?)?,
+        )?;
         let (_, _, ph, pw) = h.dims4()?;
-        let pooled = ctx.avg_pool2d(&h, PoolGeometry { kernel: (ph, pw), stride: (ph, pw) })?.flatten_from(1)?;
+        let pooled = ctx
+            .avg_pool2d(
+                &h,
+                PoolGeometry {
+                    kernel: (ph, pw),
+                    stride: (ph, pw),
+                },
+            )?
+            .flatten_from(1)?;
         self.fc.forward_with(&pooled, ctx)
     }
 
@@ -162,9 +220,19 @@ pub fn imagenet_classes(path: impl AsRef<Path>) -> Result<Vec<String>> {
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
-    let names: Vec<String> = std::fs::read_to_string(path)?.lines().map(str::to_string).collect();
+    let names: Vec<String> = std::fs::read_to_string(path)?
+        .lines()
+        .map(str::to_string)
+        .collect();
     if names.len() != 1000 {
-        return Err(Error::Data { path: path.display().to_string(), line: names.len(), reason: format!("expected 1000 class names, one per line, found {}", names.len()) });
+        return Err(Error::Data {
+            path: path.display().to_string(),
+            line: names.len(),
+            reason: format!(
+                "expected 1000 class names, one per line, found {}",
+                names.len()
+            ),
+        });
     }
     Ok(names)
 }

@@ -13,7 +13,11 @@ pub enum Error {
     #[error("cannot load checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },
     #[error("{path}, line {line}: {reason}")]
-    Data { path: String, line: usize, reason: String },
+    Data {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -24,9 +24,23 @@ pub(crate) struct ConvBn {
 }
 
 impl ConvBn {
-    pub(crate) fn load(vb: &VarBuilder, conv: &str, bn: &str, (cin, cout): (usize, usize), k: usize, stride: usize) -> Result<Self> {
-        let g = ConvGeometry { padding: k / 2, stride, ..Default::default() };
-        Ok(Self { conv: Conv2d::load_no_bias(vb.pp(conv), cin, cout, k, g)?, bn: Some(BatchNorm::load(vb.pp(bn), cout, 1e-5)?) })
+    pub(crate) fn load(
+        vb: &VarBuilder,
+        conv: &str,
+        bn: &str,
+        (cin, cout): (usize, usize),
+        k: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let g = ConvGeometry {
+            padding: k / 2,
+            stride,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: Conv2d::load_no_bias(vb.pp(conv), cin, cout, k, g)?,
+            bn: Some(BatchNorm::load(vb.pp(bn), cout, 1e-5)?),
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
@@ -39,7 +53,10 @@ impl ConvBn {
 
     pub(crate) fn folded(&self) -> Result<Self> {
         Ok(match &self.bn {
-            Some(bn) => Self { conv: fold_conv_batch_norm(&self.conv, bn)?, bn: None },
+            Some(bn) => Self {
+                conv: fold_conv_batch_norm(&self.conv, bn)?,
+                bn: None,
+            },
             None => self.clone(),
         })
     }
@@ -56,9 +73,15 @@ impl Bottleneck {
 
     fn load(vb: VarBuilder, cin: usize, width: usize, stride: usize) -> Result<Self> {
         let cout = width * Self::EXPANSION;
-        let downsample = (stride != 1 || cin != cout).then(|| ConvBn::load(&vb, "downsample.0", "downsample.1", (cin, cout), 1, stride)).transpose()?;
+        let downsample = (stride != 1 || cin != cout)
+            .then(|| ConvBn::load(&vb, "downsample.0", "downsample.1", (cin, cout), 1, stride))
+            .transpose()?;
         Ok(Self {
-            convs: [ConvBn::load(&vb, "conv1", "bn1", (cin, width), 1, 1)?, ConvBn::load(&vb, "conv2", "bn2", (width, width), 3, stride)?, ConvBn::load(&vb, "conv3", "bn3", (width, cout), 1, 1)?],
+            convs: [
+                ConvBn::load(&vb, "conv1", "bn1", (cin, width), 1, 1)?,
+                ConvBn::load(&vb, "conv2", "bn2", (width, width), 3, stride)?,
+                ConvBn::load(&vb, "conv3", "bn3", (width, cout), 1, 1)?,
+            ],
             downsample,
         })
     }
@@ -75,7 +98,14 @@ impl Bottleneck {
     }
 
     fn folded(&self) -> Result<Self> {
-        Ok(Self { convs: [self.convs[0].folded()?, self.convs[1].folded()?, self.convs[2].folded()?], downsample: self.downsample.as_ref().map(ConvBn::folded).transpose()? })
+        Ok(Self {
+            convs: [
+                self.convs[0].folded()?,
+                self.convs[1].folded()?,
+                self.convs[2].folded()?,
+            ],
+            downsample: self.downsample.as_ref().map(ConvBn::folded).transpose()?,
+        })
     }
 }
 
@@ -101,29 +131,55 @@ impl ResNet {
             let mut stage = vec![];
             for b in 0..n {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                stage.push(Bottleneck::load(vb.pp(format!("layer{}.{b}", s + 1)), cin, width, stride)?);
+                stage.push(Bottleneck::load(
+                    vb.pp(format!("layer{}.{b}", s + 1)),
+                    cin,
+                    width,
+                    stride,
+                )?);
                 cin = width * Bottleneck::EXPANSION;
             }
             layers.push(stage);
         }
-        Ok(Self { stem, layers, fc: Linear::load(vb.pp("fc"), cin, num_classes)? })
+        Ok(Self {
+            stem,
+            layers,
+            fc: Linear::load(vb.pp("fc"), cin, num_classes)?,
+        })
     }
 
     /// The same function with every BatchNorm folded into its conv (for LRP).
     pub fn canonized(&self) -> Result<Self> {
-        let layers = self.layers.iter().map(|s| s.iter().map(Bottleneck::folded).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?;
-        Ok(Self { stem: self.stem.folded()?, layers, fc: self.fc.clone() })
+        let layers = self
+            .layers
+            .iter()
+            .map(|s| s.iter().map(Bottleneck::folded).collect::<Result<Vec<_>>>())
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            stem: self.stem.folded()?,
+            layers,
+            fc: self.fc.clone(),
+        })
     }
 }
 
 impl Explainable for ResNet {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         if x.rank() != 4 || x.dim(1)? != 3 || x.dim(2)? < 32 || x.dim(3)? < 32 {
-            return Err(candle_explain_core::Error::InputShape { expected: "(batch, 3, H, W) with H, W ≥ 32 (trained at 224)".into(), got: x.dims().to_vec() });
+            return Err(candle_explain_core::Error::InputShape {
+                expected: "(batch, 3, H, W) with H, W ≥ 32 (trained at 224)".into(),
+                got: x.dims().to_vec(),
+            });
         }
         let h = ctx.activation(Activation::Relu, &self.stem.forward(x, ctx)?)?;
         let h = h.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-        let mut h = ctx.max_pool2d(&h, PoolGeometry { kernel: (3, 3), stride: (2, 2) })?;
+        let mut h = ctx.max_pool2d(
+            &h,
+            PoolGeometry {
+                kernel: (3, 3),
+                stride: (2, 2),
+            },
+        )?;
         for (s, stage) in self.layers.iter().enumerate() {
             for block in stage {
                 h = block.forward(&h, ctx)?;
@@ -131,7 +187,15 @@ impl Explainable for ResNet {
             h = ctx.tap(&format!("layer{}", s + 1), &h)?;
         }
         let (_, _, ph, pw) = h.dims4()?;
-        let pooled = ctx.avg_pool2d(&h, PoolGeometry { kernel: (ph, pw), stride: (ph, pw) })?.flatten_from(1)?;
+        let pooled = ctx
+            .avg_pool2d(
+                &h,
+                PoolGeometry {
+                    kernel: (ph, pw),
+                    stride: (ph, pw),
+                },
+            )?
+            .flatten_from(1)?;
         self.fc.forward_with(&pooled, ctx)
     }
 

@@ -9,8 +9,8 @@
 //! already go through `RuleCtx::add`, where composites attach their sum rule.
 
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Tensor};
 use crate::resnet::ConvBn;
+use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::Linear;
 use candle_explain_core::ops::pool::PoolGeometry;
 use candle_explain_core::{Activation, Explainable, RuleCtx};
@@ -22,7 +22,18 @@ pub const FASHION_MEAN: f64 = 0.2860;
 pub const FASHION_STD: f64 = 0.3530;
 
 /// Fashion-MNIST's class names, in label order.
-pub const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmallResNetConfig {
@@ -38,13 +49,30 @@ pub struct SmallResNetConfig {
 impl SmallResNetConfig {
     /// The Fashion-MNIST model of `weights/`: widths 16, 32, 64, one block each (78k parameters).
     pub fn fashion_mnist() -> Self {
-        Self { in_channels: 1, widths: vec![16, 32, 64], blocks_per_stage: 1, num_classes: 10, input_size: 28 }
+        Self {
+            in_channels: 1,
+            widths: vec![16, 32, 64],
+            blocks_per_stage: 1,
+            num_classes: 10,
+            input_size: 28,
+        }
     }
 
     fn check(&self) -> Result<usize> {
-        let bad = |reason: String| Error::from(candle_explain_core::Error::Unsupported(format!("small ResNet: {reason}")));
-        if self.widths.is_empty() || self.widths.contains(&0) || self.blocks_per_stage == 0 || self.in_channels == 0 || self.num_classes == 0 {
-            return Err(bad(format!("need non-empty non-zero widths, blocks, channels and classes, got {self:?}")));
+        let bad = |reason: String| {
+            Error::from(candle_explain_core::Error::Unsupported(format!(
+                "small ResNet: {reason}"
+            )))
+        };
+        if self.widths.is_empty()
+            || self.widths.contains(&0)
+            || self.blocks_per_stage == 0
+            || self.in_channels == 0
+            || self.num_classes == 0
+        {
+            return Err(bad(format!(
+                "need non-empty non-zero widths, blocks, channels and classes, got {self:?}"
+            )));
         }
         // 3×3 convs with padding 1 and stride 2 map s to ceil(s/2).
         let mut s = self.input_size;
@@ -52,7 +80,11 @@ impl SmallResNetConfig {
             s = s.div_ceil(2);
         }
         if self.input_size == 0 || s == 0 {
-            return Err(bad(format!("input size {} is too small for {} stages", self.input_size, self.widths.len())));
+            return Err(bad(format!(
+                "input size {} is too small for {} stages",
+                self.input_size,
+                self.widths.len()
+            )));
         }
         Ok(s)
     }
@@ -67,8 +99,23 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn load(vb: VarBuilder, cin: usize, cout: usize, stride: usize) -> Result<Self> {
-        let downsample = if stride != 1 || cin != cout { Some(ConvBn::load(&vb, "downsample.0", "downsample.1", (cin, cout), 1, stride)?) } else { None };
-        Ok(Self { conv1: ConvBn::load(&vb, "conv1", "bn1", (cin, cout), 3, stride)?, conv2: ConvBn::load(&vb, "conv2", "bn2", (cout, cout), 3, 1)?, downsample })
+        let downsample = if stride != 1 || cin != cout {
+            Some(ConvBn::load(
+                &vb,
+                "downsample.0",
+                "downsample.1",
+                (cin, cout),
+                1,
+                stride,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: ConvBn::load(&vb, "conv1", "bn1", (cin, cout), 3, stride)?,
+            conv2: ConvBn::load(&vb, "conv2", "bn2", (cout, cout), 3, 1)?,
+            downsample,
+        })
     }
 
     fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
@@ -82,7 +129,11 @@ impl BasicBlock {
     }
 
     fn folded(&self) -> Result<Self> {
-        Ok(Self { conv1: self.conv1.folded()?, conv2: self.conv2.folded()?, downsample: self.downsample.as_ref().map(ConvBn::folded).transpose()? })
+        Ok(Self {
+            conv1: self.conv1.folded()?,
+            conv2: self.conv2.folded()?,
+            downsample: self.downsample.as_ref().map(ConvBn::folded).transpose()?,
+        })
     }
 }
 
@@ -101,29 +152,56 @@ impl SmallResNet {
     /// and `fc` (a fresh `VarMap` gets PyTorch's initial values).
     pub fn load(vb: VarBuilder, config: SmallResNetConfig) -> Result<Self> {
         let pool = config.check()?;
-        let stem = ConvBn::load(&vb, "conv1", "bn1", (config.in_channels, config.widths[0]), 3, 1)?;
+        let stem = ConvBn::load(
+            &vb,
+            "conv1",
+            "bn1",
+            (config.in_channels, config.widths[0]),
+            3,
+            1,
+        )?;
         let mut layers = vec![];
         let mut cin = config.widths[0];
         for (s, &w) in config.widths.iter().enumerate() {
             let mut blocks = vec![];
             for b in 0..config.blocks_per_stage {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::load(vb.pp(format!("layer{}.{b}", s + 1)), cin, w, stride)?);
+                blocks.push(BasicBlock::load(
+                    vb.pp(format!("layer{}.{b}", s + 1)),
+                    cin,
+                    w,
+                    stride,
+                )?);
                 cin = w;
             }
             layers.push(blocks);
         }
         let fc = Linear::load(vb.pp("fc"), cin, config.num_classes)?;
-        Ok(Self { config, stem, layers, fc, pool })
+        Ok(Self {
+            config,
+            stem,
+            layers,
+            fc,
+            pool,
+        })
     }
 
     /// Loads a safetensors checkpoint, with a clear error for a missing or damaged file.
-    pub fn from_file(path: impl AsRef<Path>, config: SmallResNetConfig, device: &Device) -> Result<Self> {
+    pub fn from_file(
+        path: impl AsRef<Path>,
+        config: SmallResNetConfig,
+        device: &Device,
+    ) -> Result<Self> {
         Self::from_file_as(path, config, DType::F32, device)
     }
 
     /// [`SmallResNet::from_file`] computing in `dtype` (f32, bf16 or f16).
-    pub fn from_file_as(path: impl AsRef<Path>, config: SmallResNetConfig, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn from_file_as(
+        path: impl AsRef<Path>,
+        config: SmallResNetConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         crate::checkpoint::load(path.as_ref(), dtype, device, |vb| Self::load(vb, config))
     }
 
@@ -138,7 +216,15 @@ impl SmallResNet {
         Ok(Self {
             config: self.config.clone(),
             stem: self.stem.folded()?,
-            layers: self.layers.iter().map(|bs| bs.iter().map(BasicBlock::folded).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|bs| {
+                    bs.iter()
+                        .map(BasicBlock::folded)
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<_>>()?,
             fc: self.fc.clone(),
             pool: self.pool,
         })
@@ -159,12 +245,19 @@ impl Explainable for SmallResNet {
             // Taps name each stage's output as torchvision does (`layer3` for Grad-CAM).
             h = ctx.tap(&format!("layer{}", s + 1), &h)?;
         }
-        let p = PoolGeometry { kernel: (self.pool, self.pool), stride: (self.pool, self.pool) };
+        let p = PoolGeometry {
+            kernel: (self.pool, self.pool),
+            stride: (self.pool, self.pool),
+        };
         let h = ctx.avg_pool2d(&h, p)?.flatten_from(1)?;
         self.fc.forward_with(&h, ctx)
     }
 
     fn input_shape(&self) -> Option<Vec<usize>> {
-        Some(vec![self.config.in_channels, self.config.input_size, self.config.input_size])
+        Some(vec![
+            self.config.in_channels,
+            self.config.input_size,
+            self.config.input_size,
+        ])
     }
 }

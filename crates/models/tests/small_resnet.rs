@@ -14,13 +14,27 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn fashion(split: &str, dev: &Device) -> (Tensor, Tensor) {
     let dir = format!("{ROOT}/assets/fashion-mnist");
-    let d = load_idx(format!("{dir}/{split}-images-idx3-ubyte.gz"), format!("{dir}/{split}-labels-idx1-ubyte.gz"), dev).unwrap_or_else(|e| panic!("Fashion-MNIST is fetched by scripts/fetch-assets.sh fashion-mnist: {e}"));
-    let y = Tensor::new(d.labels.as_slice(), dev).and_then(|t| t.to_dtype(DType::U32)).expect("labels");
+    let d = load_idx(
+        format!("{dir}/{split}-images-idx3-ubyte.gz"),
+        format!("{dir}/{split}-labels-idx1-ubyte.gz"),
+        dev,
+    )
+    .unwrap_or_else(|e| {
+        panic!("Fashion-MNIST is fetched by scripts/fetch-assets.sh fashion-mnist: {e}")
+    });
+    let y = Tensor::new(d.labels.as_slice(), dev)
+        .and_then(|t| t.to_dtype(DType::U32))
+        .expect("labels");
     (SmallResNet::normalize(&d.images).expect("normalize"), y)
 }
 
 fn model(dev: &Device) -> SmallResNet {
-    SmallResNet::from_file(format!("{ROOT}/weights/fashion_resnet.safetensors"), SmallResNetConfig::fashion_mnist(), dev).expect("weights/fashion_resnet.safetensors is committed")
+    SmallResNet::from_file(
+        format!("{ROOT}/weights/fashion_resnet.safetensors"),
+        SmallResNetConfig::fashion_mnist(),
+        dev,
+    )
+    .expect("weights/fashion_resnet.safetensors is committed")
 }
 
 /// weights/README.md: 91.02 % on the 10,000 test images, as measured after training.
@@ -29,7 +43,10 @@ fn reproduces_the_reported_test_accuracy() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let (x, y) = fashion("t10k", &dev);
     let acc = accuracy(&model(&dev), &x, &y, 500)?;
-    assert!((acc - 0.9102).abs() < 5e-4, "test accuracy {acc}, reported 0.9102");
+    assert!(
+        (acc - 0.9102).abs() < 5e-4,
+        "test accuracy {acc}, reported 0.9102"
+    );
     Ok(())
 }
 
@@ -39,11 +56,25 @@ fn canonized_model_is_the_same_function() -> anyhow::Result<()> {
     let (x, y) = fashion("t10k", &dev);
     let (x, y) = (x.narrow(0, 0, 16)?, y.narrow(0, 0, 16)?);
     let (m, c) = (model(&dev), model(&dev).canonized()?);
-    let diff = (m.forward(&x)? - c.forward(&x)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let diff = (m.forward(&x)? - c.forward(&x)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
     assert!(diff < 1e-4, "logits differ by {diff}");
-    let target = Target::PerExample(y.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect());
-    let (g1, g2) = (Saliency::signed().attribute(&m, &x, &target)?, Saliency::signed().attribute(&c, &x, &target)?);
-    let gdiff = (g1.attributions - g2.attributions)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let target = Target::PerExample(
+        y.to_vec1::<u32>()?
+            .into_iter()
+            .map(|v| v as usize)
+            .collect(),
+    );
+    let (g1, g2) = (
+        Saliency::signed().attribute(&m, &x, &target)?,
+        Saliency::signed().attribute(&c, &x, &target)?,
+    );
+    let gdiff = (g1.attributions - g2.attributions)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
     assert!(gdiff < 1e-4, "input gradients differ by {gdiff}");
     // LRP on the canonized model: every conv is one affine layer, relevance passes the
     // residual sums by Zennit's Norm rule; the biases absorb a share, so the relevance
@@ -52,11 +83,18 @@ fn canonized_model_is_the_same_function() -> anyhow::Result<()> {
     let lrp = Lrp::new(Composite::epsilon_plus()).attribute(&c, &x, &target)?;
     assert_eq!(lrp.attributions.dims(), x.dims());
     let totals = lrp.attributions.flatten_from(1)?.sum(1)?.to_vec1::<f32>()?;
-    assert!(totals.iter().filter(|t| **t > 0.0).count() >= 12, "relevance totals {totals:?}");
+    assert!(
+        totals.iter().filter(|t| **t > 0.0).count() >= 12,
+        "relevance totals {totals:?}"
+    );
     // Grad-CAM on the last stage's output (7×7).
     let cam = GradCam::new("layer3").attribute(&c, &x, &target)?;
     assert_eq!(cam.attributions.dims(), x.dims());
-    assert!(GradCam::new("layer9").attribute(&c, &x, &target).unwrap_err().to_string().contains("layer3"));
+    assert!(GradCam::new("layer9")
+        .attribute(&c, &x, &target)
+        .unwrap_err()
+        .to_string()
+        .contains("layer3"));
     Ok(())
 }
 
@@ -67,14 +105,37 @@ fn the_trainer_learns_fashion_mnist() -> anyhow::Result<()> {
     let (x, y) = fashion("train", &dev);
     let (xt, yt) = fashion("t10k", &dev);
     let vars = VarMap::new();
-    let m = SmallResNet::load(VarBuilder::from_varmap(&vars, DType::F32, &dev), SmallResNetConfig::fashion_mnist())?;
+    let m = SmallResNet::load(
+        VarBuilder::from_varmap(&vars, DType::F32, &dev),
+        SmallResNetConfig::fashion_mnist(),
+    )?;
     let before = vars.data().lock().expect("vars")["bn1.running_mean"].to_vec1::<f32>()?;
-    let cfg = TrainConfig { epochs: 2, batch_size: 64, learning_rate: 2e-3, seed: 3, ..Default::default() };
-    let r = train(&m, &vars, &x.narrow(0, 0, 3000)?, &y.narrow(0, 0, 3000)?, Some((&xt.narrow(0, 0, 1000)?, &yt.narrow(0, 0, 1000)?)), &cfg)?;
-    assert!(r.accuracy[1] > 0.65, "accuracy after two epochs on 3,000 images: {:?}", r.accuracy);
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 64,
+        learning_rate: 2e-3,
+        seed: 3,
+        ..Default::default()
+    };
+    let r = train(
+        &m,
+        &vars,
+        &x.narrow(0, 0, 3000)?,
+        &y.narrow(0, 0, 3000)?,
+        Some((&xt.narrow(0, 0, 1000)?, &yt.narrow(0, 0, 1000)?)),
+        &cfg,
+    )?;
+    assert!(
+        r.accuracy[1] > 0.65,
+        "accuracy after two epochs on 3,000 images: {:?}",
+        r.accuracy
+    );
     // Training mode moved the running statistics the evaluation uses.
     let after = vars.data().lock().expect("vars")["bn1.running_mean"].to_vec1::<f32>()?;
-    assert!(before.iter().zip(&after).any(|(a, b)| (a - b).abs() > 1e-3), "running mean did not move: {after:?}");
+    assert!(
+        before.iter().zip(&after).any(|(a, b)| (a - b).abs() > 1e-3),
+        "running mean did not move: {after:?}"
+    );
     let pred = m.forward(&xt.narrow(0, 0, 8)?)?.argmax(D::Minus1)?;
     assert_eq!(pred.dims(), &[8]);
     Ok(())
@@ -95,26 +156,58 @@ fn every_method_runs_on_the_resnet() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let (x, y) = fashion("t10k", &dev);
     let x = x.narrow(0, 0, 2)?;
-    let t = Target::PerExample(y.narrow(0, 0, 2)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect());
-    let cells: Vec<u32> = (0..784u32).map(|k| (k / 28) / 14 * 2 + (k % 28) / 14).collect();
+    let t = Target::PerExample(
+        y.narrow(0, 0, 2)?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|v| v as usize)
+            .collect(),
+    );
+    let cells: Vec<u32> = (0..784u32)
+        .map(|k| (k / 28) / 14 * 2 + (k % 28) / 14)
+        .collect();
     let groups = Tensor::from_vec(cells, (1, 1, 28, 28), &dev)?;
-    common::smoke_except(&model(&dev).canonized()?, &x, &t, &groups, &[1, 7, 7], "fashion resnet", &["guided IG"])
+    common::smoke_except(
+        &model(&dev).canonized()?,
+        &x,
+        &t,
+        &groups,
+        &[1, 7, 7],
+        "fashion resnet",
+        &["guided IG"],
+    )
 }
 
 #[test]
 fn bad_configs_and_inputs() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let vb = || VarBuilder::zeros(DType::F32, &dev);
-    for bad in [SmallResNetConfig { widths: vec![], ..SmallResNetConfig::fashion_mnist() }, SmallResNetConfig { blocks_per_stage: 0, ..SmallResNetConfig::fashion_mnist() }, SmallResNetConfig { input_size: 0, ..SmallResNetConfig::fashion_mnist() }] {
+    for bad in [
+        SmallResNetConfig {
+            widths: vec![],
+            ..SmallResNetConfig::fashion_mnist()
+        },
+        SmallResNetConfig {
+            blocks_per_stage: 0,
+            ..SmallResNetConfig::fashion_mnist()
+        },
+        SmallResNetConfig {
+            input_size: 0,
+            ..SmallResNetConfig::fashion_mnist()
+        },
+    ] {
         assert!(SmallResNet::load(vb(), bad).is_err());
     }
     // A checkpoint of another architecture names the missing tensor.
-    let e = SmallResNet::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), SmallResNetConfig::fashion_mnist(), &dev).unwrap_err();
+    let e = SmallResNet::from_file(
+        format!("{ROOT}/weights/digits_cnn.safetensors"),
+        SmallResNetConfig::fashion_mnist(),
+        &dev,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("conv1"), "{e}");
     let m = model(&dev);
     let wrong = Tensor::zeros((2, 3, 28, 28), DType::F32, &dev)?;
     assert!(m.forward(&wrong).is_err());
     Ok(())
 }
-
-

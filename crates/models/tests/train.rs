@@ -24,9 +24,21 @@ fn split() -> anyhow::Result<(Tensor, Tensor, Tensor, Tensor)> {
     let d = load_mnist_csv(format!("{ROOT}/weights/data/mnist_5k.csv.gz"), &dev)?;
     let x = DigitsCnn::normalize(&d.images)?;
     let y = Tensor::new(d.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), &dev)?;
-    let pick = |test: bool| Tensor::new((0..5000u32).filter(|i| (i % 5 == 0) == test).collect::<Vec<_>>(), &dev);
+    let pick = |test: bool| {
+        Tensor::new(
+            (0..5000u32)
+                .filter(|i| (i % 5 == 0) == test)
+                .collect::<Vec<_>>(),
+            &dev,
+        )
+    };
     let (tr, te) = (pick(false)?, pick(true)?);
-    Ok((x.index_select(&tr, 0)?, y.index_select(&tr, 0)?, x.index_select(&te, 0)?, y.index_select(&te, 0)?))
+    Ok((
+        x.index_select(&tr, 0)?,
+        y.index_select(&tr, 0)?,
+        x.index_select(&te, 0)?,
+        y.index_select(&te, 0)?,
+    ))
 }
 
 #[test]
@@ -34,7 +46,18 @@ fn an_mlp_learns_the_digits() -> anyhow::Result<()> {
     let (xtr, ytr, xte, yte) = split()?;
     let vars = VarMap::new();
     let m = mlp(VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu));
-    let r = train(&m, &vars, &xtr, &ytr, Some((&xte, &yte)), &TrainConfig { epochs: 4, seed: 7, ..Default::default() })?;
+    let r = train(
+        &m,
+        &vars,
+        &xtr,
+        &ytr,
+        Some((&xte, &yte)),
+        &TrainConfig {
+            epochs: 4,
+            seed: 7,
+            ..Default::default()
+        },
+    )?;
     let (losses, acc) = (r.losses, r.accuracy);
     assert!(losses.windows(2).all(|w| w[1] < w[0]), "losses {losses:?}");
     eprintln!("held-out accuracy per epoch: {acc:?}");
@@ -42,9 +65,13 @@ fn an_mlp_learns_the_digits() -> anyhow::Result<()> {
     // The checkpoint reloads to the same model.
     let path = std::env::temp_dir().join(format!("ce-train-{}.safetensors", std::process::id()));
     save(&vars, &path)?;
-    let reloaded = mlp(unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu)? });
+    let reloaded =
+        mlp(unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &Device::Cpu)? });
     let a = accuracy(&reloaded, &xte, &yte, 256)?;
-    assert!((a - acc.last().unwrap()).abs() < 1e-9, "reloaded accuracy {a} vs {acc:?}");
+    assert!(
+        (a - acc.last().unwrap()).abs() < 1e-9,
+        "reloaded accuracy {a} vs {acc:?}"
+    );
     std::fs::remove_file(&path)?;
     Ok(())
 }
@@ -57,7 +84,30 @@ fn bad_training_input() -> anyhow::Result<()> {
     let y = Tensor::zeros(3, DType::U32, &Device::Cpu)?;
     assert!(train(&m, &vars, &x, &y, None, &TrainConfig::default()).is_err());
     let y = Tensor::zeros(4, DType::U32, &Device::Cpu)?;
-    assert!(train(&m, &vars, &x, &y, None, &TrainConfig { batch_size: 0, ..Default::default() }).is_err());
-    assert!(train(&m, &vars, &x, &y, None, &TrainConfig { optimizer: OptimizerKind::Sgd, learning_rate: -1.0, ..Default::default() }).is_err());
+    assert!(train(
+        &m,
+        &vars,
+        &x,
+        &y,
+        None,
+        &TrainConfig {
+            batch_size: 0,
+            ..Default::default()
+        }
+    )
+    .is_err());
+    assert!(train(
+        &m,
+        &vars,
+        &x,
+        &y,
+        None,
+        &TrainConfig {
+            optimizer: OptimizerKind::Sgd,
+            learning_rate: -1.0,
+            ..Default::default()
+        }
+    )
+    .is_err());
     Ok(())
 }

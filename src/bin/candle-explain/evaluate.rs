@@ -23,10 +23,18 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 16)]
     pub limit: usize,
     /// Comma-separated methods (see `candle-explain methods`).
-    #[arg(long, value_delimiter = ',', default_value = "saliency,gradient-x-input,integrated-gradients,lrp-epsilon-plus,random")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "saliency,gradient-x-input,integrated-gradients,lrp-epsilon-plus,random"
+    )]
     pub methods: Vec<String>,
     /// Comma-separated metrics: deletion, insertion, sensitivity-n, infidelity.
-    #[arg(long, value_delimiter = ',', default_value = "deletion,insertion,sensitivity-n")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "deletion,insertion,sensitivity-n"
+    )]
     pub metrics: Vec<String>,
     /// Points of the deletion / insertion curves.
     #[arg(long, default_value_t = 16)]
@@ -57,20 +65,37 @@ fn examples(m: &ImageModel, a: &EvaluateArgs, device: &Device) -> Result<(Tensor
     let Some(dir) = folder else {
         let data = m.dataset(device)?;
         let n = a.limit.min(data.labels.len());
-        return Ok((data.images.narrow(0, 0, n)?, format!("{} built-in dataset, first {n}", m.name)));
+        return Ok((
+            data.images.narrow(0, 0, n)?,
+            format!("{} built-in dataset, first {n}", m.name),
+        ));
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("--data {}: not a readable folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("png" | "jpg" | "jpeg")))
+        .filter(|p| {
+            matches!(
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
+                Some("png" | "jpg" | "jpeg")
+            )
+        })
         .collect();
     files.sort();
     files.truncate(a.limit);
     if files.is_empty() {
         bail!("--data {}: no .png / .jpg images", dir.display());
     }
-    let rows = files.iter().map(|p| m.read_image(p, device).map(|(t, _)| t)).collect::<Result<Vec<_>>>()?;
-    Ok((Tensor::cat(&rows, 0)?, format!("{} ({} images)", dir.display(), files.len())))
+    let rows = files
+        .iter()
+        .map(|p| m.read_image(p, device).map(|(t, _)| t))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        Tensor::cat(&rows, 0)?,
+        format!("{} ({} images)", dir.display(), files.len()),
+    ))
 }
 
 pub fn run(a: &EvaluateArgs) -> Result<()> {
@@ -83,50 +108,97 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
         bail!("--curve-steps and --subsets must be at least 1");
     }
     let (device, dtype) = (a.run.device()?, a.run.dtype());
-    let Loaded::Image(m) = load(&a.model, dtype, &device)? else { bail!("evaluate works on image models (digits-cnn, fashion-resnet, efficientnet-lite0)") };
+    let Loaded::Image(m) = load(&a.model, dtype, &device)? else {
+        bail!("evaluate works on image models (digits-cnn, fashion-resnet, efficientnet-lite0)")
+    };
     let (pixels, source) = examples(&m, a, &device)?;
     let x = (m.normalize)(&pixels)?.to_dtype(dtype)?;
     let n = x.dim(0)?;
-    let pred: Vec<usize> = m.model.forward(&x)?.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect();
+    let pred: Vec<usize> = m
+        .model
+        .forward(&x)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect();
     let target = Target::PerExample(pred.clone());
     let range = m.input_range(&device)?;
     let features: usize = x.dims()[1..].iter().product();
     let base = Baseline::Constant(m.black);
     let ns = SensitivityN::log_grid(features, 6, 0.8)?;
     let bar = indicatif::ProgressBar::new((a.methods.len() * a.metrics.len()) as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("evaluate [{bar:30}] {pos}/{len} {msg} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("evaluate [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (mut json, mut del_series, mut ins_series, mut sens_series) = (vec![], vec![], vec![], vec![]);
+    let (mut json, mut del_series, mut ins_series, mut sens_series) =
+        (vec![], vec![], vec![], vec![]);
     for name in &a.methods {
         let method = build(name, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)?;
         bar.set_message(format!("{name}: attributing"));
         let t0 = std::time::Instant::now();
-        let attr = method.attribute(m.model.as_ref(), &x, &target)?.attributions.to_dtype(x.dtype())?;
-        let mut row = serde_json::json!({"method": name, "attribution_seconds": t0.elapsed().as_secs_f64()});
+        let attr = method
+            .attribute(m.model.as_ref(), &x, &target)?
+            .attributions
+            .to_dtype(x.dtype())?;
+        let mut row =
+            serde_json::json!({"method": name, "attribution_seconds": t0.elapsed().as_secs_f64()});
         for metric in &a.metrics {
             bar.set_message(format!("{name}: {metric}"));
             match metric.as_str() {
                 "deletion" | "insertion" => {
-                    let pf = if metric == "deletion" { PixelFlipping::deletion(a.curve_steps) } else { PixelFlipping::insertion(a.curve_steps) };
-                    let c = PixelFlipping { baseline: base.clone(), ..pf }.evaluate(m.model.as_ref(), &x, &attr, &target)?;
-                    let curve: Vec<f64> = (0..c.fractions.len()).map(|k| mean(&c.scores.iter().map(|s| s[k]).collect::<Vec<_>>())).collect();
+                    let pf = if metric == "deletion" {
+                        PixelFlipping::deletion(a.curve_steps)
+                    } else {
+                        PixelFlipping::insertion(a.curve_steps)
+                    };
+                    let c = PixelFlipping {
+                        baseline: base.clone(),
+                        ..pf
+                    }
+                    .evaluate(m.model.as_ref(), &x, &attr, &target)?;
+                    let curve: Vec<f64> = (0..c.fractions.len())
+                        .map(|k| mean(&c.scores.iter().map(|s| s[k]).collect::<Vec<_>>()))
+                        .collect();
                     let series = Series::new(name.clone(), c.fractions.clone(), curve.clone());
-                    if metric == "deletion" { del_series.push(series) } else { ins_series.push(series) }
+                    if metric == "deletion" {
+                        del_series.push(series)
+                    } else {
+                        ins_series.push(series)
+                    }
                     row[format!("{metric}_aopc")] = serde_json::json!(mean(&c.aopc));
-                    row[format!("{metric}_curve")] = serde_json::json!({"fractions": c.fractions, "mean_score": curve});
+                    row[format!("{metric}_curve")] =
+                        serde_json::json!({"fractions": c.fractions, "mean_score": curve});
                 }
                 "sensitivity-n" => {
-                    let s = SensitivityN { baseline: base.clone(), ..SensitivityN::new(ns.clone(), a.subsets, a.params.seed) }.evaluate(m.model.as_ref(), &x, &attr, &target)?;
+                    let s = SensitivityN {
+                        baseline: base.clone(),
+                        ..SensitivityN::new(ns.clone(), a.subsets, a.params.seed)
+                    }
+                    .evaluate(m.model.as_ref(), &x, &attr, &target)?;
                     // A correlation is undefined (NaN) where the sampled attribution sums or
                     // output changes do not vary (e.g. n = 1 on a black background): not drawn.
-                    let (xs, ys): (Vec<f64>, Vec<f64>) = s.n.iter().zip(&s.correlation).filter(|(_, c)| c.is_finite()).map(|(&n, &c)| (n as f64, c)).unzip();
+                    let (xs, ys): (Vec<f64>, Vec<f64>) =
+                        s.n.iter()
+                            .zip(&s.correlation)
+                            .filter(|(_, c)| c.is_finite())
+                            .map(|(&n, &c)| (n as f64, c))
+                            .unzip();
                     if !xs.is_empty() {
                         sens_series.push(Series::new(name.clone(), xs, ys));
                     }
-                    row["sensitivity_n"] = serde_json::json!({"n": s.n, "correlation": s.correlation});
+                    row["sensitivity_n"] =
+                        serde_json::json!({"n": s.n, "correlation": s.correlation});
                 }
                 "infidelity" => {
-                    let v = Infidelity::new(a.subsets, 0.2, a.params.seed).evaluate(m.model.as_ref(), &x, &attr, &target)?;
+                    let v = Infidelity::new(a.subsets, 0.2, a.params.seed).evaluate(
+                        m.model.as_ref(),
+                        &x,
+                        &attr,
+                        &target,
+                    )?;
                     row["infidelity"] = serde_json::json!(mean(&v));
                 }
                 _ => unreachable!("metrics are checked above"),
@@ -136,32 +208,79 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
         json.push(row);
     }
     bar.finish_and_clear();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut written = vec![a.out.join("metrics.json")];
     for (file, title, xl, yl, series) in [
-        ("deletion.svg", "Deletion (most relevant pixels first)", "fraction of pixels removed", "target score", &del_series),
-        ("insertion.svg", "Insertion (most relevant pixels first)", "fraction of pixels inserted", "target score", &ins_series),
-        ("sensitivity_n.svg", "Sensitivity-n", "subset size n", "Pearson correlation", &sens_series),
+        (
+            "deletion.svg",
+            "Deletion (most relevant pixels first)",
+            "fraction of pixels removed",
+            "target score",
+            &del_series,
+        ),
+        (
+            "insertion.svg",
+            "Insertion (most relevant pixels first)",
+            "fraction of pixels inserted",
+            "target score",
+            &ins_series,
+        ),
+        (
+            "sensitivity_n.svg",
+            "Sensitivity-n",
+            "subset size n",
+            "Pearson correlation",
+            &sens_series,
+        ),
     ] {
         if !series.is_empty() {
-            let svg = line_plot_svg(&format!("{title}: {} on {n} examples", a.model), xl, yl, series).map_err(anyhow::Error::msg)?;
+            let svg = line_plot_svg(
+                &format!("{title}: {} on {n} examples", a.model),
+                xl,
+                yl,
+                series,
+            )
+            .map_err(anyhow::Error::msg)?;
             let path = a.out.join(file);
             std::fs::write(&path, svg)?;
             written.push(path);
         }
     }
     let report = serde_json::json!({"model": a.model, "data": source, "examples": n, "predicted": pred, "dtype": format!("{:?}", a.run.dtype), "methods": json});
-    std::fs::write(a.out.join("metrics.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(
+        a.out.join("metrics.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
     print_table(&report);
-    println!("wrote {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "wrote {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 
 fn print_table(report: &serde_json::Value) {
-    println!("{:<24} {:>12} {:>12} {:>14} {:>12}", "method", "deletion↑", "insertion↓", "mean sens-n↑", "infidelity↓");
+    println!(
+        "{:<24} {:>12} {:>12} {:>14} {:>12}",
+        "method", "deletion↑", "insertion↓", "mean sens-n↑", "infidelity↓"
+    );
     let f = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.4}"));
     for row in report["methods"].as_array().into_iter().flatten() {
-        let sens = row["sensitivity_n"]["correlation"].as_array().map(|c| c.iter().filter_map(|v| v.as_f64()).sum::<f64>() / c.len().max(1) as f64);
-        println!("{:<24} {:>12} {:>12} {:>14} {:>12}", row["method"].as_str().unwrap_or("?"), f(&row["deletion_aopc"]), f(&row["insertion_aopc"]), sens.map_or("—".into(), |v| format!("{v:.4}")), f(&row["infidelity"]));
+        let sens = row["sensitivity_n"]["correlation"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|v| v.as_f64()).sum::<f64>() / c.len().max(1) as f64);
+        println!(
+            "{:<24} {:>12} {:>12} {:>14} {:>12}",
+            row["method"].as_str().unwrap_or("?"),
+            f(&row["deletion_aopc"]),
+            f(&row["insertion_aopc"]),
+            sens.map_or("—".into(), |v| format!("{v:.4}")),
+            f(&row["infidelity"])
+        );
     }
 }

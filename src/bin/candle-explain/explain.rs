@@ -45,7 +45,9 @@ fn target(spec: &str, logits: &Tensor, classes: &[String]) -> Result<usize> {
     if spec == "predicted" {
         return Ok(logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0] as usize);
     }
-    let c: usize = spec.parse().with_context(|| format!("--target must be a class index or \"predicted\", got {spec:?}"))?;
+    let c: usize = spec.parse().with_context(|| {
+        format!("--target must be a class index or \"predicted\", got {spec:?}")
+    })?;
     if c >= n {
         bail!("--target {c} is out of range: the model has {n} classes (0..{n})");
     }
@@ -54,15 +56,24 @@ fn target(spec: &str, logits: &Tensor, classes: &[String]) -> Result<usize> {
 
 /// Softmax probabilities of the first row, and the top five `(class, name, p)`.
 fn top5(logits: &Tensor, classes: &[String]) -> Result<Vec<serde_json::Value>> {
-    let p: Vec<f32> = candle_nn::ops::softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?.flatten_all()?.to_vec1()?;
+    let p: Vec<f32> = candle_nn::ops::softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?
+        .flatten_all()?
+        .to_vec1()?;
     let mut idx: Vec<usize> = (0..p.len()).collect();
     idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
-    Ok(idx.iter().take(5).map(|&i| serde_json::json!({"class": i, "name": classes.get(i), "probability": p[i]})).collect())
+    Ok(idx
+        .iter()
+        .take(5)
+        .map(|&i| serde_json::json!({"class": i, "name": classes.get(i), "probability": p[i]}))
+        .collect())
 }
 
 fn spinner(what: String) -> indicatif::ProgressBar {
     let s = indicatif::ProgressBar::new_spinner();
-    s.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    s.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
     s.set_message(what);
     s.enable_steady_tick(std::time::Duration::from_millis(120));
     s
@@ -71,12 +82,16 @@ fn spinner(what: String) -> indicatif::ProgressBar {
 pub fn run(a: &ExplainArgs) -> Result<()> {
     let (device, dtype) = (a.run.device()?, a.run.dtype());
     let loaded = load(&a.model, dtype, &device)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut tensors = HashMap::new();
     let (result, picture) = match &loaded {
         Loaded::Image(m) => {
             if a.text.is_some() {
-                bail!("{} is an image model: give --image or --index, not --text", m.name);
+                bail!(
+                    "{} is an image model: give --image or --index, not --text",
+                    m.name
+                );
             }
             let (pixels, label, source) = match (&a.image, a.index) {
                 (Some(p), _) => {
@@ -99,7 +114,14 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             let logits = m.model.forward(&x)?;
             let class = target(&a.target, &logits, &m.classes)?;
             let range = m.input_range(&device)?;
-            let method = build(&a.method, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)?;
+            let method = build(
+                &a.method,
+                &a.params,
+                &x.dims()[1..],
+                m.black,
+                range,
+                m.cam_layer,
+            )?;
             let bar = spinner(format!("{} on {}", a.method, m.name));
             let t0 = std::time::Instant::now();
             let attr = method.attribute(m.model.as_ref(), &x, &Target::Class(class))?;
@@ -107,7 +129,8 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             bar.finish_and_clear();
             let maps = attr.attributions.to_dtype(DType::F32)?;
             let scale = (448 / m.size as u32).max(1);
-            let pic = heatmap(&pixels.get(0)?, &maps.get(0)?, Sign::Signed, 0.6, scale).map_err(anyhow::Error::msg)?;
+            let pic = heatmap(&pixels.get(0)?, &maps.get(0)?, Sign::Signed, 0.6, scale)
+                .map_err(anyhow::Error::msg)?;
             tensors.insert("input".to_string(), x.to_dtype(DType::F32)?);
             tensors.insert("attributions".to_string(), maps.clone());
             let json = summary(a, &attr, secs, &logits, class, &m.classes)?;
@@ -116,7 +139,11 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
         }
         Loaded::Text(m) => {
             if !TEXT_METHODS.contains(&a.method.as_str()) {
-                bail!("{} is not available for text models; use one of: {}", a.method, TEXT_METHODS.join(", "));
+                bail!(
+                    "{} is not available for text models; use one of: {}",
+                    a.method,
+                    TEXT_METHODS.join(", ")
+                );
             }
             let text = a.text.as_deref().context("text models need --text")?;
             let (emb, tokens) = m.embed(text, &device)?;
@@ -130,22 +157,38 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             let secs = t0.elapsed().as_secs_f64();
             bar.finish_and_clear();
             // One score per token: the attribution summed over its embedding.
-            let scores: Vec<f64> = attr.attributions.to_dtype(DType::F64)?.sum(2)?.squeeze(0)?.to_vec1()?;
-            tensors.insert("attributions".to_string(), attr.attributions.to_dtype(DType::F32)?);
+            let scores: Vec<f64> = attr
+                .attributions
+                .to_dtype(DType::F64)?
+                .sum(2)?
+                .squeeze(0)?
+                .to_vec1()?;
+            tensors.insert(
+                "attributions".to_string(),
+                attr.attributions.to_dtype(DType::F32)?,
+            );
             let label = &m.classes[class];
             let title = format!("{} → {label}: {}", m.name, a.method);
-            let html = candle_explain::viz::token_html(&title, &[(format!("{text} → {label}"), tokens.clone(), scores.clone())]).map_err(anyhow::Error::msg)?;
+            let html = candle_explain::viz::token_html(
+                &title,
+                &[(format!("{text} → {label}"), tokens.clone(), scores.clone())],
+            )
+            .map_err(anyhow::Error::msg)?;
             let json = summary(a, &attr, secs, &logits, class, &m.classes)?;
             let json = serde_json::json!({"input": text, "tokens": tokens, "token_scores": scores, "result": json});
             (json, Picture::Html(html))
         }
     };
     candle_core::safetensors::save(&tensors, a.out.join("attributions.safetensors"))?;
-    std::fs::write(a.out.join("result.json"), serde_json::to_string_pretty(&result)?)?;
+    std::fs::write(
+        a.out.join("result.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
     let pic = match picture {
         Picture::Png(p) => {
             let path = a.out.join("heatmap.png");
-            p.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+            p.save(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             path
         }
         Picture::Html(h) => {
@@ -155,7 +198,12 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
         }
     };
     println!("{}", serde_json::to_string_pretty(&result["result"])?);
-    println!("wrote {}, {}, {}", a.out.join("result.json").display(), a.out.join("attributions.safetensors").display(), pic.display());
+    println!(
+        "wrote {}, {}, {}",
+        a.out.join("result.json").display(),
+        a.out.join("attributions.safetensors").display(),
+        pic.display()
+    );
     Ok(())
 }
 
@@ -164,10 +212,23 @@ enum Picture {
     Html(String),
 }
 
-fn summary(a: &ExplainArgs, attr: &Attribution, secs: f64, logits: &Tensor, class: usize, classes: &[String]) -> Result<serde_json::Value> {
-    let scalar = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?[0]) };
+fn summary(
+    a: &ExplainArgs,
+    attr: &Attribution,
+    secs: f64,
+    logits: &Tensor,
+    class: usize,
+    classes: &[String],
+) -> Result<serde_json::Value> {
+    let scalar = |t: &Tensor| -> Result<f32> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?[0])
+    };
     let delta = attr.delta.as_ref().map(&scalar).transpose()?;
-    let total = attr.attributions.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    let total = attr
+        .attributions
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
     Ok(serde_json::json!({
         "model": a.model,
         "method": a.method,

@@ -20,7 +20,11 @@ use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "candle-explain", version, about = "Attribution methods and faithfulness metrics for Candle models")]
+#[command(
+    name = "candle-explain",
+    version,
+    about = "Attribution methods and faithfulness metrics for Candle models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,7 +89,10 @@ fn main() {
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Methods => {
             println!("methods (images): {}", method::METHODS.join(", "));
-            println!("methods (text, at the word embeddings): {}", method::TEXT_METHODS.join(", "));
+            println!(
+                "methods (text, at the word embeddings): {}",
+                method::TEXT_METHODS.join(", ")
+            );
             println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet); or a BERT / LSTM folder, or a hub id in the local Hugging Face cache");
             Ok(())
         }

@@ -42,15 +42,48 @@ impl MethodArgs {
 }
 
 pub const METHODS: &[&str] = &[
-    "saliency", "gradient-x-input", "integrated-gradients", "deeplift", "smoothgrad", "gradient-shap", "occlusion", "lrp-epsilon", "lrp-epsilon-plus", "lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box", "lrp-alpha2-beta1", "guided-backprop", "deconvnet", "grad-cam", "guided-grad-cam", "guided-ig", "blur-ig", "ggig", "random",
+    "saliency",
+    "gradient-x-input",
+    "integrated-gradients",
+    "deeplift",
+    "smoothgrad",
+    "gradient-shap",
+    "occlusion",
+    "lrp-epsilon",
+    "lrp-epsilon-plus",
+    "lrp-epsilon-plus-flat",
+    "lrp-epsilon-gamma-box",
+    "lrp-alpha2-beta1",
+    "guided-backprop",
+    "deconvnet",
+    "grad-cam",
+    "guided-grad-cam",
+    "guided-ig",
+    "blur-ig",
+    "ggig",
+    "random",
 ];
 
 /// Methods that make sense on word embeddings (no spatial structure, no pixel range).
-pub const TEXT_METHODS: &[&str] = &["saliency", "gradient-x-input", "integrated-gradients", "smoothgrad", "lrp-epsilon", "random"];
+pub const TEXT_METHODS: &[&str] = &[
+    "saliency",
+    "gradient-x-input",
+    "integrated-gradients",
+    "smoothgrad",
+    "lrp-epsilon",
+    "random",
+];
 
 /// Builds `name` for an input of per-example `shape`; `black` is the input value of a black
 /// pixel (the baseline of the path and ablation methods), `range` the input's value range.
-pub fn build(name: &str, a: &MethodArgs, shape: &[usize], black: f64, range: (f64, f64), cam_layer: &str) -> Result<Box<dyn Attributor>> {
+pub fn build(
+    name: &str,
+    a: &MethodArgs,
+    shape: &[usize],
+    black: f64,
+    range: (f64, f64),
+    cam_layer: &str,
+) -> Result<Box<dyn Attributor>> {
     if a.steps == 0 || a.samples == 0 || a.window == 0 || a.memory_mb == 0 {
         bail!("--steps, --samples, --window and --memory-mb must be at least 1");
     }
@@ -58,40 +91,100 @@ pub fn build(name: &str, a: &MethodArgs, shape: &[usize], black: f64, range: (f6
     if !fine(a.stdev) || !fine(a.epsilon) {
         bail!("--stdev and --epsilon must be finite and non-negative");
     }
-    let batching = Batching { budget_bytes: a.memory_mb << 20, max_rows: None, progress: true };
+    let batching = Batching {
+        budget_bytes: a.memory_mb << 20,
+        max_rows: None,
+        progress: true,
+    };
     let base = Baseline::Constant(black);
-    let window: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if i == 0 && shape.len() == 3 { d } else { a.window.min(d) }).collect();
+    let window: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i == 0 && shape.len() == 3 {
+                d
+            } else {
+                a.window.min(d)
+            }
+        })
+        .collect();
     let stride = a.stride.unwrap_or((a.window / 2).max(1));
-    let strides: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if i == 0 && shape.len() == 3 { d } else { stride }).collect();
+    let strides: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i == 0 && shape.len() == 3 {
+                d
+            } else {
+                stride
+            }
+        })
+        .collect();
     let layer = a.layer.clone().unwrap_or_else(|| cam_layer.to_string());
     Ok(match name {
         "saliency" => Box::new(Saliency::signed()),
         "gradient-x-input" => Box::new(InputXGradient::default()),
-        "integrated-gradients" => Box::new(IntegratedGradients::new(a.steps).with_baseline(base).with_batching(batching)),
+        "integrated-gradients" => Box::new(
+            IntegratedGradients::new(a.steps)
+                .with_baseline(base)
+                .with_batching(batching),
+        ),
         "deeplift" => Box::new(DeepLift::default().with_baseline(base)),
-        "smoothgrad" => Box::new(NoiseTunnel::new(Saliency::signed(), NoiseKind::SmoothGrad, a.samples, a.stdev, a.seed)),
+        "smoothgrad" => Box::new(NoiseTunnel::new(
+            Saliency::signed(),
+            NoiseKind::SmoothGrad,
+            a.samples,
+            a.stdev,
+            a.seed,
+        )),
         "gradient-shap" => {
             // Baselines: black and white images (the distribution's two ends).
             let dev = candle_core::Device::Cpu;
             let mut dims = vec![2];
             dims.extend_from_slice(shape);
             let n: usize = shape.iter().product();
-            let vals: Vec<f32> = (0..2 * n).map(|i| if i < n { range.0 as f32 } else { range.1 as f32 }).collect();
-            Box::new(GradientShap::new(candle_core::Tensor::from_vec(vals, dims, &dev)?, a.samples, a.stdev, a.seed))
+            let vals: Vec<f32> = (0..2 * n)
+                .map(|i| {
+                    if i < n {
+                        range.0 as f32
+                    } else {
+                        range.1 as f32
+                    }
+                })
+                .collect();
+            Box::new(GradientShap::new(
+                candle_core::Tensor::from_vec(vals, dims, &dev)?,
+                a.samples,
+                a.stdev,
+                a.seed,
+            ))
         }
         "occlusion" => Box::new(Occlusion::new(&window, &strides).with_baseline(base)),
         "lrp-epsilon" => Box::new(EpsilonLrp::new(a.epsilon)),
         "lrp-epsilon-plus" => Box::new(Lrp::new(Composite::epsilon_plus())),
         "lrp-epsilon-plus-flat" => Box::new(Lrp::new(Composite::epsilon_plus_flat())),
-        "lrp-epsilon-gamma-box" => Box::new(Lrp::new(Composite::epsilon_gamma_box(range.0, range.1))),
+        "lrp-epsilon-gamma-box" => {
+            Box::new(Lrp::new(Composite::epsilon_gamma_box(range.0, range.1)))
+        }
         "lrp-alpha2-beta1" => Box::new(Lrp::new(Composite::epsilon_alpha2_beta1())),
         "guided-backprop" => Box::new(GuidedBackprop::default()),
         "deconvnet" => Box::new(Deconvnet::default()),
         "grad-cam" => Box::new(GradCam::new(&layer)),
         "guided-grad-cam" => Box::new(GuidedGradCam(GradCam::new(&layer))),
-        "guided-ig" => Box::new(GuidedIntegratedGradients { steps: a.steps, baseline: base, batching, ..Default::default() }),
-        "blur-ig" => Box::new(BlurIntegratedGradients { steps: a.steps, ..Default::default() }),
-        "ggig" => Box::new(GeometricallyGuidedIg { baseline: base, ..Default::default() }),
+        "guided-ig" => Box::new(GuidedIntegratedGradients {
+            steps: a.steps,
+            baseline: base,
+            batching,
+            ..Default::default()
+        }),
+        "blur-ig" => Box::new(BlurIntegratedGradients {
+            steps: a.steps,
+            ..Default::default()
+        }),
+        "ggig" => Box::new(GeometricallyGuidedIg {
+            baseline: base,
+            ..Default::default()
+        }),
         "random" => Box::new(RandomAttribution { seed: a.seed }),
         other => bail!("unknown method {other:?}; one of: {}", METHODS.join(", ")),
     })

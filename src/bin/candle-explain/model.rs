@@ -8,7 +8,10 @@ use candle_explain::models::efficientnet::imagenet_classes;
 use candle_explain::models::lstm_classifier::encode_left_padded;
 use candle_explain::models::small_resnet::FASHION_CLASSES;
 use candle_explain::models::text::Vocab;
-use candle_explain::models::{bert, BertClassifier, DigitsCnn, EfficientNetLite0, LstmClassifier, SmallResNet, SmallResNetConfig};
+use candle_explain::models::{
+    bert, BertClassifier, DigitsCnn, EfficientNetLite0, LstmClassifier, SmallResNet,
+    SmallResNetConfig,
+};
 use std::path::{Path, PathBuf};
 
 /// A file of `weights/`, looked up from the working directory first, then from the source tree
@@ -18,7 +21,9 @@ pub fn weights(file: &str) -> PathBuf {
     if local.exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("weights")
+        .join(file)
 }
 
 /// The same for `assets/` (fetched by `scripts/fetch-assets.sh`).
@@ -27,7 +32,9 @@ pub fn assets(path: &str) -> PathBuf {
     if local.exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(path)
 }
 
 pub enum Loaded {
@@ -57,8 +64,14 @@ pub struct TextModel {
 }
 
 pub enum TextKind {
-    Bert { model: Box<BertClassifier>, tokenizer: Box<tokenizers::Tokenizer> },
-    Lstm { model: LstmClassifier, vocab: Vocab },
+    Bert {
+        model: Box<BertClassifier>,
+        tokenizer: Box<tokenizers::Tokenizer>,
+    },
+    Lstm {
+        model: LstmClassifier,
+        vocab: Vocab,
+    },
 }
 
 impl TextModel {
@@ -67,7 +80,12 @@ impl TextModel {
         Ok(match &self.kind {
             TextKind::Bert { model, tokenizer } => {
                 let ids = bert::encode(tokenizer, text, &model.config, device)?;
-                let tokens = ids.squeeze(0)?.to_vec1::<u32>()?.into_iter().map(|i| tokenizer.id_to_token(i).unwrap_or_else(|| format!("#{i}"))).collect();
+                let tokens = ids
+                    .squeeze(0)?
+                    .to_vec1::<u32>()?
+                    .into_iter()
+                    .map(|i| tokenizer.id_to_token(i).unwrap_or_else(|| format!("#{i}")))
+                    .collect();
                 (model.embed(&ids)?, tokens)
             }
             TextKind::Lstm { model, vocab } => {
@@ -76,7 +94,11 @@ impl TextModel {
                     bail!("the text has no words");
                 }
                 let ids = encode_left_padded(vocab, &[text], n, device)?;
-                let tokens = vocab.decode(&ids.squeeze(0)?.to_vec1::<u32>()?).iter().map(|w| w.to_string()).collect();
+                let tokens = vocab
+                    .decode(&ids.squeeze(0)?.to_vec1::<u32>()?)
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect();
                 (model.embed(&ids)?, tokens)
             }
         })
@@ -102,27 +124,45 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
     Ok(match spec {
         "digits-cnn" => Loaded::Image(ImageModel {
             name: spec.into(),
-            model: Box::new(DigitsCnn::from_file_as(weights("digits_cnn.safetensors"), dtype, device)?),
+            model: Box::new(DigitsCnn::from_file_as(
+                weights("digits_cnn.safetensors"),
+                dtype,
+                device,
+            )?),
             channels: 1,
             size: 28,
             normalize: DigitsCnn::normalize,
-            black: -candle_explain::models::digits_cnn::MNIST_MEAN / candle_explain::models::digits_cnn::MNIST_STD,
+            black: -candle_explain::models::digits_cnn::MNIST_MEAN
+                / candle_explain::models::digits_cnn::MNIST_STD,
             classes: (0..10).map(|d| d.to_string()).collect(),
             cam_layer: "conv_layers.7",
         }),
         "fashion-resnet" => Loaded::Image(ImageModel {
             name: spec.into(),
-            model: Box::new(SmallResNet::from_file_as(weights("fashion_resnet.safetensors"), SmallResNetConfig::fashion_mnist(), dtype, device)?.canonized()?),
+            model: Box::new(
+                SmallResNet::from_file_as(
+                    weights("fashion_resnet.safetensors"),
+                    SmallResNetConfig::fashion_mnist(),
+                    dtype,
+                    device,
+                )?
+                .canonized()?,
+            ),
             channels: 1,
             size: 28,
             normalize: SmallResNet::normalize,
-            black: -candle_explain::models::small_resnet::FASHION_MEAN / candle_explain::models::small_resnet::FASHION_STD,
+            black: -candle_explain::models::small_resnet::FASHION_MEAN
+                / candle_explain::models::small_resnet::FASHION_STD,
             classes: FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
             cam_layer: "layer3",
         }),
         "efficientnet-lite0" => Loaded::Image(ImageModel {
             name: spec.into(),
-            model: Box::new(EfficientNetLite0::from_file(weights("efficientnet_lite0.f16.safetensors"), dtype, device)?),
+            model: Box::new(EfficientNetLite0::from_file(
+                weights("efficientnet_lite0.f16.safetensors"),
+                dtype,
+                device,
+            )?),
             channels: 3,
             size: EfficientNetLite0::INPUT_SIZE,
             normalize: EfficientNetLite0::normalize,
@@ -133,7 +173,10 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
         other => {
             let dir = if Path::new(other).is_dir() {
                 PathBuf::from(other)
-            } else if other.split('/').count() == 2 && !other.starts_with('.') && !Path::new(other).exists() {
+            } else if other.split('/').count() == 2
+                && !other.starts_with('.')
+                && !Path::new(other).exists()
+            {
                 candle_explain::models::hub::snapshot(other, "main").with_context(|| format!("{other:?} is neither a built-in model (digits-cnn, fashion-resnet, efficientnet-lite0), a folder, nor a hub id in the local Hugging Face cache"))?
             } else {
                 bail!("unknown model {other:?}: use digits-cnn, fashion-resnet, efficientnet-lite0, a model folder or a hub id (org/name)");
@@ -145,12 +188,31 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             if !dir.join("vocab.json").exists() {
                 let model = BertClassifier::from_dir_as(&dir, None, dtype, device)?;
                 let tokenizer = bert::load_tokenizer(dir.join("tokenizer.json"), &model.config)?;
-                let classes = (0..model.config.num_labels).map(|i| if model.config.num_labels == 2 { ["negative", "positive"][i].to_string() } else { format!("class {i}") }).collect();
-                Loaded::Text(Box::new(TextModel { name: other.into(), kind: TextKind::Bert { model: Box::new(model), tokenizer: Box::new(tokenizer) }, classes }))
+                let classes = (0..model.config.num_labels)
+                    .map(|i| {
+                        if model.config.num_labels == 2 {
+                            ["negative", "positive"][i].to_string()
+                        } else {
+                            format!("class {i}")
+                        }
+                    })
+                    .collect();
+                Loaded::Text(Box::new(TextModel {
+                    name: other.into(),
+                    kind: TextKind::Bert {
+                        model: Box::new(model),
+                        tokenizer: Box::new(tokenizer),
+                    },
+                    classes,
+                }))
             } else {
                 f32_only("the LSTM classifier")?;
                 let (model, vocab) = LstmClassifier::from_dir(&dir, device)?;
-                Loaded::Text(Box::new(TextModel { name: other.into(), kind: TextKind::Lstm { model, vocab }, classes: vec!["negative".into(), "positive".into()] }))
+                Loaded::Text(Box::new(TextModel {
+                    name: other.into(),
+                    kind: TextKind::Lstm { model, vocab },
+                    classes: vec!["negative".into(), "positive".into()],
+                }))
             }
         }
     })
@@ -182,17 +244,30 @@ impl ImageModel {
         let data = self.dataset(device)?;
         let n = data.labels.len();
         if index >= n {
-            bail!("--index {index} is out of range: the {} dataset has {n} images", self.name);
+            bail!(
+                "--index {index} is out of range: the {} dataset has {n} images",
+                self.name
+            );
         }
-        Ok((data.images.narrow(0, index, 1)?, data.labels[index] as usize))
+        Ok((
+            data.images.narrow(0, index, 1)?,
+            data.labels[index] as usize,
+        ))
     }
 
     pub fn dataset(&self, device: &Device) -> Result<candle_explain::models::data::Digits> {
         Ok(match self.name.as_str() {
-            "digits-cnn" => candle_explain::models::data::load_mnist_csv(weights("data/mnist_5k.csv.gz"), device)?,
+            "digits-cnn" => candle_explain::models::data::load_mnist_csv(
+                weights("data/mnist_5k.csv.gz"),
+                device,
+            )?,
             "fashion-resnet" => {
                 let dir = assets("fashion-mnist");
-                candle_explain::models::data::load_idx(dir.join("t10k-images-idx3-ubyte.gz"), dir.join("t10k-labels-idx1-ubyte.gz"), device)?
+                candle_explain::models::data::load_idx(
+                    dir.join("t10k-images-idx3-ubyte.gz"),
+                    dir.join("t10k-labels-idx1-ubyte.gz"),
+                    device,
+                )?
             }
             other => bail!("{other} has no built-in dataset: give --image"),
         })

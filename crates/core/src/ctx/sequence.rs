@@ -35,7 +35,9 @@ enum Factor {
 
 impl RuleCtx {
     fn factor(&self, kind: LayerKind) -> Result<Factor> {
-        let Mode::Rule(act) = self.mode else { return Ok(Factor::Exact) };
+        let Mode::Rule(act) = self.mode else {
+            return Ok(Factor::Exact);
+        };
         match &self.composite {
             Some(c) => match c.explicit_rule(kind).unwrap_or(LayerRule::Epsilon(DEFAULT_STABILIZER)) {
                 LayerRule::Gradient => Ok(Factor::Exact),
@@ -49,9 +51,17 @@ impl RuleCtx {
 
     /// LayerNorm over the last dimension (PyTorch's `nn.LayerNorm`): `γ ⊙ (x − μ) / σ + β` with
     /// `σ = √(var(x) + eps)`.
-    pub fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    pub fn layer_norm(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
         // The fused kernel (f32 / f16 / bf16) where nothing needs a gradient.
-        if matches!(self.mode, Mode::Inference | Mode::Probe | Mode::Record) && x.dtype() != candle_core::DType::F64 {
+        if matches!(self.mode, Mode::Inference | Mode::Probe | Mode::Record)
+            && x.dtype() != candle_core::DType::F64
+        {
             let zero;
             let b = match beta {
                 Some(b) => b,
@@ -77,11 +87,22 @@ impl RuleCtx {
         };
         // Gradient contexts on the CPU: the forward on the detached input and our one-pass
         // input gradient (weights need no gradient here).
-        let cpu = x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64) && gamma.dtype() == x.dtype();
-        if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) = (&self.mode, cpu, &factor) {
+        let cpu = x.device().is_cpu()
+            && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            && gamma.dtype() == x.dtype();
+        if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) = (&self.mode, cpu, &factor)
+        {
             let y = norm(&x.detach(), true)?.0;
             let exact = matches!(factor, Factor::Exact);
-            let y = boundary(x, &y, LayerNormGrad { gamma: gamma.clone(), eps, exact })?;
+            let y = boundary(
+                x,
+                &y,
+                LayerNormGrad {
+                    gamma: gamma.clone(),
+                    eps,
+                    exact,
+                },
+            )?;
             self.count(&y);
             return Ok(y);
         }
@@ -90,7 +111,15 @@ impl RuleCtx {
             Factor::Detached => Ok(norm(x, true)?.0),
             Factor::Relevance(eps_rule) => {
                 let (y, sd) = norm(&x.detach(), true)?;
-                Ok(boundary(x, &y, LayerNormRelevance { sd, gamma: gamma.clone(), eps: eps_rule })?)
+                Ok(boundary(
+                    x,
+                    &y,
+                    LayerNormRelevance {
+                        sd,
+                        gamma: gamma.clone(),
+                        eps: eps_rule,
+                    },
+                )?)
             }
         }
     }
@@ -98,7 +127,14 @@ impl RuleCtx {
     /// Scaled dot-product attention `softmax(q kᵀ · scale + mask) v` over the last two
     /// dimensions of `q (…, Lq, d)`, `k (…, Lk, d)`, `v (…, Lk, dv)`; `mask` is additive and
     /// broadcasts to `(…, Lq, Lk)` (0 to keep, a large negative number to drop).
-    pub fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    pub fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        scale: f64,
+    ) -> Result<Tensor> {
         let factor = self.factor(LayerKind::Attention)?;
         let weights = |q: &Tensor, k: &Tensor, exact: bool| -> Result<Tensor> {
             let mut s = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
@@ -106,7 +142,11 @@ impl RuleCtx {
                 s = s.broadcast_add(m)?;
             }
             // The fused softmax has no backward; the composed one is differentiable.
-            Ok(if exact { candle_nn::ops::softmax(&s, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&s.contiguous()?)? })
+            Ok(if exact {
+                candle_nn::ops::softmax(&s, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&s.contiguous()?)?
+            })
         };
         let y = match factor {
             // Gradient contexts: the weights P from the fused softmax, and the backward in
@@ -114,15 +154,47 @@ impl RuleCtx {
             Factor::Exact if matches!(self.mode, Mode::Rule(_)) => {
                 let p = weights(&q.detach(), &k.detach(), false)?;
                 let y = p.matmul(&v.detach().contiguous()?)?;
-                let shared = AttentionBackward { p: p.clone(), q: q.detach(), k: k.detach(), v: v.detach(), scale, ds: Default::default() };
-                let yv = boundary(v, &y, AttentionGrad { of: AttentionInput::V, b: shared.clone() })?;
+                let shared = AttentionBackward {
+                    p: p.clone(),
+                    q: q.detach(),
+                    k: k.detach(),
+                    v: v.detach(),
+                    scale,
+                    ds: Default::default(),
+                };
+                let yv = boundary(
+                    v,
+                    &y,
+                    AttentionGrad {
+                        of: AttentionInput::V,
+                        b: shared.clone(),
+                    },
+                )?;
                 let zero = y.zeros_like()?;
-                let yq = boundary(q, &zero, AttentionGrad { of: AttentionInput::Q, b: shared.clone() })?;
-                let yk = boundary(k, &zero, AttentionGrad { of: AttentionInput::K, b: shared })?;
+                let yq = boundary(
+                    q,
+                    &zero,
+                    AttentionGrad {
+                        of: AttentionInput::Q,
+                        b: shared.clone(),
+                    },
+                )?;
+                let yk = boundary(
+                    k,
+                    &zero,
+                    AttentionGrad {
+                        of: AttentionInput::K,
+                        b: shared,
+                    },
+                )?;
                 ((yv + yq)? + yk)?
             }
-            Factor::Exact if matches!(self.mode, Mode::Plain) => weights(q, k, true)?.matmul(&v.contiguous()?)?,
-            Factor::Exact | Factor::Detached => weights(&q.detach(), &k.detach(), false)?.matmul(&v.contiguous()?)?,
+            Factor::Exact if matches!(self.mode, Mode::Plain) => {
+                weights(q, k, true)?.matmul(&v.contiguous()?)?
+            }
+            Factor::Exact | Factor::Detached => {
+                weights(&q.detach(), &k.detach(), false)?.matmul(&v.contiguous()?)?
+            }
             Factor::Relevance(eps) => {
                 let p = weights(&q.detach(), &k.detach(), false)?;
                 let y = p.matmul(&v.detach().contiguous()?)?;
@@ -139,7 +211,9 @@ impl RuleCtx {
         let y = match self.factor(LayerKind::Gate)? {
             Factor::Exact => (gate * signal)?,
             Factor::Detached => (gate.detach() * signal)?,
-            Factor::Relevance(_) => boundary(signal, &(gate.detach() * signal.detach())?, SignalTakesAll)?,
+            Factor::Relevance(_) => {
+                boundary(signal, &(gate.detach() * signal.detach())?, SignalTakesAll)?
+            }
         };
         self.count(&y);
         Ok(y)
@@ -177,8 +251,12 @@ impl InputGrad for LayerNormGrad {
         "candle-explain-layer-norm-grad"
     }
     fn input_grad(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
-        let op = crate::ops::cpu_layer_norm::LayerNormInputGradCpu { eps: self.eps, exact: self.exact };
-        x.contiguous()?.apply_op3_no_bwd(&self.gamma.contiguous()?, &g.contiguous()?, &op)
+        let op = crate::ops::cpu_layer_norm::LayerNormInputGradCpu {
+            eps: self.eps,
+            exact: self.exact,
+        };
+        x.contiguous()?
+            .apply_op3_no_bwd(&self.gamma.contiguous()?, &g.contiguous()?, &op)
     }
 }
 
@@ -204,7 +282,10 @@ struct AttentionBackward {
 
 impl AttentionBackward {
     fn ds(&self, g: &Tensor) -> candle_core::Result<Tensor> {
-        let mut cached = self.ds.lock().map_err(|_| candle_core::Error::Msg("attention backward: poisoned cache".into()))?;
+        let mut cached = self
+            .ds
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention backward: poisoned cache".into()))?;
         if let Some(ds) = cached.as_ref() {
             return Ok(ds.clone());
         }

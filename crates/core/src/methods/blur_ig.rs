@@ -25,22 +25,38 @@ pub struct BlurIntegratedGradients {
 
 impl Default for BlurIntegratedGradients {
     fn default() -> Self {
-        Self { max_sigma: 50.0, steps: 100, grad_step: 0.01, batching: Batching::default() }
+        Self {
+            max_sigma: 50.0,
+            steps: 100,
+            grad_step: 0.01,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl Attributor for BlurIntegratedGradients {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("steps", self.steps)?;
         for (name, v) in [("max_sigma", self.max_sigma), ("grad_step", self.grad_step)] {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(crate::error::invalid(name, format!("must be a positive number, got {v}")));
+                return Err(crate::error::invalid(
+                    name,
+                    format!("must be a positive number, got {v}"),
+                ));
             }
         }
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         if x.rank() != 4 {
-            return Err(Error::InputShape { expected: "(batch, channels, height, width) for Blur IG".into(), got: x.dims().to_vec() });
+            return Err(Error::InputShape {
+                expected: "(batch, channels, height, width) for Blur IG".into(),
+                got: x.dims().to_vec(),
+            });
         }
         let (n, steps) = (x.dim(0)?, self.steps);
         let dsigma = self.max_sigma / steps as f64;
@@ -57,10 +73,18 @@ impl Attributor for BlurIntegratedGradients {
                 pts.push(p);
             }
             let off = r.start - k0 * n;
-            let (pts, dirs) = (Tensor::cat(&pts, 0)?.narrow(0, off, r.len())?, Tensor::cat(&dirs, 0)?.narrow(0, off, r.len())?);
+            let (pts, dirs) = (
+                Tensor::cat(&pts, 0)?.narrow(0, off, r.len())?,
+                Tensor::cat(&dirs, 0)?.narrow(0, off, r.len())?,
+            );
             let ex: Vec<u32> = r.clone().map(|i| (i % n) as u32).collect();
             let ex = Tensor::new(ex, x.device())?;
-            let (_, g) = gradient(model, &pts, &s.seed.index_select(&ex, 0)?, &RuleCtx::rule(ActRule::Gradient)?)?;
+            let (_, g) = gradient(
+                model,
+                &pts,
+                &s.seed.index_select(&ex, 0)?,
+                &RuleCtx::rule(ActRule::Gradient)?,
+            )?;
             acc = acc.index_add(&ex, &((dirs * g)? * -dsigma)?, 0)?;
             Ok(())
         })?;

@@ -25,18 +25,43 @@ pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) ->
 }
 
 /// Scores and rule-modified input gradients of `x`'s rows, chunked.
-pub(crate) fn rule_gradient(model: &dyn Explainable, x: &Tensor, seed: &Tensor, rule: ActRule, batching: &Batching) -> Result<(Tensor, Tensor)> {
-    rule_gradient_with(model, x, seed, rule, batching, batching.rows_per_chunk(model, x, true)?)
+pub(crate) fn rule_gradient(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    rule: ActRule,
+    batching: &Batching,
+) -> Result<(Tensor, Tensor)> {
+    rule_gradient_with(
+        model,
+        x,
+        seed,
+        rule,
+        batching,
+        batching.rows_per_chunk(model, x, true)?,
+    )
 }
 
 /// [`rule_gradient`] with the chunk size already known (methods that take many gradient
 /// steps on rows of one shape probe the memory once, not once per step).
-pub(crate) fn rule_gradient_with(model: &dyn Explainable, x: &Tensor, seed: &Tensor, rule: ActRule, batching: &Batching, per: usize) -> Result<(Tensor, Tensor)> {
+pub(crate) fn rule_gradient_with(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    rule: ActRule,
+    batching: &Batching,
+    per: usize,
+) -> Result<(Tensor, Tensor)> {
     let n = x.dim(0)?;
     let (mut scores, mut grads) = (Vec::new(), Vec::new());
     batching.run(n, per, "gradient", |r| {
         let ctx = RuleCtx::rule(rule)?;
-        let (s, g) = gradient(model, &x.narrow(0, r.start, r.len())?, &seed.narrow(0, r.start, r.len())?, &ctx)?;
+        let (s, g) = gradient(
+            model,
+            &x.narrow(0, r.start, r.len())?,
+            &seed.narrow(0, r.start, r.len())?,
+            &ctx,
+        )?;
         scores.push(s);
         grads.push(g);
         Ok(())
@@ -45,19 +70,32 @@ pub(crate) fn rule_gradient_with(model: &dyn Explainable, x: &Tensor, seed: &Ten
 }
 
 /// Forward-only scores of `x`'s rows, chunked.
-pub(crate) fn chunked_scores(model: &dyn Explainable, x: &Tensor, seed: &Tensor, batching: &Batching) -> Result<Tensor> {
+pub(crate) fn chunked_scores(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    batching: &Batching,
+) -> Result<Tensor> {
     let n = x.dim(0)?;
     let per = batching.rows_per_chunk(model, x, false)?;
     let mut out = Vec::new();
     batching.run(n, per, "forward", |r| {
-        out.push(crate::batch::scores(model, &x.narrow(0, r.start, r.len())?, &seed.narrow(0, r.start, r.len())?)?);
+        out.push(crate::batch::scores(
+            model,
+            &x.narrow(0, r.start, r.len())?,
+            &seed.narrow(0, r.start, r.len())?,
+        )?);
         Ok(())
     })?;
     Ok(Tensor::cat(&out, 0)?)
 }
 
 /// `Σ_i R_i − (S(x) − S(x̄))` per row.
-pub(crate) fn completeness_delta(attr: &Tensor, out: &Tensor, base_out: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn completeness_delta(
+    attr: &Tensor,
+    out: &Tensor,
+    base_out: Option<&Tensor>,
+) -> Result<Tensor> {
     let total = crate::attribution::sum_per_row(attr)?;
     Ok(match base_out {
         Some(b) => (total - (out - b)?)?,
@@ -67,7 +105,11 @@ pub(crate) fn completeness_delta(attr: &Tensor, out: &Tensor, base_out: Option<&
 
 /// An RNG for row `row` of a seeded method: results do not depend on chunking or order.
 pub(crate) fn row_rng(seed: u64, row: usize) -> rand::rngs::StdRng {
-    rand::rngs::StdRng::seed_from_u64(seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
+    rand::rngs::StdRng::seed_from_u64(
+        seed ^ (row as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(17),
+    )
 }
 
 /// Standard normal samples (Box–Muller), `n` of them.
@@ -85,7 +127,6 @@ pub(crate) fn normals(rng: &mut impl Rng, n: usize, out: &mut Vec<f32>) {
     }
 }
 
-
 /// The ablation pass shared by Occlusion and FeatureAblation: for `rows` perturbations whose
 /// masks `mask_of(range, example index)` (1 = replace by the baseline) are built per chunk,
 /// every masked feature of an example gets the output drop `S(x) − S(x_masked)`, summed over
@@ -102,10 +143,24 @@ pub(crate) fn ablation_sums(
     mut mask_of: impl FnMut(&std::ops::Range<usize>, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let mut acc = s.p.x.zeros_like()?;
-    crate::batch::perturbation_sweep(model, &s.p.x, xbar, &s.seed, per_example, batching, label, |r, ex| mask_of(r, ex), |ex, m, sc| {
-        let drop = (out.index_select(ex, 0)? - sc)?;
-        acc = acc.index_add(ex, &m.broadcast_mul(&crate::batch::col(&drop, m.rank())?)?, 0)?;
-        Ok(())
-    })?;
+    crate::batch::perturbation_sweep(
+        model,
+        &s.p.x,
+        xbar,
+        &s.seed,
+        per_example,
+        batching,
+        label,
+        |r, ex| mask_of(r, ex),
+        |ex, m, sc| {
+            let drop = (out.index_select(ex, 0)? - sc)?;
+            acc = acc.index_add(
+                ex,
+                &m.broadcast_mul(&crate::batch::col(&drop, m.rank())?)?,
+                0,
+            )?;
+            Ok(())
+        },
+    )?;
     Ok(acc)
 }

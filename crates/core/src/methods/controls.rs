@@ -12,7 +12,12 @@ pub struct RandomAttribution {
 }
 
 impl Attributor for RandomAttribution {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let (n, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
@@ -33,11 +38,20 @@ impl Attributor for RandomAttribution {
 pub struct SobelEdge;
 
 impl Attributor for SobelEdge {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
-        let (_, c, _, _) = x.dims4().map_err(|_| Error::InputShape { expected: "(batch, channels, height, width) for the Sobel control".into(), got: x.dims().to_vec() })?;
-        let kx = Tensor::new(&[[-1f32, 0., 1.], [-2., 0., 2.], [-1., 0., 1.]], x.device())?.to_dtype(x.dtype())?;
+        let (_, c, _, _) = x.dims4().map_err(|_| Error::InputShape {
+            expected: "(batch, channels, height, width) for the Sobel control".into(),
+            got: x.dims().to_vec(),
+        })?;
+        let kx = Tensor::new(&[[-1f32, 0., 1.], [-2., 0., 2.], [-1., 0., 1.]], x.device())?
+            .to_dtype(x.dtype())?;
         let ky = kx.t()?.contiguous()?;
         let k = |t: Tensor| t.reshape((1, 1, 3, 3))?.repeat((c, 1, 1, 1));
         let xp = x.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;

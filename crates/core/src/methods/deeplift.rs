@@ -21,7 +21,11 @@ pub struct DeepLift {
 
 impl Default for DeepLift {
     fn default() -> Self {
-        Self { baseline: Baseline::Zero, threshold: DEFAULT_RESCALE_THRESHOLD, batching: Batching::default() }
+        Self {
+            baseline: Baseline::Zero,
+            threshold: DEFAULT_RESCALE_THRESHOLD,
+            batching: Batching::default(),
+        }
     }
 }
 
@@ -33,7 +37,12 @@ impl DeepLift {
 }
 
 impl Attributor for DeepLift {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::finite_param("threshold", self.threshold)?;
         let s = setup(model, input, target)?;
         let x = &s.p.x;
@@ -43,7 +52,10 @@ impl Attributor for DeepLift {
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let (mut outs, mut base_outs, mut attrs) = (vec![], vec![], vec![]);
         self.batching.run(n, per, "deeplift", |r| {
-            let (xr, xbr) = (x.narrow(0, r.start, r.len())?, xbar.narrow(0, r.start, r.len())?);
+            let (xr, xbr) = (
+                x.narrow(0, r.start, r.len())?,
+                xbar.narrow(0, r.start, r.len())?,
+            );
             let seed = s.seed.narrow(0, r.start, r.len())?;
             let rec = RuleCtx::recording();
             let base_logits = model.forward_with(&xbr, &rec)?;
@@ -55,7 +67,11 @@ impl Attributor for DeepLift {
             attrs.push(((&xr - &xbr)? * g)?);
             Ok(())
         })?;
-        let (out, base_out, attr) = (Tensor::cat(&outs, 0)?, Tensor::cat(&base_outs, 0)?, Tensor::cat(&attrs, 0)?);
+        let (out, base_out, attr) = (
+            Tensor::cat(&outs, 0)?,
+            Tensor::cat(&base_outs, 0)?,
+            Tensor::cat(&attrs, 0)?,
+        );
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
         Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
     }

@@ -16,22 +16,40 @@ pub struct FeatureAblation {
 
 impl FeatureAblation {
     pub fn new(feature_mask: Tensor) -> Self {
-        Self { feature_mask, baseline: Baseline::Zero, batching: Batching::default() }
+        Self {
+            feature_mask,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl Attributor for FeatureAblation {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let groups = Groups::new(&self.feature_mask, x)?;
         let xbar = self.baseline.resolve(x)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let g = groups.count;
-        let acc = ablation_sums(model, &s, &xbar, &out, g, &self.batching, "feature ablation", |r, ex| {
-            let gi: Vec<u32> = r.clone().map(|i| (i % g) as u32).collect();
-            groups.member_mask(ex, &gi)
-        })?;
+        let acc = ablation_sums(
+            model,
+            &s,
+            &xbar,
+            &out,
+            g,
+            &self.batching,
+            "feature ablation",
+            |r, ex| {
+                let gi: Vec<u32> = r.clone().map(|i| (i % g) as u32).collect();
+                groups.member_mask(ex, &gi)
+            },
+        )?;
         Attribution::finish(&s.p, acc, out, None, None)
     }
 }

@@ -34,15 +34,29 @@ pub struct GeometricallyGuidedIg {
 
 impl Default for GeometricallyGuidedIg {
     fn default() -> Self {
-        Self { scales: 20, refine_steps: 3, step_size: 0.02, baseline: Baseline::Zero, batching: Batching::default() }
+        Self {
+            scales: 20,
+            refine_steps: 3,
+            step_size: 0.02,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl Attributor for GeometricallyGuidedIg {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("scales", self.scales)?;
         if !(self.step_size >= 0.0 && self.step_size.is_finite()) {
-            return Err(crate::error::invalid("step_size", format!("must be finite and ≥ 0, got {}", self.step_size)));
+            return Err(crate::error::invalid(
+                "step_size",
+                format!("must be finite and ≥ 0, got {}", self.step_size),
+            ));
         }
         let s = setup(model, input, target)?;
         let x = &s.p.x;
@@ -51,8 +65,13 @@ impl Attributor for GeometricallyGuidedIg {
         let dev = x.device();
         // Rows (example, scale), example-major.
         let ex = example_index(&(0..n * m), m, dev)?;
-        let alphas: Vec<f32> = (0..n * m).map(|i| ((i % m) + 1) as f32 / m as f32).collect();
-        let alpha = crate::batch::col(&Tensor::from_vec(alphas, n * m, dev)?.to_dtype(x.dtype())?, x.rank())?;
+        let alphas: Vec<f32> = (0..n * m)
+            .map(|i| ((i % m) + 1) as f32 / m as f32)
+            .collect();
+        let alpha = crate::batch::col(
+            &Tensor::from_vec(alphas, n * m, dev)?.to_dtype(x.dtype())?,
+            x.rank(),
+        )?;
         let (xr, xbr) = (repeat_rows(x, m)?, repeat_rows(&xb, m)?);
         let diff = (&xr - &xbr)?;
         let (lo, hi) = (xr.minimum(&xbr)?, xr.maximum(&xbr)?);
@@ -60,8 +79,11 @@ impl Attributor for GeometricallyGuidedIg {
         let mut p = (&xbr + diff.broadcast_mul(&alpha)?)?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         for _ in 0..self.refine_steps {
-            let (_, g) = rule_gradient_with(model, &p, &seed, ActRule::Gradient, &self.batching, per)?;
-            p = (p + ((diff.abs()? * g.sign()?)? * self.step_size)?)?.maximum(&lo)?.minimum(&hi)?;
+            let (_, g) =
+                rule_gradient_with(model, &p, &seed, ActRule::Gradient, &self.batching, per)?;
+            p = (p + ((diff.abs()? * g.sign()?)? * self.step_size)?)?
+                .maximum(&lo)?
+                .minimum(&hi)?;
         }
         let (_, g) = rule_gradient_with(model, &p, &seed, ActRule::Gradient, &self.batching, per)?;
         let cand = (&diff * g)?;

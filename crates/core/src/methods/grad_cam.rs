@@ -22,18 +22,35 @@ pub struct GradCam {
 
 impl GradCam {
     pub fn new(layer: &str) -> Self {
-        Self { layer: layer.to_string(), relu: true, batching: Batching::default() }
+        Self {
+            layer: layer.to_string(),
+            relu: true,
+            batching: Batching::default(),
+        }
     }
 
     /// The map at the layer's resolution `(B, 1, h, w)` and the score per row.
-    fn layer_map(&self, model: &dyn Explainable, x: &Tensor, seed: &Tensor, rule: ActRule) -> Result<(Tensor, Tensor)> {
+    fn layer_map(
+        &self,
+        model: &dyn Explainable,
+        x: &Tensor,
+        seed: &Tensor,
+        rule: ActRule,
+    ) -> Result<(Tensor, Tensor)> {
         let ctx = RuleCtx::rule(rule)?.capturing(&[&self.layer]);
         let var = Var::from_tensor(&x.detach())?;
         let out = model.forward_with(var.as_tensor(), &ctx)?;
         check_output(&out, x.dim(0)?)?;
         let (a, _) = ctx.captured(&self.layer)?;
         if a.rank() != 4 {
-            return Err(Error::InvalidParameter { name: "layer", reason: format!("Grad-CAM needs (batch, channels, h, w) feature maps; {:?} is {:?}", self.layer, a.dims()) });
+            return Err(Error::InvalidParameter {
+                name: "layer",
+                reason: format!(
+                    "Grad-CAM needs (batch, channels, h, w) feature maps; {:?} is {:?}",
+                    self.layer,
+                    a.dims()
+                ),
+            });
         }
         let scores = (&out * seed)?.sum(1)?;
         scores.sum_all()?.backward()?;
@@ -47,25 +64,48 @@ impl GradCam {
 fn upsample_to(cam: &Tensor, x: &Tensor) -> Result<Tensor> {
     let (h, w) = match x.dims() {
         [_, _, h, w] => (*h, *w),
-        d => return Err(Error::InputShape { expected: "(batch, channels, height, width) to upsample a Grad-CAM map onto".into(), got: d.to_vec() }),
+        d => {
+            return Err(Error::InputShape {
+                expected: "(batch, channels, height, width) to upsample a Grad-CAM map onto".into(),
+                got: d.to_vec(),
+            })
+        }
     };
-    Ok(if cam.dims()[2..] == [h, w] { cam.clone() } else { cam.upsample_nearest2d(h, w)? })
+    Ok(if cam.dims()[2..] == [h, w] {
+        cam.clone()
+    } else {
+        cam.upsample_nearest2d(h, w)?
+    })
 }
 
 impl Attributor for GradCam {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let (mut maps, mut outs) = (vec![], vec![]);
         self.batching.run(x.dim(0)?, per, "grad-cam", |r| {
-            let (xr, sr) = (x.narrow(0, r.start, r.len())?, s.seed.narrow(0, r.start, r.len())?);
+            let (xr, sr) = (
+                x.narrow(0, r.start, r.len())?,
+                s.seed.narrow(0, r.start, r.len())?,
+            );
             let (cam, out) = self.layer_map(model, &xr, &sr, ActRule::Gradient)?;
             maps.push(upsample_to(&cam, &xr)?);
             outs.push(out);
             Ok(())
         })?;
-        Attribution::finish(&s.p, Tensor::cat(&maps, 0)?, Tensor::cat(&outs, 0)?, None, None)
+        Attribution::finish(
+            &s.p,
+            Tensor::cat(&maps, 0)?,
+            Tensor::cat(&outs, 0)?,
+            None,
+            None,
+        )
     }
 }
 
@@ -74,9 +114,17 @@ impl Attributor for GradCam {
 pub struct GuidedGradCam(pub GradCam);
 
 impl Attributor for GuidedGradCam {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let cam = self.0.attribute(model, input, target)?;
-        let guided = super::GuidedBackprop { batching: self.0.batching.clone() }.attribute(model, input, target)?;
+        let guided = super::GuidedBackprop {
+            batching: self.0.batching.clone(),
+        }
+        .attribute(model, input, target)?;
         let mut res = guided.clone();
         res.attributions = guided.attributions.broadcast_mul(&cam.attributions)?;
         Ok(res)

@@ -16,7 +16,10 @@ pub struct Saliency {
 
 impl Default for Saliency {
     fn default() -> Self {
-        Self { abs: true, batching: Batching::default() }
+        Self {
+            abs: true,
+            batching: Batching::default(),
+        }
     }
 }
 
@@ -27,12 +30,20 @@ impl Saliency {
     }
     /// `∂S_c/∂x`, signed.
     pub fn signed() -> Self {
-        Self { abs: false, ..Self::default() }
+        Self {
+            abs: false,
+            ..Self::default()
+        }
     }
 }
 
 impl Attributor for Saliency {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
         let a = if self.abs { g.abs()? } else { g };
@@ -47,7 +58,12 @@ pub struct InputXGradient {
 }
 
 impl Attributor for InputXGradient {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
         Attribution::finish(&s.p, (&s.p.x * g)?, out, None, None)
@@ -65,23 +81,43 @@ pub struct EpsilonLrp {
 
 impl Default for EpsilonLrp {
     fn default() -> Self {
-        Self { epsilon: DEFAULT_LRP_EPSILON, batching: Batching::default() }
+        Self {
+            epsilon: DEFAULT_LRP_EPSILON,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl EpsilonLrp {
     pub fn new(epsilon: f64) -> Self {
-        Self { epsilon, ..Self::default() }
+        Self {
+            epsilon,
+            ..Self::default()
+        }
     }
 }
 
 impl Attributor for EpsilonLrp {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         if !(self.epsilon >= 0.0) || !self.epsilon.is_finite() {
-            return Err(crate::error::invalid("epsilon", format!("must be a finite number ≥ 0, got {}", self.epsilon)));
+            return Err(crate::error::invalid(
+                "epsilon",
+                format!("must be a finite number ≥ 0, got {}", self.epsilon),
+            ));
         }
         let s = setup(model, input, target)?;
-        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Epsilon(self.epsilon), &self.batching)?;
+        let (out, g) = rule_gradient(
+            model,
+            &s.p.x,
+            &s.seed,
+            ActRule::Epsilon(self.epsilon),
+            &self.batching,
+        )?;
         let r = (&s.p.x * g)?;
         let delta = completeness_delta(&r, &out, None)?;
         Attribution::finish(&s.p, r, out, None, Some(delta))
@@ -96,9 +132,20 @@ pub struct GuidedBackprop {
 }
 
 impl Attributor for GuidedBackprop {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
-        let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::GuidedBackprop, &self.batching)?;
+        let (out, g) = rule_gradient(
+            model,
+            &s.p.x,
+            &s.seed,
+            ActRule::GuidedBackprop,
+            &self.batching,
+        )?;
         Attribution::finish(&s.p, g, out, None, None)
     }
 }
@@ -110,7 +157,12 @@ pub struct Deconvnet {
 }
 
 impl Attributor for Deconvnet {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Deconvnet, &self.batching)?;
         Attribution::finish(&s.p, g, out, None, None)

@@ -22,7 +22,13 @@ pub struct GradientShap {
 
 impl GradientShap {
     pub fn new(baselines: Tensor, samples: usize, stdev: f64, seed: u64) -> Self {
-        Self { baselines, samples, stdev, seed, batching: Batching::default() }
+        Self {
+            baselines,
+            samples,
+            stdev,
+            seed,
+            batching: Batching::default(),
+        }
     }
 
     /// Expected Gradients: no input noise.
@@ -32,16 +38,27 @@ impl GradientShap {
 }
 
 impl Attributor for GradientShap {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("samples", self.samples)?;
         if !(self.stdev >= 0.0) || !self.stdev.is_finite() {
-            return Err(crate::error::invalid("stdev", format!("must be finite and ≥ 0, got {}", self.stdev)));
+            return Err(crate::error::invalid(
+                "stdev",
+                format!("must be finite and ≥ 0, got {}", self.stdev),
+            ));
         }
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let bl = self.baselines.to_device(x.device())?.to_dtype(x.dtype())?;
         if bl.rank() != x.rank() || bl.dims()[1..] != x.dims()[1..] || bl.dim(0)? == 0 {
-            return Err(Error::BaselineShape { expected: x.dims().to_vec(), got: bl.dims().to_vec() });
+            return Err(Error::BaselineShape {
+                expected: x.dims().to_vec(),
+                got: bl.dims().to_vec(),
+            });
         }
         crate::validate::check_finite(&bl, "baselines")?;
         let (n, j, nb) = (x.dim(0)?, self.samples, bl.dim(0)?);
@@ -72,11 +89,15 @@ impl Attributor for GradientShap {
             let len = r.len();
             let mut xi = x.index_select(&ex, 0)?;
             if self.stdev > 0.0 {
-                let eps = (Tensor::from_vec(noise, xi.dims(), dev)?.to_dtype(x.dtype())? * self.stdev)?;
+                let eps =
+                    (Tensor::from_vec(noise, xi.dims(), dev)?.to_dtype(x.dtype())? * self.stdev)?;
                 xi = (xi + eps)?;
             }
             let xb = bl.index_select(&Tensor::new(bi, dev)?, 0)?;
-            let a = col(&Tensor::from_vec(al, len, dev)?.to_dtype(x.dtype())?, x.rank())?;
+            let a = col(
+                &Tensor::from_vec(al, len, dev)?.to_dtype(x.dtype())?,
+                x.rank(),
+            )?;
             let d = (&xi - &xb)?;
             let pts = (&xb + d.broadcast_mul(&a)?)?;
             let ctx = RuleCtx::rule(ActRule::Gradient)?;
@@ -88,8 +109,12 @@ impl Attributor for GradientShap {
         // S(x̄) averaged over the baselines drawn for each example.
         let idx = Tensor::new(picked, dev)?;
         let bx = bl.index_select(&idx, 0)?;
-        let bseed = s.seed.index_select(&example_index(&(0..n * j), j, dev)?, 0)?;
-        let bout = chunked_scores(model, &bx, &bseed, &self.batching)?.reshape((n, j))?.mean(1)?;
+        let bseed = s
+            .seed
+            .index_select(&example_index(&(0..n * j), j, dev)?, 0)?;
+        let bout = chunked_scores(model, &bx, &bseed, &self.batching)?
+            .reshape((n, j))?
+            .mean(1)?;
         let delta = completeness_delta(&acc, &out, Some(&bout))?;
         Attribution::finish(&s.p, acc, out, Some(bout), Some(delta))
     }

@@ -18,10 +18,18 @@ impl Groups {
     pub fn new(mask: &Tensor, x: &Tensor) -> Result<Self> {
         let bad = || Error::InvalidParameter {
             name: "feature_mask",
-            reason: format!("shape {:?} must broadcast to the input {:?} (or its per-example shape)", mask.dims(), x.dims()),
+            reason: format!(
+                "shape {:?} must broadcast to the input {:?} (or its per-example shape)",
+                mask.dims(),
+                x.dims()
+            ),
         };
         let mask = mask.to_device(x.device())?;
-        let mask = if mask.rank() == x.rank() - 1 { mask.unsqueeze(0)? } else { mask };
+        let mask = if mask.rank() == x.rank() - 1 {
+            mask.unsqueeze(0)?
+        } else {
+            mask
+        };
         if mask.rank() != x.rank() {
             return Err(bad());
         }
@@ -33,15 +41,29 @@ impl Groups {
         full.extend_from_slice(&x.dims()[1..]);
         let mask = mask.broadcast_as(full).map_err(|_| bad())?.contiguous()?;
         let ids: Vec<f64> = mask.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?;
-        if let Some(v) = ids.iter().find(|v| !(v.fract() == 0.0 && **v >= 0.0 && **v < 65_536.0)) {
-            return Err(Error::InvalidParameter { name: "feature_mask", reason: format!("group ids must be integers in 0..65536, found {v}") });
+        if let Some(v) = ids
+            .iter()
+            .find(|v| !(v.fract() == 0.0 && **v >= 0.0 && **v < 65_536.0))
+        {
+            return Err(Error::InvalidParameter {
+                name: "feature_mask",
+                reason: format!("group ids must be integers in 0..65536, found {v}"),
+            });
         }
         let count = ids.iter().fold(0.0f64, |m, v| m.max(*v)) as usize + 1;
         let f = ids.len() / masks;
-        let ids = Tensor::from_vec(ids.iter().map(|&v| v as u32).collect::<Vec<_>>(), (masks, 1, f), x.device())?;
+        let ids = Tensor::from_vec(
+            ids.iter().map(|&v| v as u32).collect::<Vec<_>>(),
+            (masks, 1, f),
+            x.device(),
+        )?;
         let range = Tensor::arange(0u32, count as u32, x.device())?.reshape((1, count, 1))?;
         let onehot = ids.broadcast_eq(&range)?.to_dtype(x.dtype())?;
-        Ok(Self { onehot, ids: ids.squeeze(1)?, count })
+        Ok(Self {
+            onehot,
+            ids: ids.squeeze(1)?,
+            count,
+        })
     }
 
     /// Scores of `(example, coalition)` rows, example-major: in row `k` the groups whose bit
@@ -61,27 +83,52 @@ impl Groups {
     ) -> Result<Vec<f64>> {
         let (g, e, dev) = (self.count, coalitions.len(), x.device());
         if g > 64 {
-            return Err(Error::InvalidParameter { name: "feature_mask", reason: format!("coalitions are 64-bit masks: at most 64 groups, got {g}") });
+            return Err(Error::InvalidParameter {
+                name: "feature_mask",
+                reason: format!("coalitions are 64-bit masks: at most 64 groups, got {g}"),
+            });
         }
-        let bits: Vec<f32> = coalitions.iter().flat_map(|&c| (0..g).map(move |j| (c >> j & 1) as f32)).collect();
+        let bits: Vec<f32> = coalitions
+            .iter()
+            .flat_map(|&c| (0..g).map(move |j| (c >> j & 1) as f32))
+            .collect();
         let table = Tensor::from_vec(bits, (e, g), dev)?.to_dtype(x.dtype())?;
         let mut v = Vec::with_capacity(x.dim(0)? * e);
-        crate::batch::perturbation_sweep(model, x, baseline, seed, e, batching, label, |r, ex| -> Result<Tensor> {
-            let which: Vec<u32> = r.clone().map(|i| (i % e) as u32).collect();
-            let present = table.index_select(&Tensor::new(which, dev)?, 0)?.unsqueeze(1)?;
-            // 1 = replaced by the baseline, for the sweep.
-            Ok(present.matmul(&self.for_examples(ex)?.contiguous()?)?.squeeze(1)?.affine(-1.0, 1.0)?)
-        }, |_, _, sc| {
-            v.extend(sc.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-            Ok(())
-        })?;
+        crate::batch::perturbation_sweep(
+            model,
+            x,
+            baseline,
+            seed,
+            e,
+            batching,
+            label,
+            |r, ex| -> Result<Tensor> {
+                let which: Vec<u32> = r.clone().map(|i| (i % e) as u32).collect();
+                let present = table
+                    .index_select(&Tensor::new(which, dev)?, 0)?
+                    .unsqueeze(1)?;
+                // 1 = replaced by the baseline, for the sweep.
+                Ok(present
+                    .matmul(&self.for_examples(ex)?.contiguous()?)?
+                    .squeeze(1)?
+                    .affine(-1.0, 1.0)?)
+            },
+            |_, _, sc| {
+                v.extend(sc.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+                Ok(())
+            },
+        )?;
         Ok(v)
     }
 
     /// 0/1 mask `(len, F)` of group `group[k]` for row `k`, whose example is `ex[k]`.
     pub fn member_mask(&self, ex: &Tensor, group: &[u32]) -> Result<Tensor> {
         let len = ex.dim(0)?;
-        let ids = if self.ids.dim(0)? == 1 { self.ids.clone() } else { self.ids.index_select(ex, 0)? };
+        let ids = if self.ids.dim(0)? == 1 {
+            self.ids.clone()
+        } else {
+            self.ids.index_select(ex, 0)?
+        };
         let g = Tensor::new(group, ex.device())?.reshape((len, 1))?;
         Ok(ids.broadcast_eq(&g)?.to_dtype(self.onehot.dtype())?)
     }

@@ -38,7 +38,13 @@ pub struct GuidedIntegratedGradients {
 
 impl Default for GuidedIntegratedGradients {
     fn default() -> Self {
-        Self { steps: 200, fraction: 0.25, max_dist: 0.02, baseline: Baseline::Zero, batching: Batching::default() }
+        Self {
+            steps: 200,
+            fraction: 0.25,
+            max_dist: 0.02,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
     }
 }
 
@@ -48,13 +54,24 @@ fn f(t: &Tensor, dt: DType) -> Result<Tensor> {
 }
 
 impl Attributor for GuidedIntegratedGradients {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("steps", self.steps)?;
         if !(self.fraction > 0.0 && self.fraction <= 1.0) {
-            return Err(crate::error::invalid("fraction", format!("must be in (0, 1], got {}", self.fraction)));
+            return Err(crate::error::invalid(
+                "fraction",
+                format!("must be in (0, 1], got {}", self.fraction),
+            ));
         }
         if !(self.max_dist >= 0.0 && self.max_dist <= 1.0) {
-            return Err(crate::error::invalid("max_dist", format!("must be in [0, 1], got {}", self.max_dist)));
+            return Err(crate::error::invalid(
+                "max_dist",
+                format!("must be in [0, 1], got {}", self.max_dist),
+            ));
         }
         let s = setup(model, input, target)?;
         let shape = s.p.x.dims().to_vec();
@@ -74,11 +91,21 @@ impl Attributor for GuidedIntegratedGradients {
         let mut attr = x_in.zeros_like()?;
         let per = self.batching.rows_per_chunk(model, &s.p.x, true)?;
         for step in 0..self.steps {
-            let (_, g) = rule_gradient_with(model, &x.reshape(shape.as_slice())?, &s.seed, ActRule::Gradient, &self.batching, per)?;
+            let (_, g) = rule_gradient_with(
+                model,
+                &x.reshape(shape.as_slice())?,
+                &s.seed,
+                ActRule::Gradient,
+                &self.batching,
+                per,
+            )?;
             let g_actual = g.flatten_from(1)?;
             let mut grad = g_actual.clone();
             let alpha = (step + 1) as f64 / self.steps as f64;
-            let (a_min, a_max) = ((alpha - self.max_dist).max(0.0), (alpha + self.max_dist).min(1.0));
+            let (a_min, a_max) = (
+                (alpha - self.max_dist).max(0.0),
+                (alpha + self.max_dist).min(1.0),
+            );
             let x_min = (&xb + (&d * a_min)?)?;
             let x_max = (&xb + (&d * a_max)?)?;
             let l1_target = (&l1_total * (1.0 - alpha))?;
@@ -91,7 +118,10 @@ impl Attributor for GuidedIntegratedGradients {
                 let act = active.broadcast_as((n, feat))?.ne(0.0)?;
                 let x_old = x.clone();
                 // Features behind the band's lower edge catch up to it (undefined α counts as ahead).
-                let x_alpha = d_zero.where_cond(&Tensor::full(a_max, (n, feat), x.device())?.to_dtype(dt)?, &((&x - &xb)? / &safe_d)?)?;
+                let x_alpha = d_zero.where_cond(
+                    &Tensor::full(a_max, (n, feat), x.device())?.to_dtype(dt)?,
+                    &((&x - &xb)? / &safe_d)?,
+                )?;
                 let behind = (x_alpha.lt(a_min)?.to_dtype(dt)? * act.to_dtype(dt)?)?.ne(0.0)?;
                 x = behind.where_cond(&x_min, &x)?;
                 let l1_cur = (&x - &x_in)?.abs()?.sum_keepdim(1)?;
@@ -103,17 +133,25 @@ impl Attributor for GuidedIntegratedGradients {
                 let moving = (&active - &reached_act)?;
                 let mov = moving.broadcast_as((n, feat))?.ne(0.0)?;
                 // Features already at the upper edge are out of the selection.
-                grad = (x.eq(&x_max)?.to_dtype(dt)? * f(&mov, dt)?)?.ne(0.0)?.where_cond(&inf, &grad)?;
+                grad = (x.eq(&x_max)?.to_dtype(dt)? * f(&mov, dt)?)?
+                    .ne(0.0)?
+                    .where_cond(&inf, &grad)?;
                 let ag = grad.abs()?.contiguous()?;
                 let (sorted, _) = ag.sort_last_dim(true)?;
                 let threshold = sorted.narrow(1, q_index, 1)?;
                 let sel = (f(&ag.broadcast_le(&threshold)?, dt)? * f(&grad.ne(&inf)?, dt)?)?;
                 let l1_s = ((&x - &x_max)?.abs()? * &sel)?.sum_keepdim(1)?;
                 let has = l1_s.gt(0.0)?;
-                let gamma = has.where_cond(&((&l1_cur - &l1_target)? / has.where_cond(&l1_s, &l1_s.ones_like()?)?)?, &Tensor::full(f64::INFINITY, (n, 1), x.device())?.to_dtype(dt)?)?;
+                let gamma = has.where_cond(
+                    &((&l1_cur - &l1_target)? / has.where_cond(&l1_s, &l1_s.ones_like()?)?)?,
+                    &Tensor::full(f64::INFINITY, (n, 1), x.device())?.to_dtype(dt)?,
+                )?;
                 let jump = gamma.gt(1.0)?;
                 // γ > 1: the selected features go all the way to the upper edge; else a γ-fraction.
-                let step_to = jump.broadcast_as((n, feat))?.where_cond(&x_max, &(&x + (&x_max - &x)?.broadcast_mul(&gamma.clamp(0.0, 1.0)?)?)?)?;
+                let step_to = jump.broadcast_as((n, feat))?.where_cond(
+                    &x_max,
+                    &(&x + (&x_max - &x)?.broadcast_mul(&gamma.clamp(0.0, 1.0)?)?)?,
+                )?;
                 let upd = (sel * f(&mov, dt)?)?.ne(0.0)?;
                 let x_new = upd.where_cond(&step_to, &x)?;
                 let move_rows = moving.broadcast_as((n, feat))?.ne(0.0)?;
@@ -125,7 +163,12 @@ impl Attributor for GuidedIntegratedGradients {
         }
         let attr = attr.reshape(shape.as_slice())?;
         let out = chunked_scores(model, &s.p.x, &s.seed, &self.batching)?;
-        let base_out = chunked_scores(model, &xb.reshape(shape.as_slice())?, &s.seed, &self.batching)?;
+        let base_out = chunked_scores(
+            model,
+            &xb.reshape(shape.as_slice())?,
+            &s.seed,
+            &self.batching,
+        )?;
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
         Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
     }

@@ -6,7 +6,9 @@
 use super::common::{chunked_scores, completeness_delta, setup};
 use crate::batch::{example_index, gradient};
 use crate::rules::ActRule;
-use crate::{Attribution, Attributor, Baseline, Batching, Explainable, Quadrature, Result, RuleCtx, Target};
+use crate::{
+    Attribution, Attributor, Baseline, Batching, Explainable, Quadrature, Result, RuleCtx, Target,
+};
 use candle_core::Tensor;
 
 /// Adds steps until every example's completeness delta is under a tolerance.
@@ -31,13 +33,22 @@ pub struct IntegratedGradients {
 
 impl Default for IntegratedGradients {
     fn default() -> Self {
-        Self { steps: 50, quadrature: Quadrature::GaussLegendre, baseline: Baseline::Zero, adaptive: None, batching: Batching::default() }
+        Self {
+            steps: 50,
+            quadrature: Quadrature::GaussLegendre,
+            baseline: Baseline::Zero,
+            adaptive: None,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl IntegratedGradients {
     pub fn new(steps: usize) -> Self {
-        Self { steps, ..Self::default() }
+        Self {
+            steps,
+            ..Self::default()
+        }
     }
     pub fn with_quadrature(mut self, q: Quadrature) -> Self {
         self.quadrature = q;
@@ -48,7 +59,10 @@ impl IntegratedGradients {
         self
     }
     pub fn with_adaptive(mut self, tolerance: f64, max_steps: usize) -> Self {
-        self.adaptive = Some(AdaptiveSteps { tolerance, max_steps });
+        self.adaptive = Some(AdaptiveSteps {
+            tolerance,
+            max_steps,
+        });
         self
     }
     pub fn with_batching(mut self, b: Batching) -> Self {
@@ -58,7 +72,15 @@ impl IntegratedGradients {
 }
 
 /// Path integral of the gradient, `∫₀¹ ∇S(x̄ + α(x − x̄)) dα`, by quadrature; one value per row.
-pub(crate) fn path_integral(model: &dyn Explainable, x: &Tensor, xbar: &Tensor, seed: &Tensor, q: Quadrature, steps: usize, batching: &Batching) -> Result<Tensor> {
+pub(crate) fn path_integral(
+    model: &dyn Explainable,
+    x: &Tensor,
+    xbar: &Tensor,
+    seed: &Tensor,
+    q: Quadrature,
+    steps: usize,
+    batching: &Batching,
+) -> Result<Tensor> {
     let (alphas, weights) = q.nodes(steps)?;
     let n = x.dim(0)?;
     let dev = x.device();
@@ -70,9 +92,17 @@ pub(crate) fn path_integral(model: &dyn Explainable, x: &Tensor, xbar: &Tensor, 
         let a: Vec<f32> = r.clone().map(|i| alphas[i % steps] as f32).collect();
         let w: Vec<f32> = r.clone().map(|i| weights[i % steps] as f32).collect();
         let len = r.len();
-        let a = crate::batch::col(&Tensor::from_vec(a, len, dev)?.to_dtype(x.dtype())?, x.rank())?;
-        let w = crate::batch::col(&Tensor::from_vec(w, len, dev)?.to_dtype(x.dtype())?, x.rank())?;
-        let pts = xbar.index_select(&ex, 0)?.add(&diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+        let a = crate::batch::col(
+            &Tensor::from_vec(a, len, dev)?.to_dtype(x.dtype())?,
+            x.rank(),
+        )?;
+        let w = crate::batch::col(
+            &Tensor::from_vec(w, len, dev)?.to_dtype(x.dtype())?,
+            x.rank(),
+        )?;
+        let pts = xbar
+            .index_select(&ex, 0)?
+            .add(&diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
         let ctx = RuleCtx::rule(ActRule::Gradient)?;
         let (_, g) = gradient(model, &pts, &seed.index_select(&ex, 0)?, &ctx)?;
         acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
@@ -82,7 +112,12 @@ pub(crate) fn path_integral(model: &dyn Explainable, x: &Tensor, xbar: &Tensor, 
 }
 
 impl Attributor for IntegratedGradients {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("steps", self.steps)?;
         let s = setup(model, input, target)?;
         let x = &s.p.x;
@@ -90,9 +125,22 @@ impl Attributor for IntegratedGradients {
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
         let ig = |rows: Option<&Tensor>, steps: usize| -> Result<Tensor> {
-            let pick = |t: &Tensor| -> Result<Tensor> { Ok(match rows { Some(i) => t.index_select(i, 0)?, None => t.clone() }) };
+            let pick = |t: &Tensor| -> Result<Tensor> {
+                Ok(match rows {
+                    Some(i) => t.index_select(i, 0)?,
+                    None => t.clone(),
+                })
+            };
             let (xr, xbr) = (pick(x)?, pick(&xbar)?);
-            let grad = path_integral(model, &xr, &xbr, &pick(&s.seed)?, self.quadrature, steps, &self.batching)?;
+            let grad = path_integral(
+                model,
+                &xr,
+                &xbr,
+                &pick(&s.seed)?,
+                self.quadrature,
+                steps,
+                &self.batching,
+            )?;
             Ok(((&xr - &xbr)? * grad)?)
         };
         let mut attr = ig(None, self.steps)?;
@@ -101,12 +149,21 @@ impl Attributor for IntegratedGradients {
         let mut used = vec![self.steps; n];
         if let Some(ad) = self.adaptive {
             if !(ad.tolerance > 0.0) || ad.max_steps < self.steps {
-                return Err(crate::error::invalid("adaptive", format!("need tolerance > 0 and max_steps ≥ steps ({}), got {ad:?}", self.steps)));
+                return Err(crate::error::invalid(
+                    "adaptive",
+                    format!(
+                        "need tolerance > 0 and max_steps ≥ steps ({}), got {ad:?}",
+                        self.steps
+                    ),
+                ));
             }
             let mut steps = self.steps;
             loop {
                 let d: Vec<f32> = delta.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-                let todo: Vec<u32> = (0..n).filter(|&i| (d[i] as f64).abs() > ad.tolerance).map(|i| i as u32).collect();
+                let todo: Vec<u32> = (0..n)
+                    .filter(|&i| (d[i] as f64).abs() > ad.tolerance)
+                    .map(|i| i as u32)
+                    .collect();
                 if todo.is_empty() || steps * 2 > ad.max_steps {
                     break;
                 }

@@ -16,12 +16,20 @@ pub struct Lrp {
 
 impl Lrp {
     pub fn new(composite: Composite) -> Self {
-        Self { composite, batching: Batching::default() }
+        Self {
+            composite,
+            batching: Batching::default(),
+        }
     }
 }
 
 impl Attributor for Lrp {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         self.composite.validate()?;
         let s = setup(model, input, target)?;
         let x = &s.p.x;
@@ -29,7 +37,12 @@ impl Attributor for Lrp {
         let (mut outs, mut rels) = (vec![], vec![]);
         self.batching.run(x.dim(0)?, per, "lrp", |r| {
             let ctx = RuleCtx::composite(self.composite.clone())?;
-            let (o, rel) = relevance(model, &x.narrow(0, r.start, r.len())?, &s.seed.narrow(0, r.start, r.len())?, &ctx)?;
+            let (o, rel) = relevance(
+                model,
+                &x.narrow(0, r.start, r.len())?,
+                &s.seed.narrow(0, r.start, r.len())?,
+                &ctx,
+            )?;
             outs.push(o);
             rels.push(rel);
             Ok(())

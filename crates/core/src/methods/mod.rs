@@ -1,15 +1,15 @@
 //! The attribution methods, one file each.
 
-mod common;
-pub mod groups;
 pub mod blur_ig;
+mod common;
 pub mod controls;
 pub mod deeplift;
 pub mod feature_ablation;
-pub mod grad_cam;
 pub mod ggig;
+pub mod grad_cam;
 pub mod gradient;
 pub mod gradient_shap;
+pub mod groups;
 pub mod guided_ig;
 pub mod integrated_gradients;
 pub mod lrp;

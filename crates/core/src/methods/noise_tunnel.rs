@@ -31,7 +31,13 @@ pub struct NoiseTunnel<A> {
 
 impl<A: Attributor> NoiseTunnel<A> {
     pub fn new(inner: A, kind: NoiseKind, samples: usize, stdev_fraction: f64, seed: u64) -> Self {
-        Self { inner, kind, samples, stdev_fraction, seed }
+        Self {
+            inner,
+            kind,
+            samples,
+            stdev_fraction,
+            seed,
+        }
     }
 
     /// SmoothGrad with Hooker et al.'s σ = 0.15 of the input range.
@@ -41,10 +47,18 @@ impl<A: Attributor> NoiseTunnel<A> {
 }
 
 impl<A: Attributor> Attributor for NoiseTunnel<A> {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         crate::validate::positive("samples", self.samples)?;
         if !(self.stdev_fraction >= 0.0) || !self.stdev_fraction.is_finite() {
-            return Err(crate::error::invalid("stdev_fraction", format!("must be finite and ≥ 0, got {}", self.stdev_fraction)));
+            return Err(crate::error::invalid(
+                "stdev_fraction",
+                format!("must be finite and ≥ 0, got {}", self.stdev_fraction),
+            ));
         }
         check_input(model, input)?;
         let (b, j) = (input.dim(0)?, self.samples);
@@ -57,12 +71,15 @@ impl<A: Attributor> Attributor for NoiseTunnel<A> {
             let mut rng = row_rng(self.seed, row);
             normals(&mut rng, feat, &mut noise);
         }
-        let noise = Tensor::from_vec(noise, (b * j, feat), input.device())?.to_dtype(input.dtype())?;
+        let noise =
+            Tensor::from_vec(noise, (b * j, feat), input.device())?.to_dtype(input.dtype())?;
         let noisy = (repeat_rows(&flat, j)? + noise.broadcast_mul(&sigma.unsqueeze(1)?)?)?;
         let mut dims = input.dims().to_vec();
         dims[0] = b * j;
         let noisy = noisy.reshape(dims)?;
-        let res = self.inner.attribute(model, &noisy, &target.repeat_examples(j)?)?;
+        let res = self
+            .inner
+            .attribute(model, &noisy, &target.repeat_examples(j)?)?;
         let a = &res.attributions;
         let mut g = vec![b, j];
         g.extend_from_slice(&a.dims()[1..]);
@@ -74,8 +91,18 @@ impl<A: Attributor> Attributor for NoiseTunnel<A> {
         };
         // The explained score is the clean input's.
         let clean = super::common::setup(model, input, target)?;
-        let out = super::common::chunked_scores(model, &clean.p.x, &clean.seed, &crate::Batching::default())?;
-        Attribution::finish(&clean.p, attributions.reshape(clean.p.x.dims())?, out, None, None)
+        let out = super::common::chunked_scores(
+            model,
+            &clean.p.x,
+            &clean.seed,
+            &crate::Batching::default(),
+        )?;
+        Attribution::finish(
+            &clean.p,
+            attributions.reshape(clean.p.x.dims())?,
+            out,
+            None,
+            None,
+        )
     }
 }
-

@@ -21,7 +21,12 @@ pub struct Occlusion {
 
 impl Occlusion {
     pub fn new(window: &[usize], strides: &[usize]) -> Self {
-        Self { window: window.to_vec(), strides: strides.to_vec(), baseline: Baseline::Zero, batching: Batching::default() }
+        Self {
+            window: window.to_vec(),
+            strides: strides.to_vec(),
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
     }
 
     /// Occlusion-1: one feature at a time.
@@ -48,31 +53,50 @@ fn indicators(len: usize, w: usize, s: usize, dev: &Device) -> Result<(usize, Te
 }
 
 impl Attributor for Occlusion {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let shape = x.dims()[1..].to_vec();
         if self.window.len() != shape.len() || self.strides.len() != shape.len() {
             return Err(crate::error::invalid(
                 "window",
-                format!("window {:?} and strides {:?} need one entry per input axis {:?}", self.window, self.strides, shape),
+                format!(
+                    "window {:?} and strides {:?} need one entry per input axis {:?}",
+                    self.window, self.strides, shape
+                ),
             ));
         }
         for (d, (&w, &st)) in self.window.iter().zip(&self.strides).enumerate() {
             if w == 0 || st == 0 || w > shape[d] {
-                return Err(Error::InvalidParameter { name: "window", reason: format!("axis {d}: window {w} / stride {st} must be ≥ 1 and the window ≤ {}", shape[d]) });
+                return Err(Error::InvalidParameter {
+                    name: "window",
+                    reason: format!(
+                        "axis {d}: window {w} / stride {st} must be ≥ 1 and the window ≤ {}",
+                        shape[d]
+                    ),
+                });
             }
         }
         let dev = x.device();
         let dt = x.dtype();
-        let axes: Vec<(usize, Tensor)> = (0..shape.len()).map(|d| indicators(shape[d], self.window[d], self.strides[d], dev)).collect::<Result<_>>()?;
+        let axes: Vec<(usize, Tensor)> = (0..shape.len())
+            .map(|d| indicators(shape[d], self.window[d], self.strides[d], dev))
+            .collect::<Result<_>>()?;
         let npatch: usize = axes.iter().map(|a| a.0).product();
         // Broadcastable per-axis factors: axis d of a row's mask is `(len, 1…, shape[d], …1)`.
         let factor = |d: usize, coords: &[u32], len: usize| -> Result<Tensor> {
             let mut dims = vec![1; shape.len() + 1];
             dims[0] = len;
             dims[d + 1] = shape[d];
-            Ok(axes[d].1.index_select(&Tensor::new(coords, dev)?, 0)?.reshape(dims)?)
+            Ok(axes[d]
+                .1
+                .index_select(&Tensor::new(coords, dev)?, 0)?
+                .reshape(dims)?)
         };
         let mask_of = |patches: &[usize]| -> Result<Tensor> {
             let len = patches.len();
@@ -89,14 +113,25 @@ impl Attributor for Occlusion {
             }
             let mut full = vec![len];
             full.extend_from_slice(&shape);
-            Ok(m.expect("at least one axis").broadcast_as(full)?.to_dtype(dt)?)
+            Ok(m.expect("at least one axis")
+                .broadcast_as(full)?
+                .to_dtype(dt)?)
         };
         let xbar = self.baseline.resolve(x)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
-        let acc = ablation_sums(model, &s, &xbar, &out, npatch, &self.batching, "occlusion", |r, _| {
-            let patches: Vec<usize> = r.clone().map(|i| i % npatch).collect();
-            mask_of(&patches)
-        })?;
+        let acc = ablation_sums(
+            model,
+            &s,
+            &xbar,
+            &out,
+            npatch,
+            &self.batching,
+            "occlusion",
+            |r, _| {
+                let patches: Vec<usize> = r.clone().map(|i| i % npatch).collect();
+                mask_of(&patches)
+            },
+        )?;
         // How many windows cover each feature: the outer product of per-axis coverage counts.
         let mut count: Option<Tensor> = None;
         for (d, (_, ind)) in axes.iter().enumerate() {
@@ -112,7 +147,9 @@ impl Attributor for Occlusion {
         let uncovered = count.eq(0.0)?;
         let safe = uncovered.where_cond(&count.ones_like()?, &count)?;
         // Features no window reaches (a stride that skips the border) get 0.
-        let attr = acc.broadcast_div(&safe)?.broadcast_mul(&uncovered.eq(0.0)?.to_dtype(dt)?)?;
+        let attr = acc
+            .broadcast_div(&safe)?
+            .broadcast_mul(&uncovered.eq(0.0)?.to_dtype(dt)?)?;
         Attribution::finish(&s.p, attr, out, None, None)
     }
 }

@@ -34,11 +34,21 @@ pub struct ShapleyValues {
 
 impl ShapleyValues {
     pub fn exact(feature_mask: Tensor) -> Self {
-        Self { feature_mask, baseline: Baseline::Zero, mode: ShapleyMode::Exact, seed: 0, batching: Batching::default() }
+        Self {
+            feature_mask,
+            baseline: Baseline::Zero,
+            mode: ShapleyMode::Exact,
+            seed: 0,
+            batching: Batching::default(),
+        }
     }
 
     pub fn sampling(feature_mask: Tensor, permutations: usize, seed: u64) -> Self {
-        Self { mode: ShapleyMode::Permutations(permutations), seed, ..Self::exact(feature_mask) }
+        Self {
+            mode: ShapleyMode::Permutations(permutations),
+            seed,
+            ..Self::exact(feature_mask)
+        }
     }
 }
 
@@ -47,7 +57,12 @@ fn factorial(n: usize) -> f64 {
 }
 
 impl Attributor for ShapleyValues {
-    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let groups = Groups::new(&self.feature_mask, x)?;
@@ -63,7 +78,10 @@ impl Attributor for ShapleyValues {
             ShapleyMode::Permutations(p) => {
                 crate::validate::positive("permutations", p)?;
                 if g > 64 {
-                    return Err(Error::InvalidParameter { name: "feature_mask", reason: format!("at most 64 groups, got {g}") });
+                    return Err(Error::InvalidParameter {
+                        name: "feature_mask",
+                        reason: format!("at most 64 groups, got {g}"),
+                    });
                 }
                 let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
                 let mut order: Vec<usize> = (0..g).collect();
@@ -85,18 +103,29 @@ impl Attributor for ShapleyValues {
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
         let (n, dev) = (x.dim(0)?, x.device());
-        let v = groups.coalition_scores(model, x, &xbar, &s.seed, &coalitions, &self.batching, "shapley")?;
+        let v = groups.coalition_scores(
+            model,
+            x,
+            &xbar,
+            &s.seed,
+            &coalitions,
+            &self.batching,
+            "shapley",
+        )?;
         let mut phi = vec![0f64; n * g];
         for b in 0..n {
             let vb = &v[b * e..(b + 1) * e];
             match self.mode {
                 ShapleyMode::Exact => {
-                    let w: Vec<f64> = (0..g).map(|k| factorial(k) * factorial(g - k - 1) / factorial(g)).collect();
+                    let w: Vec<f64> = (0..g)
+                        .map(|k| factorial(k) * factorial(g - k - 1) / factorial(g))
+                        .collect();
                     for (sidx, &bits) in coalitions.iter().enumerate() {
                         for i in 0..g {
                             if bits >> i & 1 == 0 {
                                 let with = (bits | 1 << i) as usize;
-                                phi[b * g + i] += w[bits.count_ones() as usize] * (vb[with] - vb[sidx]);
+                                phi[b * g + i] +=
+                                    w[bits.count_ones() as usize] * (vb[with] - vb[sidx]);
                             }
                         }
                     }
@@ -114,7 +143,9 @@ impl Attributor for ShapleyValues {
         }
         let phi_t = Tensor::from_vec(phi, (n, 1, g), dev)?.to_dtype(x.dtype())?;
         let all = Tensor::arange(0u32, n as u32, dev)?;
-        let attr = phi_t.matmul(&groups.for_examples(&all)?.contiguous()?)?.reshape(x.dims())?;
+        let attr = phi_t
+            .matmul(&groups.for_examples(&all)?.contiguous()?)?
+            .reshape(x.dims())?;
         let delta = ((phi_t.sum((1, 2))? - (&out - &base_out)?)?).to_dtype(x.dtype())?;
         Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
     }

@@ -46,8 +46,16 @@ impl LstmDirection {
     fn load(vb: &VarBuilder, suffix: &str, input: usize, hidden: usize) -> Result<Self> {
         let init = torch_init(hidden);
         Ok(Self {
-            weight_ih: vb.get_with_hints((4 * hidden, input), &format!("weight_ih{suffix}"), init)?,
-            weight_hh: vb.get_with_hints((4 * hidden, hidden), &format!("weight_hh{suffix}"), init)?,
+            weight_ih: vb.get_with_hints(
+                (4 * hidden, input),
+                &format!("weight_ih{suffix}"),
+                init,
+            )?,
+            weight_hh: vb.get_with_hints(
+                (4 * hidden, hidden),
+                &format!("weight_hh{suffix}"),
+                init,
+            )?,
             bias_ih: Some(vb.get_with_hints(4 * hidden, &format!("bias_ih{suffix}"), init)?),
             bias_hh: Some(vb.get_with_hints(4 * hidden, &format!("bias_hh{suffix}"), init)?),
         })
@@ -76,7 +84,11 @@ impl LstmDirection {
         let mut h = Tensor::zeros((b, hsz), x.dtype(), x.device())?;
         let mut c = h.clone();
         let mut out = vec![None; t];
-        let steps: Vec<usize> = if reverse { (0..t).rev().collect() } else { (0..t).collect() };
+        let steps: Vec<usize> = if reverse {
+            (0..t).rev().collect()
+        } else {
+            (0..t).collect()
+        };
         for step in steps {
             let xt = x.narrow(1, step, 1)?.squeeze(1)?;
             let z = ctx.linear(&Tensor::cat(&[&xt, &h], 1)?, &w, bias.as_ref())?;
@@ -103,9 +115,18 @@ pub struct Lstm {
 }
 
 impl Lstm {
-    pub fn load(vb: VarBuilder, input: usize, hidden: usize, num_layers: usize, bidirectional: bool) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        input: usize,
+        hidden: usize,
+        num_layers: usize,
+        bidirectional: bool,
+    ) -> Result<Self> {
         if num_layers == 0 || hidden == 0 {
-            return Err(crate::error::invalid("lstm", "need at least one layer and one hidden unit"));
+            return Err(crate::error::invalid(
+                "lstm",
+                "need at least one layer and one hidden unit",
+            ));
         }
         let dirs = if bidirectional { 2 } else { 1 };
         let layers = (0..num_layers)
@@ -113,7 +134,12 @@ impl Lstm {
                 let inp = if l == 0 { input } else { hidden * dirs };
                 let mut d = vec![LstmDirection::load(&vb, &format!("_l{l}"), inp, hidden)?];
                 if bidirectional {
-                    d.push(LstmDirection::load(&vb, &format!("_l{l}_reverse"), inp, hidden)?);
+                    d.push(LstmDirection::load(
+                        &vb,
+                        &format!("_l{l}_reverse"),
+                        inp,
+                        hidden,
+                    )?);
                 }
                 Ok(d)
             })
@@ -125,7 +151,11 @@ impl Lstm {
     pub fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
         let mut h = x.clone();
         for layer in &self.layers {
-            let outs = layer.iter().enumerate().map(|(d, dir)| dir.forward(&h, ctx, d == 1)).collect::<Result<Vec<_>>>()?;
+            let outs = layer
+                .iter()
+                .enumerate()
+                .map(|(d, dir)| dir.forward(&h, ctx, d == 1))
+                .collect::<Result<Vec<_>>>()?;
             h = Tensor::cat(&outs, 2)?;
         }
         Ok(h)

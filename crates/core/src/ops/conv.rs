@@ -18,7 +18,12 @@ pub struct ConvGeometry {
 
 impl Default for ConvGeometry {
     fn default() -> Self {
-        Self { padding: 0, stride: 1, dilation: 1, groups: 1 }
+        Self {
+            padding: 0,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+        }
     }
 }
 
@@ -39,7 +44,9 @@ trait FlipIndices {
 impl FlipIndices for Tensor {
     fn flip_indices(&self, n: usize) -> Result<Tensor> {
         // (n − 1) − i, computed in f32 to stay on the device, then back to u32.
-        self.to_dtype(DType::F32)?.affine(-1.0, (n - 1) as f64)?.to_dtype(DType::U32)
+        self.to_dtype(DType::F32)?
+            .affine(-1.0, (n - 1) as f64)?
+            .to_dtype(DType::U32)
     }
 }
 
@@ -73,7 +80,13 @@ fn dilate(g: &Tensor, s: usize) -> Result<Tensor> {
 
 /// Gradient w.r.t. the input `(B, Cin, in_h, in_w)` of `conv2d(x, w, geometry)`, given the
 /// output gradient `grad (B, Cout, Ho, Wo)` and the flipped kernel from [`flipped_kernel`].
-pub fn conv2d_input_grad(grad: &Tensor, w_flipped: &Tensor, kernel_hw: (usize, usize), g: ConvGeometry, in_hw: (usize, usize)) -> Result<Tensor> {
+pub fn conv2d_input_grad(
+    grad: &Tensor,
+    w_flipped: &Tensor,
+    kernel_hw: (usize, usize),
+    g: ConvGeometry,
+    in_hw: (usize, usize),
+) -> Result<Tensor> {
     let (kh, kw) = kernel_hw;
     let d = g.dilation;
     let gd = dilate(grad, g.stride)?;
@@ -86,7 +99,9 @@ pub fn conv2d_input_grad(grad: &Tensor, w_flipped: &Tensor, kernel_hw: (usize, u
     let (t, b) = pads(kh, in_hw.0, gd.dim(2)?);
     let (l, r) = pads(kw, in_hw.1, gd.dim(3)?);
     if t == b && l == r && t == l && t >= 0 {
-        return gd.contiguous()?.conv2d(w_flipped, t as usize, 1, d, g.groups);
+        return gd
+            .contiguous()?
+            .conv2d(w_flipped, t as usize, 1, d, g.groups);
     }
     let gd = pad_or_crop(&pad_or_crop(&gd, 2, t, b)?, 3, l, r)?.contiguous()?;
     gd.conv2d(w_flipped, 0, 1, d, g.groups)

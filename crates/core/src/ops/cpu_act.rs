@@ -21,11 +21,13 @@ const CHUNK: usize = 1 << 14;
 /// `grad` mapped elementwise with `z` under a rule that needs no reference.
 fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::from_f64(0.0); z.len()];
-    out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (z, g))| {
-        for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
-            *v = f(*z, *g);
-        }
-    });
+    out.par_chunks_mut(CHUNK)
+        .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(o, (z, g))| {
+            for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
+                *v = f(*z, *g);
+            }
+        });
     out
 }
 
@@ -38,7 +40,11 @@ fn relu_rule<T: WithDType>(rule: ActRule, z: &[T], g: &[T]) -> Vec<T> {
         ActRule::Epsilon(e) => {
             // relu(z)/(z + ε·sign z) with sign(0) = +1: z/(z + ε) for z > 0, else 0.
             let eps = T::from_f64(e);
-            map2(z, g, move |z, g| if z > zero { g * z / (z + eps) } else { zero })
+            map2(
+                z,
+                g,
+                move |z, g| if z > zero { g * z / (z + eps) } else { zero },
+            )
         }
         ActRule::Deconvnet => map2(z, g, |_, g| if g > zero { g } else { zero }),
         ActRule::Pass | ActRule::Rescale { .. } => g.to_vec(),
@@ -52,11 +58,23 @@ impl CustomOp2 for ReluBackwardCpu {
     fn name(&self) -> &'static str {
         "candle-explain-relu-backward-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
-            (CpuStorage::F32(z), CpuStorage::F32(g)) => (CpuStorage::F32(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
-            (CpuStorage::F64(z), CpuStorage::F64(g)) => (CpuStorage::F64(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => (
+                CpuStorage::F32(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)),
+                shape,
+            ),
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => (
+                CpuStorage::F64(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)),
+                shape,
+            ),
             _ => candle_core::bail!("relu kernel: f32 or f64 only"),
         })
     }
@@ -76,7 +94,11 @@ fn rescale<T: WithDType>(z: &[T], r: &[T], g: &[T], thr: f64) -> Vec<T> {
             let d = z[i] - r[i];
             let small = if d > zero { d <= thr } else { zero - d <= thr };
             let m = if small {
-                if (z[i] + r[i]) * half > zero { T::from_f64(1.0) } else { zero }
+                if (z[i] + r[i]) * half > zero {
+                    T::from_f64(1.0)
+                } else {
+                    zero
+                }
             } else {
                 (relu(z[i]) - relu(r[i])) / d
             };
@@ -90,15 +112,35 @@ impl CustomOp3 for ReluRescaleCpu {
     fn name(&self) -> &'static str {
         "candle-explain-relu-rescale-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let shape = l1.shape().clone();
         Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(z), CpuStorage::F32(r), CpuStorage::F32(g)) => {
-                (CpuStorage::F32(rescale(contiguous(z, l1)?, contiguous(r, l2)?, contiguous(g, l3)?, self.0)), shape)
-            }
-            (CpuStorage::F64(z), CpuStorage::F64(r), CpuStorage::F64(g)) => {
-                (CpuStorage::F64(rescale(contiguous(z, l1)?, contiguous(r, l2)?, contiguous(g, l3)?, self.0)), shape)
-            }
+            (CpuStorage::F32(z), CpuStorage::F32(r), CpuStorage::F32(g)) => (
+                CpuStorage::F32(rescale(
+                    contiguous(z, l1)?,
+                    contiguous(r, l2)?,
+                    contiguous(g, l3)?,
+                    self.0,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(z), CpuStorage::F64(r), CpuStorage::F64(g)) => (
+                CpuStorage::F64(rescale(
+                    contiguous(z, l1)?,
+                    contiguous(r, l2)?,
+                    contiguous(g, l3)?,
+                    self.0,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("relu rescale kernel: f32 or f64 only"),
         })
     }
@@ -112,18 +154,36 @@ impl CustomOp2 for StabilizedDivCpu {
     fn name(&self) -> &'static str {
         "candle-explain-stabilized-div-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         if l1.shape() != l2.shape() {
-            candle_core::bail!("stabilized division: shapes {:?} and {:?} differ", l1.dims(), l2.dims())
+            candle_core::bail!(
+                "stabilized division: shapes {:?} and {:?} differ",
+                l1.dims(),
+                l2.dims()
+            )
         }
         fn div<T: WithDType>(r: &[T], z: &[T], eps: f64) -> Vec<T> {
             let (zero, eps) = (T::from_f64(0.0), T::from_f64(eps));
-            map2(z, r, move |z, r| r / if z >= zero { z + eps } else { z - eps })
+            map2(z, r, move |z, r| {
+                r / if z >= zero { z + eps } else { z - eps }
+            })
         }
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
-            (CpuStorage::F32(r), CpuStorage::F32(z)) => (CpuStorage::F32(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)), shape),
-            (CpuStorage::F64(r), CpuStorage::F64(z)) => (CpuStorage::F64(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)), shape),
+            (CpuStorage::F32(r), CpuStorage::F32(z)) => (
+                CpuStorage::F32(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)),
+                shape,
+            ),
+            (CpuStorage::F64(r), CpuStorage::F64(z)) => (
+                CpuStorage::F64(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)),
+                shape,
+            ),
             _ => candle_core::bail!("stabilized division kernel: f32 or f64 only"),
         })
     }

@@ -30,30 +30,39 @@ macro_rules! kernel {
         fn $name(act: Activation, guided: bool, z: &[$t], g: &[$t]) -> Vec<$t> {
             fn run(z: &[$t], g: &[$t], guided: bool, d: impl Fn($t) -> $t + Sync) -> Vec<$t> {
                 let mut out = vec![0.0; z.len()];
-                out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (z, g))| {
-                    if guided {
-                        for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
-                            *v = g.max(0.0) * d(*z);
+                out.par_chunks_mut(CHUNK)
+                    .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+                    .for_each(|(o, (z, g))| {
+                        if guided {
+                            for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
+                                *v = g.max(0.0) * d(*z);
+                            }
+                        } else {
+                            for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
+                                *v = *g * d(*z);
+                            }
                         }
-                    } else {
-                        for ((v, z), g) in o.iter_mut().zip(z).zip(g) {
-                            *v = *g * d(*z);
-                        }
-                    }
-                });
+                    });
                 out
             }
             let sigmoid = |z: $t| 1.0 / (1.0 + (-z).exp());
             match act {
                 Activation::Relu => run(z, g, guided, |z| if z > 0.0 { 1.0 } else { 0.0 }),
-                Activation::Relu6 => run(z, g, guided, |z| if z > 0.0 && z < 6.0 { 1.0 } else { 0.0 }),
+                Activation::Relu6 => {
+                    run(z, g, guided, |z| if z > 0.0 && z < 6.0 { 1.0 } else { 0.0 })
+                }
                 Activation::LeakyRelu(s) => {
                     let s = s as $t;
                     run(z, g, guided, move |z| if z > 0.0 { 1.0 } else { s })
                 }
                 Activation::Elu(a) => {
                     let a = a as $t;
-                    run(z, g, guided, move |z| if z > 0.0 { 1.0 } else { a * z.exp() })
+                    run(
+                        z,
+                        g,
+                        guided,
+                        move |z| if z > 0.0 { 1.0 } else { a * z.exp() },
+                    )
                 }
                 Activation::Tanh => run(z, g, guided, |z| {
                     let t = z.tanh();
@@ -65,7 +74,8 @@ macro_rules! kernel {
                 }),
                 Activation::Softplus => run(z, g, guided, sigmoid),
                 Activation::Gelu => run(z, g, guided, |z| {
-                    0.5 * (1.0 + $erf(z * std::f64::consts::FRAC_1_SQRT_2 as $t)) + z * (-0.5 * z * z).exp() * INV_SQRT_2PI as $t
+                    0.5 * (1.0 + $erf(z * std::f64::consts::FRAC_1_SQRT_2 as $t))
+                        + z * (-0.5 * z * z).exp() * INV_SQRT_2PI as $t
                 }),
                 Activation::GeluTanh => run(z, g, guided, |z| {
                     let (c, k) = (SQRT_2_OVER_PI as $t, 0.044715 as $t);
@@ -92,14 +102,40 @@ impl CustomOp2 for SmoothActGradCpu {
     fn name(&self) -> &'static str {
         "candle-explain-smooth-activation-grad-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         if l1.shape() != l2.shape() {
-            candle_core::bail!("activation kernel: z {:?} and grad {:?} differ", l1.dims(), l2.dims())
+            candle_core::bail!(
+                "activation kernel: z {:?} and grad {:?} differ",
+                l1.dims(),
+                l2.dims()
+            )
         }
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
-            (CpuStorage::F32(z), CpuStorage::F32(g)) => (CpuStorage::F32(grad_f32(self.act, self.guided, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
-            (CpuStorage::F64(z), CpuStorage::F64(g)) => (CpuStorage::F64(grad_f64(self.act, self.guided, contiguous(z, l1)?, contiguous(g, l2)?)), shape),
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => (
+                CpuStorage::F32(grad_f32(
+                    self.act,
+                    self.guided,
+                    contiguous(z, l1)?,
+                    contiguous(g, l2)?,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => (
+                CpuStorage::F64(grad_f64(
+                    self.act,
+                    self.guided,
+                    contiguous(z, l1)?,
+                    contiguous(g, l2)?,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("activation kernel: f32 or f64 only"),
         })
     }

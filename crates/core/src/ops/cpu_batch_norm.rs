@@ -50,15 +50,33 @@ fn stats<T: WithDType>(x: &[T], geo: (usize, usize, usize)) -> BatchStats {
     let per: Vec<(f64, f64)> = (0..geo.1)
         .into_par_iter()
         .map(|c| {
-            let mean = blocks(x, c, geo).flat_map(|s| s.iter()).map(|v| v.to_f64()).sum::<f64>() / n;
-            let var = blocks(x, c, geo).flat_map(|s| s.iter()).map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
+            let mean = blocks(x, c, geo)
+                .flat_map(|s| s.iter())
+                .map(|v| v.to_f64())
+                .sum::<f64>()
+                / n;
+            let var = blocks(x, c, geo)
+                .flat_map(|s| s.iter())
+                .map(|v| (v.to_f64() - mean).powi(2))
+                .sum::<f64>()
+                / n;
             (mean, var)
         })
         .collect();
-    BatchStats { mean: per.iter().map(|p| p.0).collect(), var: per.iter().map(|p| p.1).collect() }
+    BatchStats {
+        mean: per.iter().map(|p| p.0).collect(),
+        var: per.iter().map(|p| p.1).collect(),
+    }
 }
 
-fn forward<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], st: &BatchStats, eps: f64, geo: (usize, usize, usize)) -> Vec<T> {
+fn forward<T: WithDType>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    st: &BatchStats,
+    eps: f64,
+    geo: (usize, usize, usize),
+) -> Vec<T> {
     let (b, nc, hw) = geo;
     let mut y = vec![T::from_f64(0.0); x.len()];
     y.par_chunks_mut(hw).enumerate().for_each(|(row, out)| {
@@ -78,18 +96,39 @@ impl CustomOp3 for BatchNormTrainCpu {
     fn name(&self) -> &'static str {
         "candle-explain-batch-norm-train-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let c = l2.shape().elem_count();
         let geo = geometry(l1, c)?;
         if l3.shape().elem_count() != c {
-            candle_core::bail!("batch norm: bias {:?} does not match weight {:?}", l3.dims(), l2.dims())
+            candle_core::bail!(
+                "batch norm: bias {:?} does not match weight {:?}",
+                l3.dims(),
+                l2.dims()
+            )
         }
         macro_rules! run {
             ($x:expr, $g:expr, $b:expr, $variant:ident) => {{
                 let x = slice($x, l1, "x")?;
                 let st = stats(x, geo);
-                let y = forward(x, slice($g, l2, "weight")?, slice($b, l3, "bias")?, &st, self.eps, geo);
-                *self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))? = st;
+                let y = forward(
+                    x,
+                    slice($g, l2, "weight")?,
+                    slice($b, l3, "bias")?,
+                    &st,
+                    self.eps,
+                    geo,
+                );
+                *self.stats.lock().map_err(|_| {
+                    candle_core::Error::Msg("batch norm: poisoned statistics".into())
+                })? = st;
                 CpuStorage::$variant(y)
             }};
         }
@@ -101,10 +140,24 @@ impl CustomOp3 for BatchNormTrainCpu {
         Ok((out, l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let st = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))?.clone();
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let st = self
+            .stats
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("batch norm: poisoned statistics".into()))?
+            .clone();
         let c = gamma.elem_count();
-        let grad = BatchNormTrainGradCpu { eps: self.eps, stats: st };
+        let grad = BatchNormTrainGradCpu {
+            eps: self.eps,
+            stats: st,
+        };
         // Packed result: dx, then dγ and dβ.
         let packed = x.apply_op3_no_bwd(gamma, &dy.contiguous()?, &grad)?;
         let n = x.elem_count();
@@ -121,7 +174,14 @@ struct BatchNormTrainGradCpu {
     stats: BatchStats,
 }
 
-fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], st: &BatchStats, eps: f64, geo: (usize, usize, usize)) -> Vec<T> {
+fn backward<T: WithDType>(
+    x: &[T],
+    gamma: &[T],
+    dy: &[T],
+    st: &BatchStats,
+    eps: f64,
+    geo: (usize, usize, usize),
+) -> Vec<T> {
     let (b, nc, hw) = geo;
     let n = (b * hw) as f64;
     let inv: Vec<f64> = st.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
@@ -146,7 +206,11 @@ fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], st: &BatchStats, eps: 
         let c = row % nc;
         let (s, sx) = sums[c];
         let k = gamma[c].to_f64() * inv[c];
-        for ((o, v), d) in o.iter_mut().zip(&x[row * hw..][..hw]).zip(&dy[row * hw..][..hw]) {
+        for ((o, v), d) in o
+            .iter_mut()
+            .zip(&x[row * hw..][..hw])
+            .zip(&dy[row * hw..][..hw])
+        {
             let xhat = (v.to_f64() - st.mean[c]) * inv[c];
             *o = T::from_f64(k * (d.to_f64() - s / n - xhat * sx / n));
         }
@@ -162,16 +226,48 @@ impl CustomOp3 for BatchNormTrainGradCpu {
     fn name(&self) -> &'static str {
         "candle-explain-batch-norm-train-grad-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let c = l2.shape().elem_count();
         let geo = geometry(l1, c)?;
         if l3.dims() != l1.dims() || self.stats.mean.len() != c {
-            candle_core::bail!("batch norm backward: dy {:?} does not match x {:?}", l3.dims(), l1.dims())
+            candle_core::bail!(
+                "batch norm backward: dy {:?} does not match x {:?}",
+                l3.dims(),
+                l1.dims()
+            )
         }
         let shape = Shape::from(l1.shape().elem_count() + 2 * c);
         Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => (CpuStorage::F32(backward(slice(x, l1, "x")?, slice(g, l2, "weight")?, slice(d, l3, "dy")?, &self.stats, self.eps, geo)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => (CpuStorage::F64(backward(slice(x, l1, "x")?, slice(g, l2, "weight")?, slice(d, l3, "dy")?, &self.stats, self.eps, geo)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => (
+                CpuStorage::F32(backward(
+                    slice(x, l1, "x")?,
+                    slice(g, l2, "weight")?,
+                    slice(d, l3, "dy")?,
+                    &self.stats,
+                    self.eps,
+                    geo,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => (
+                CpuStorage::F64(backward(
+                    slice(x, l1, "x")?,
+                    slice(g, l2, "weight")?,
+                    slice(d, l3, "dy")?,
+                    &self.stats,
+                    self.eps,
+                    geo,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("batch norm backward cpu kernel: f32 or f64 only, one dtype"),
         })
     }

@@ -111,7 +111,9 @@ fn col2im<T: WithDType>(cols: &[T], x: &mut [T], d: &Dims) {
             for j in 0..d.kw {
                 let row = &cols[((c * d.kh + i) * d.kw + j) * hw..][..hw];
                 for oh in 0..d.ho {
-                    let Some(ih) = src(oh, i, g, d.h) else { continue };
+                    let Some(ih) = src(oh, i, g, d.h) else {
+                        continue;
+                    };
                     let xr = &mut xc[ih * d.w..(ih + 1) * d.w];
                     let (lo, hi, iw0) = valid_cols(j, g, d.w, d.wo);
                     let r = &row[oh * d.wo + lo..oh * d.wo + hi];
@@ -136,18 +138,41 @@ fn col2im<T: WithDType>(cols: &[T], x: &mut [T], d: &Dims) {
 /// inefficient: a few images share one gemm, their columns side by side (`ld = n·ho·wo`), and
 /// the result is copied out to NCHW. The bias is written into the gemm's output before it
 /// accumulates, so it costs no extra pass.
-fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims) -> Vec<T> {
+///
+/// With `parts > 1` the kernel holds `parts` stacked kernels of `cout / parts` channels each
+/// (one im2col serves all of them) and the output is `(parts, b, cout / parts, ho, wo)`: each
+/// part a contiguous NCHW tensor of its own.
+fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims, parts: usize) -> Vec<T> {
     let (hw, k, cout_g) = (d.hw_out(), d.k_per_group(), d.cout / d.g.groups);
     let mut y = vec![T::from_f64(0.0); d.b * d.cout * hw];
     let threads = rayon::current_num_threads();
     // Aim for ~512 gemm columns, keeping at least one group of images per thread.
     let per = 512usize.div_ceil(hw).min(d.b.div_ceil(threads)).max(1);
-    let par = if d.b.div_ceil(per) < threads { Parallelism::Rayon(threads) } else { Parallelism::None };
-    let (xs, ys) = (d.cin * d.h * d.w, d.cout * hw);
-    y.par_chunks_mut(ys * per).enumerate().for_each_init(
-        || (vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw * per], vec![T::from_f64(0.0); d.cout * hw * per]),
-        |(cols, out), (chunk, yc)| {
-            let n = yc.len() / ys;
+    let par = if d.b.div_ceil(per) < threads {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let (xs, cp) = (d.cin * d.h * d.w, d.cout / parts);
+    let ys = cp * hw;
+    // Chunk `i` owns images `i·per ..` of every part.
+    let mut chunks: Vec<Vec<&mut [T]>> = (0..d.b.div_ceil(per))
+        .map(|_| Vec::with_capacity(parts))
+        .collect();
+    for part in y.chunks_mut(d.b * ys) {
+        for (i, c) in part.chunks_mut(ys * per).enumerate() {
+            chunks[i].push(c);
+        }
+    }
+    chunks.into_par_iter().enumerate().for_each_init(
+        || {
+            (
+                vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw * per],
+                vec![T::from_f64(0.0); d.cout * hw * per],
+            )
+        },
+        |(cols, out), (chunk, mut yc)| {
+            let n = yc[0].len() / ys;
             let ld = n * hw;
             for i in 0..n {
                 let b = chunk * per + i;
@@ -161,17 +186,32 @@ fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims) -> Vec<
                 // blocks inside their buffers, which do not overlap.
                 unsafe {
                     gemm::gemm(
-                        cout_g, ld, k,
-                        out.as_mut_ptr().add(grp * cout_g * ld), 1, ld as isize, true,
-                        wt.as_ptr().add(grp * cout_g * k), 1, k as isize,
-                        cols.as_ptr().add(grp * k * ld), 1, ld as isize,
-                        T::from_f64(1.0), T::from_f64(1.0), false, false, false, par,
+                        cout_g,
+                        ld,
+                        k,
+                        out.as_mut_ptr().add(grp * cout_g * ld),
+                        1,
+                        ld as isize,
+                        true,
+                        wt.as_ptr().add(grp * cout_g * k),
+                        1,
+                        k as isize,
+                        cols.as_ptr().add(grp * k * ld),
+                        1,
+                        ld as isize,
+                        T::from_f64(1.0),
+                        T::from_f64(1.0),
+                        false,
+                        false,
+                        false,
+                        par,
                     );
                 }
             }
             for i in 0..n {
                 for c in 0..d.cout {
-                    yc[i * ys + c * hw..][..hw].copy_from_slice(&out[c * ld + i * hw..][..hw]);
+                    yc[c / cp][i * ys + (c % cp) * hw..][..hw]
+                        .copy_from_slice(&out[c * ld + i * hw..][..hw]);
                 }
             }
         },
@@ -186,31 +226,47 @@ fn input_grad<T: WithDType>(dy: &[T], wt: &[T], times: Option<&[T]>, d: Dims) ->
     let (hw, k, cout_g) = (d.hw_out(), d.k_per_group(), d.cout / d.g.groups);
     let mut dx = vec![T::from_f64(0.0); d.b * d.cin * d.h * d.w];
     let par = d.parallelism();
-    dx.par_chunks_mut(d.cin * d.h * d.w).enumerate().for_each_init(
-        || vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw],
-        |cols, (b, dxb)| {
-            let dyb = &dy[b * d.cout * hw..(b + 1) * d.cout * hw];
-            for grp in 0..d.g.groups {
-                // SAFETY: as in `forward`; the kernel block is read transposed through its strides.
-                unsafe {
-                    gemm::gemm(
-                        k, hw, cout_g,
-                        cols.as_mut_ptr().add(grp * k * hw), 1, hw as isize, false,
-                        wt.as_ptr().add(grp * cout_g * k), k as isize, 1,
-                        dyb.as_ptr().add(grp * cout_g * hw), 1, hw as isize,
-                        T::from_f64(0.0), T::from_f64(1.0), false, false, false, par,
-                    );
+    dx.par_chunks_mut(d.cin * d.h * d.w)
+        .enumerate()
+        .for_each_init(
+            || vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw],
+            |cols, (b, dxb)| {
+                let dyb = &dy[b * d.cout * hw..(b + 1) * d.cout * hw];
+                for grp in 0..d.g.groups {
+                    // SAFETY: as in `forward`; the kernel block is read transposed through its strides.
+                    unsafe {
+                        gemm::gemm(
+                            k,
+                            hw,
+                            cout_g,
+                            cols.as_mut_ptr().add(grp * k * hw),
+                            1,
+                            hw as isize,
+                            false,
+                            wt.as_ptr().add(grp * cout_g * k),
+                            k as isize,
+                            1,
+                            dyb.as_ptr().add(grp * cout_g * hw),
+                            1,
+                            hw as isize,
+                            T::from_f64(0.0),
+                            T::from_f64(1.0),
+                            false,
+                            false,
+                            false,
+                            par,
+                        );
+                    }
                 }
-            }
-            col2im(cols, dxb, &d);
-            if let Some(x) = times {
-                let n = dxb.len();
-                for (v, m) in dxb.iter_mut().zip(&x[b * n..(b + 1) * n]) {
-                    *v *= *m;
+                col2im(cols, dxb, &d);
+                if let Some(x) = times {
+                    let n = dxb.len();
+                    for (v, m) in dxb.iter_mut().zip(&x[b * n..(b + 1) * n]) {
+                        *v *= *m;
+                    }
                 }
-            }
-        },
-    );
+            },
+        );
     dx
 }
 
@@ -234,11 +290,25 @@ fn weight_grad<T: WithDType>(x: &[T], dy: &[T], d: Dims) -> Vec<T> {
                     // transpose of the columns' (k × hw) block lie inside their buffers.
                     unsafe {
                         gemm::gemm(
-                            cout_g, k, hw,
-                            dw.as_mut_ptr().add(grp * cout_g * k), 1, k as isize, true,
-                            dy.as_ptr().add(b * ys + grp * cout_g * hw), 1, hw as isize,
-                            cols.as_ptr().add(grp * k * hw), hw as isize, 1,
-                            T::from_f64(1.0), T::from_f64(1.0), false, false, false, Parallelism::None,
+                            cout_g,
+                            k,
+                            hw,
+                            dw.as_mut_ptr().add(grp * cout_g * k),
+                            1,
+                            k as isize,
+                            true,
+                            dy.as_ptr().add(b * ys + grp * cout_g * hw),
+                            1,
+                            hw as isize,
+                            cols.as_ptr().add(grp * k * hw),
+                            hw as isize,
+                            1,
+                            T::from_f64(1.0),
+                            T::from_f64(1.0),
+                            false,
+                            false,
+                            false,
+                            Parallelism::None,
                         );
                     }
                 }
@@ -255,19 +325,52 @@ fn weight_grad<T: WithDType>(x: &[T], dy: &[T], d: Dims) -> Vec<T> {
     out
 }
 
-fn dims(x_shape: &[usize], w_shape: &[usize], g: ConvGeometry, out_hw: Option<(usize, usize)>) -> Result<Dims> {
+fn dims(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    g: ConvGeometry,
+    out_hw: Option<(usize, usize)>,
+) -> Result<Dims> {
     let (&[b, c1, a1, a2], &[cout, cin_g, kh, kw]) = (x_shape, w_shape) else {
         candle_core::bail!("conv kernels need 4-D tensors, got {x_shape:?} and {w_shape:?}")
     };
-    let ext = |n: usize, k: usize| (n + 2 * g.padding).checked_sub(g.dilation * (k - 1) + 1).map(|v| v / g.stride + 1);
+    let ext = |n: usize, k: usize| {
+        (n + 2 * g.padding)
+            .checked_sub(g.dilation * (k - 1) + 1)
+            .map(|v| v / g.stride + 1)
+    };
     Ok(match out_hw {
         // Forward: x is the input.
         None => {
-            let (Some(ho), Some(wo)) = (ext(a1, kh), ext(a2, kw)) else { candle_core::bail!("conv: kernel larger than the padded input") };
-            Dims { b, cin: c1, h: a1, w: a2, cout, kh, kw, ho, wo, g }
+            let (Some(ho), Some(wo)) = (ext(a1, kh), ext(a2, kw)) else {
+                candle_core::bail!("conv: kernel larger than the padded input")
+            };
+            Dims {
+                b,
+                cin: c1,
+                h: a1,
+                w: a2,
+                cout,
+                kh,
+                kw,
+                ho,
+                wo,
+                g,
+            }
         }
         // Input gradient: x is dy, `out_hw` the input's size.
-        Some((h, w)) => Dims { b, cin: cin_g * g.groups, h, w, cout: c1, kh, kw, ho: a1, wo: a2, g },
+        Some((h, w)) => Dims {
+            b,
+            cin: cin_g * g.groups,
+            h,
+            w,
+            cout: c1,
+            kh,
+            kw,
+            ho: a1,
+            wo: a2,
+            g,
+        },
     })
 }
 
@@ -278,12 +381,24 @@ impl CustomOp2 for Conv2dCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1.dims(), l2.dims(), self.0, None)?;
         let shape = Shape::from((d.b, d.cout, d.ho, d.wo));
         Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => (CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => (CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => (
+                CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d, 1)),
+                shape,
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => (
+                CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d, 1)),
+                shape,
+            ),
             _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only"),
         })
     }
@@ -296,15 +411,82 @@ impl CustomOp3 for Conv2dBiasCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-bias-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = dims(l1.dims(), l2.dims(), self.0, None)?;
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Conv2dStackedCpu {
+            g: self.0,
+            parts: 1,
+        }
+        .cpu_fwd(s1, l1, s2, l2, s3, l3)
+    }
+}
+
+/// `parts` convolutions of one input in one pass: the kernel `(parts·cout, cin, kh, kw)` and
+/// bias `(parts·cout,)` stack the parts' kernels and biases, and the output is
+/// `(parts, b, cout, ho, wo)` (no groups). LRP's z⁺ rule uses it for `[Wx + b, W⁺x + b⁺]`.
+pub(crate) struct Conv2dStackedCpu {
+    pub g: ConvGeometry,
+    pub parts: usize,
+}
+
+impl CustomOp3 for Conv2dStackedCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-conv2d-stacked-cpu"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1.dims(), l2.dims(), self.g, None)?;
         if l3.dims() != [d.cout] {
             candle_core::bail!("conv2d bias: expected ({},), got {:?}", d.cout, l3.dims())
         }
-        let shape = Shape::from((d.b, d.cout, d.ho, d.wo));
+        let parts = self.parts;
+        if parts == 0 || d.cout % parts != 0 || (parts > 1 && d.g.groups != 1) {
+            candle_core::bail!(
+                "stacked conv2d: {} output channels cannot be {parts} parts ({} groups)",
+                d.cout,
+                d.g.groups
+            )
+        }
+        let shape = if parts == 1 {
+            Shape::from((d.b, d.cout, d.ho, d.wo))
+        } else {
+            Shape::from((parts, d.b, d.cout / parts, d.ho, d.wo))
+        };
         Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, Some(slice(b, l3, "bias")?), d)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => (CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, Some(slice(b, l3, "bias")?), d)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (
+                CpuStorage::F32(forward(
+                    slice(x, l1, "x")?,
+                    slice(w, l2, "w")?,
+                    Some(slice(b, l3, "bias")?),
+                    d,
+                    parts,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => (
+                CpuStorage::F64(forward(
+                    slice(x, l1, "x")?,
+                    slice(w, l2, "w")?,
+                    Some(slice(b, l3, "bias")?),
+                    d,
+                    parts,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only, one dtype"),
         })
     }
@@ -320,12 +502,34 @@ impl CustomOp2 for Conv2dInputGradCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-input-grad-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1.dims(), l2.dims(), self.g, Some(self.in_hw))?;
         let shape = Shape::from((d.b, d.cin, d.h, d.w));
         Ok(match (s1, s2) {
-            (CpuStorage::F32(dy), CpuStorage::F32(w)) => (CpuStorage::F32(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, None, d)), shape),
-            (CpuStorage::F64(dy), CpuStorage::F64(w)) => (CpuStorage::F64(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, None, d)), shape),
+            (CpuStorage::F32(dy), CpuStorage::F32(w)) => (
+                CpuStorage::F32(input_grad(
+                    slice(dy, l1, "dy")?,
+                    slice(w, l2, "w")?,
+                    None,
+                    d,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(dy), CpuStorage::F64(w)) => (
+                CpuStorage::F64(input_grad(
+                    slice(dy, l1, "dy")?,
+                    slice(w, l2, "w")?,
+                    None,
+                    d,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only"),
         })
     }
@@ -340,16 +544,46 @@ impl CustomOp3 for Conv2dInputGradTimesCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-input-grad-times-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let &[_, _, h, w] = l3.dims() else { candle_core::bail!("conv input grad: x must be 4-D, got {:?}", l3.dims()) };
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let &[_, _, h, w] = l3.dims() else {
+            candle_core::bail!("conv input grad: x must be 4-D, got {:?}", l3.dims())
+        };
         let d = dims(l1.dims(), l2.dims(), self.g, Some((h, w)))?;
         if l3.dims() != [d.b, d.cin, d.h, d.w] {
-            candle_core::bail!("conv input grad: x {:?} does not match the gradient's input {:?}", l3.dims(), [d.b, d.cin, d.h, d.w])
+            candle_core::bail!(
+                "conv input grad: x {:?} does not match the gradient's input {:?}",
+                l3.dims(),
+                [d.b, d.cin, d.h, d.w]
+            )
         }
         let shape = Shape::from((d.b, d.cin, d.h, d.w));
         Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(dy), CpuStorage::F32(w), CpuStorage::F32(x)) => (CpuStorage::F32(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, Some(slice(x, l3, "x")?), d)), shape),
-            (CpuStorage::F64(dy), CpuStorage::F64(w), CpuStorage::F64(x)) => (CpuStorage::F64(input_grad(slice(dy, l1, "dy")?, slice(w, l2, "w")?, Some(slice(x, l3, "x")?), d)), shape),
+            (CpuStorage::F32(dy), CpuStorage::F32(w), CpuStorage::F32(x)) => (
+                CpuStorage::F32(input_grad(
+                    slice(dy, l1, "dy")?,
+                    slice(w, l2, "w")?,
+                    Some(slice(x, l3, "x")?),
+                    d,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(dy), CpuStorage::F64(w), CpuStorage::F64(x)) => (
+                CpuStorage::F64(input_grad(
+                    slice(dy, l1, "dy")?,
+                    slice(w, l2, "w")?,
+                    Some(slice(x, l3, "x")?),
+                    d,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only, one dtype"),
         })
     }
@@ -365,20 +599,52 @@ impl CustomOp2 for Conv2dWeightGradCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-weight-grad-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (&[b, cin, h, w], &[b2, cout, ho, wo]) = (l1.dims(), l2.dims()) else {
-            candle_core::bail!("conv weight grad: x and dy must be 4-D, got {:?} and {:?}", l1.dims(), l2.dims())
+            candle_core::bail!(
+                "conv weight grad: x and dy must be 4-D, got {:?} and {:?}",
+                l1.dims(),
+                l2.dims()
+            )
         };
         let (kh, kw) = self.kernel_hw;
         let g = self.g;
         if b != b2 || cin % g.groups != 0 || cout % g.groups != 0 {
-            candle_core::bail!("conv weight grad: x {:?} and dy {:?} do not match ({} groups)", l1.dims(), l2.dims(), g.groups)
+            candle_core::bail!(
+                "conv weight grad: x {:?} and dy {:?} do not match ({} groups)",
+                l1.dims(),
+                l2.dims(),
+                g.groups
+            )
         }
-        let d = Dims { b, cin, h, w, cout, kh, kw, ho, wo, g };
+        let d = Dims {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            ho,
+            wo,
+            g,
+        };
         let shape = Shape::from((cout, cin / g.groups, kh, kw));
         Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(dy)) => (CpuStorage::F32(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(dy)) => (CpuStorage::F64(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(dy)) => (
+                CpuStorage::F32(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
+                shape,
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(dy)) => (
+                CpuStorage::F64(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
+                shape,
+            ),
             _ => candle_core::bail!("conv2d weight-grad cpu kernel: f32 or f64 only, one dtype"),
         })
     }
@@ -392,15 +658,39 @@ impl CustomOp2 for Conv2dTrainCpu {
     fn name(&self) -> &'static str {
         "candle-explain-conv2d-train-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Conv2dCpu(self.0).cpu_fwd(s1, l1, s2, l2)
     }
-    fn bwd(&self, x: &candle_core::Tensor, w: &candle_core::Tensor, _y: &candle_core::Tensor, dy: &candle_core::Tensor) -> Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)> {
+    fn bwd(
+        &self,
+        x: &candle_core::Tensor,
+        w: &candle_core::Tensor,
+        _y: &candle_core::Tensor,
+        dy: &candle_core::Tensor,
+    ) -> Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)> {
         let (_, _, h, wd) = x.dims4()?;
         let (_, _, kh, kw) = w.dims4()?;
         let dy = dy.contiguous()?;
-        let dx = dy.apply_op2_no_bwd(w, &Conv2dInputGradCpu { g: self.0, in_hw: (h, wd) })?;
-        let dw = x.apply_op2_no_bwd(&dy, &Conv2dWeightGradCpu { g: self.0, kernel_hw: (kh, kw) })?;
+        let dx = dy.apply_op2_no_bwd(
+            w,
+            &Conv2dInputGradCpu {
+                g: self.0,
+                in_hw: (h, wd),
+            },
+        )?;
+        let dw = x.apply_op2_no_bwd(
+            &dy,
+            &Conv2dWeightGradCpu {
+                g: self.0,
+                kernel_hw: (kh, kw),
+            },
+        )?;
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -408,4 +698,85 @@ impl CustomOp2 for Conv2dTrainCpu {
 /// Whether the CPU kernels apply (CPU tensor of f32 / f64).
 pub(crate) fn applies(t: &candle_core::Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// The stacked kernel's parts equal Candle's conv of each part's kernel, for batches that
+    /// fill a gemm chunk, leave a partial one, or are smaller than the thread count.
+    #[test]
+    fn stacked_parts_equal_separate_convs() -> Result<()> {
+        let dev = Device::Cpu;
+        for (b, cin, cout, hw, k, g) in [
+            (1, 3, 4, 9, 3, ConvGeometry::default()),
+            (
+                5,
+                2,
+                6,
+                7,
+                3,
+                ConvGeometry {
+                    padding: 1,
+                    stride: 2,
+                    ..Default::default()
+                },
+            ),
+            (
+                33,
+                4,
+                3,
+                6,
+                2,
+                ConvGeometry {
+                    padding: 1,
+                    dilation: 2,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let x = Tensor::randn(0f32, 1., (b, cin, hw, hw), &dev)?;
+            let (w1, w2) = (
+                Tensor::randn(0f32, 1., (cout, cin, k, k), &dev)?,
+                Tensor::randn(0f32, 1., (cout, cin, k, k), &dev)?,
+            );
+            let (b1, b2) = (
+                Tensor::randn(0f32, 1., cout, &dev)?,
+                Tensor::randn(0f32, 1., cout, &dev)?,
+            );
+            let op = Conv2dStackedCpu { g, parts: 2 };
+            let both = x.apply_op3_no_bwd(
+                &Tensor::cat(&[&w1, &w2], 0)?,
+                &Tensor::cat(&[&b1, &b2], 0)?,
+                &op,
+            )?;
+            for (i, (w, bias)) in [(&w1, &b1), (&w2, &b2)].into_iter().enumerate() {
+                let want = x
+                    .conv2d(w, g.padding, g.stride, g.dilation, 1)?
+                    .broadcast_add(&bias.reshape((1, cout, 1, 1))?)?;
+                let diff = (both.get(i)? - want)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert!(diff < 1e-4, "batch {b}, part {i}: max difference {diff}");
+            }
+        }
+        let bad = Tensor::zeros((1, 1, 4, 4), candle_core::DType::F32, &dev)?;
+        let r = bad.apply_op3_no_bwd(
+            &Tensor::zeros((3, 1, 2, 2), candle_core::DType::F32, &dev)?,
+            &Tensor::zeros(3, candle_core::DType::F32, &dev)?,
+            &op_of(2),
+        );
+        assert!(r.is_err(), "3 channels cannot be 2 parts");
+        Ok(())
+    }
+
+    fn op_of(parts: usize) -> Conv2dStackedCpu {
+        Conv2dStackedCpu {
+            g: ConvGeometry::default(),
+            parts,
+        }
+    }
 }

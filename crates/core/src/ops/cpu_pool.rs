@@ -34,42 +34,64 @@ fn argmax<T: WithDType>(x: &[T], w: usize, p: PoolGeometry, oh: usize, ow: usize
     best
 }
 
-fn forward<T: WithDType>(x: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+fn forward<T: WithDType>(
+    x: &[T],
+    n: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    p: PoolGeometry,
+) -> Vec<T> {
     let mut y = vec![T::from_f64(0.0); n * ho * wo];
     // Planes are small: hand rayon a few thousand outputs per task, not one plane.
     let per_task = (4096 / (ho * wo).max(1)).max(1);
-    y.par_chunks_mut(ho * wo * per_task).enumerate().for_each(|(t, ys)| {
-        for (j, yp) in ys.chunks_mut(ho * wo).enumerate() {
-            let k = t * per_task + j;
-            let xp = &x[k * h * w..(k + 1) * h * w];
-            if p.kernel == (2, 2) && p.stride == (2, 2) {
-                // The common 2×2 pool, branch-light: the first maximum's value, as `argmax`.
-                for oh in 0..ho {
-                    let (r0, r1) = (&xp[2 * oh * w..][..2 * wo], &xp[(2 * oh + 1) * w..][..2 * wo]);
-                    for (ow, out) in yp[oh * wo..(oh + 1) * wo].iter_mut().enumerate() {
-                        let mut m = r0[2 * ow];
-                        for v in [r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]] {
-                            if v > m {
-                                m = v;
+    y.par_chunks_mut(ho * wo * per_task)
+        .enumerate()
+        .for_each(|(t, ys)| {
+            for (j, yp) in ys.chunks_mut(ho * wo).enumerate() {
+                let k = t * per_task + j;
+                let xp = &x[k * h * w..(k + 1) * h * w];
+                if p.kernel == (2, 2) && p.stride == (2, 2) {
+                    // The common 2×2 pool, branch-light: the first maximum's value, as `argmax`.
+                    for oh in 0..ho {
+                        let (r0, r1) = (
+                            &xp[2 * oh * w..][..2 * wo],
+                            &xp[(2 * oh + 1) * w..][..2 * wo],
+                        );
+                        for (ow, out) in yp[oh * wo..(oh + 1) * wo].iter_mut().enumerate() {
+                            let mut m = r0[2 * ow];
+                            for v in [r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]] {
+                                if v > m {
+                                    m = v;
+                                }
                             }
+                            *out = m;
                         }
-                        *out = m;
+                    }
+                    continue;
+                }
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        yp[oh * wo + ow] = xp[argmax(xp, w, p, oh, ow)];
                     }
                 }
-                continue;
             }
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    yp[oh * wo + ow] = xp[argmax(xp, w, p, oh, ow)];
-                }
-            }
-        }
-    });
+        });
     y
 }
 
 #[allow(clippy::too_many_arguments)]
-fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+fn backward<T: WithDType>(
+    x: &[T],
+    g: &[T],
+    n: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    p: PoolGeometry,
+) -> Vec<T> {
     if p.kernel == p.stride {
         return backward_tiled(x, g, n, h, w, ho, wo, p);
     }
@@ -89,7 +111,16 @@ fn backward<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: us
 /// Non-overlapping windows tile the plane: every window writes its cells once (the gradient
 /// at its first maximum, zeros elsewhere), rows by rows, without a scatter.
 #[allow(clippy::too_many_arguments)]
-fn backward_tiled<T: WithDType>(x: &[T], g: &[T], n: usize, h: usize, w: usize, ho: usize, wo: usize, p: PoolGeometry) -> Vec<T> {
+fn backward_tiled<T: WithDType>(
+    x: &[T],
+    g: &[T],
+    n: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    p: PoolGeometry,
+) -> Vec<T> {
     let (kh, kw) = p.kernel;
     let zero = T::from_f64(0.0);
     let mut dx = vec![zero; n * h * w];
@@ -128,8 +159,14 @@ impl CustomOp1 for MaxPoolCpu {
         let (b, c, _, _) = l.shape().dims4()?;
         let shape = Shape::from((b, c, ho, wo));
         Ok(match s {
-            CpuStorage::F32(x) => (CpuStorage::F32(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)), shape),
-            CpuStorage::F64(x) => (CpuStorage::F64(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)), shape),
+            CpuStorage::F32(x) => (
+                CpuStorage::F32(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)),
+                shape,
+            ),
+            CpuStorage::F64(x) => (
+                CpuStorage::F64(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)),
+                shape,
+            ),
             _ => candle_core::bail!("max-pool cpu kernel: f32 or f64 only"),
         })
     }
@@ -142,15 +179,49 @@ impl CustomOp2 for MaxPoolGradCpu {
     fn name(&self) -> &'static str {
         "candle-explain-max-pool-grad-cpu"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, h, w, ho, wo) = plane_dims(l1, self.0)?;
         if l2.shape().elem_count() != n * ho * wo {
-            candle_core::bail!("max-pool grad: gradient {:?} does not match the output of {:?}", l2.dims(), l1.dims())
+            candle_core::bail!(
+                "max-pool grad: gradient {:?} does not match the output of {:?}",
+                l2.dims(),
+                l1.dims()
+            )
         }
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => (CpuStorage::F32(backward(contiguous(x, l1)?, contiguous(g, l2)?, n, h, w, ho, wo, self.0)), shape),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => (CpuStorage::F64(backward(contiguous(x, l1)?, contiguous(g, l2)?, n, h, w, ho, wo, self.0)), shape),
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => (
+                CpuStorage::F32(backward(
+                    contiguous(x, l1)?,
+                    contiguous(g, l2)?,
+                    n,
+                    h,
+                    w,
+                    ho,
+                    wo,
+                    self.0,
+                )),
+                shape,
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => (
+                CpuStorage::F64(backward(
+                    contiguous(x, l1)?,
+                    contiguous(g, l2)?,
+                    n,
+                    h,
+                    w,
+                    ho,
+                    wo,
+                    self.0,
+                )),
+                shape,
+            ),
             _ => candle_core::bail!("max-pool grad cpu kernel: f32 or f64 only"),
         })
     }

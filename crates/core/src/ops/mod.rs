@@ -8,12 +8,12 @@
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
 pub mod conv;
+pub(crate) mod cpu_act;
+pub(crate) mod cpu_act_smooth;
 pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_layer_norm;
 pub(crate) mod cpu_pool;
-pub(crate) mod cpu_act;
-pub(crate) mod cpu_act_smooth;
 pub mod pool;
 
 use candle_core::backend::BackendStorage;
@@ -35,7 +35,13 @@ impl<G: InputGrad> CustomOp2 for Boundary<G> {
     }
 
     // `affine(1, 0)` is a layout-aware copy that exists on every backend.
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         Ok((s2.affine(l2, 1.0, 0.0)?, l2.shape().clone()))
     }
 
@@ -61,7 +67,13 @@ impl<G: InputGrad> CustomOp2 for Boundary<G> {
         Ok((s2.affine(l2, 1.0, 0.0)?, l2.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, y: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dx = self.0.input_grad(&x.detach(), y, grad)?;
         Ok((Some(dx), None))
     }

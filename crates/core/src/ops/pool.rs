@@ -96,7 +96,9 @@ pub fn scatter_windows(v: &Tensor, p: PoolGeometry, hw: (usize, usize)) -> Resul
             });
         }
     }
-    acc.expect("kernel is non-empty").narrow(2, 0, h)?.narrow(3, 0, w)
+    acc.expect("kernel is non-empty")
+        .narrow(2, 0, h)?
+        .narrow(3, 0, w)
 }
 
 /// One-hot of the first maximum of every window: `(B, C, Ho, Wo, K)`, same dtype as `win`.
@@ -120,7 +122,9 @@ fn cpu_kernel_applies(x: &Tensor) -> bool {
 /// [`max_pool`] for values that need no gradient: a CPU kernel where it applies.
 pub fn max_pool_no_grad(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
     if cpu_kernel_applies(x) {
-        return x.contiguous()?.apply_op1_no_bwd(&super::cpu_pool::MaxPoolCpu(p));
+        return x
+            .contiguous()?
+            .apply_op1_no_bwd(&super::cpu_pool::MaxPoolCpu(p));
     }
     max_pool(x, p)
 }
@@ -128,7 +132,9 @@ pub fn max_pool_no_grad(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
 /// Routes `grad (B, C, Ho, Wo)` to the argmax of every window of `x`.
 pub fn max_pool_input_grad(x: &Tensor, p: PoolGeometry, grad: &Tensor) -> Result<Tensor> {
     if cpu_kernel_applies(x) && x.dtype() == grad.dtype() {
-        return x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &super::cpu_pool::MaxPoolGradCpu(p));
+        return x
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &super::cpu_pool::MaxPoolGradCpu(p));
     }
     max_pool_input_grad_generic(x, p, grad)
 }
@@ -145,22 +151,32 @@ pub fn max_pool_input_grad_generic(x: &Tensor, p: PoolGeometry, grad: &Tensor) -
 /// the argmax of `x̄` (the part below), then divided by `x − x̄`; where `|x − x̄| < eps` the
 /// plain gradient is used. Summed over a window, multiplier × Δx gives grad · Δy exactly,
 /// which is what makes DeepLIFT complete through max-pools.
-pub fn max_pool_rescale_grad(x: &Tensor, xref: &Tensor, p: PoolGeometry, grad: &Tensor, eps: f64) -> Result<Tensor> {
+pub fn max_pool_rescale_grad(
+    x: &Tensor,
+    xref: &Tensor,
+    p: PoolGeometry,
+    grad: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (win, win_ref) = (windows(x, p)?, windows(xref, p)?);
     let (y, yref) = (win.max(4)?, win_ref.max(4)?);
     let m = y.maximum(&yref)?;
     let up = (grad * (&m - &yref)?)?.unsqueeze(4)?;
     let down = (grad * (&y - &m)?)?.unsqueeze(4)?;
-    let u = (argmax_onehot(&win)?.broadcast_mul(&up)? + argmax_onehot(&win_ref)?.broadcast_mul(&down)?)?;
+    let u = (argmax_onehot(&win)?.broadcast_mul(&up)?
+        + argmax_onehot(&win_ref)?.broadcast_mul(&down)?)?;
     let u = scatter_windows(&u, p, (h, w))?;
     let dx = (x - xref)?;
     let small = dx.abs()?.lt(eps)?;
     let safe = small.where_cond(&dx.ones_like()?, &dx)?;
-    let plain = scatter_windows(&argmax_onehot(&win)?.broadcast_mul(&grad.unsqueeze(4)?)?, p, (h, w))?;
+    let plain = scatter_windows(
+        &argmax_onehot(&win)?.broadcast_mul(&grad.unsqueeze(4)?)?,
+        p,
+        (h, w),
+    )?;
     small.where_cond(&plain, &(u / safe)?)
 }
-
 
 /// Average over every window (floor mode, no padding), as `nn.AvgPool2d(k, s)`.
 pub fn avg_pool(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {

@@ -13,7 +13,9 @@ pub fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
         })
         .collect();
@@ -23,7 +25,14 @@ pub fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
 /// A small CNN on 6×6 single-channel inputs: conv(4, 3×3, pad 1) – ReLU – max-pool(2) – linear(3).
 pub fn cnn() -> Sequential {
     Sequential::new()
-        .push(Conv2d::new(uniform(&[4, 1, 3, 3], -0.6, 0.6, 3), Some(uniform(&[4], -0.1, 0.1, 4)), ConvGeometry { padding: 1, ..Default::default() }))
+        .push(Conv2d::new(
+            uniform(&[4, 1, 3, 3], -0.6, 0.6, 3),
+            Some(uniform(&[4], -0.1, 0.1, 4)),
+            ConvGeometry {
+                padding: 1,
+                ..Default::default()
+            },
+        ))
         .push(Activation::Relu)
         .push(MaxPool2d::new(2))
         .push(Flatten)
