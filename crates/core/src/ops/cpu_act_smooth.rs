@@ -88,7 +88,80 @@ macro_rules! kernel {
     };
 }
 
-kernel!(grad_f32, f32, candle_core::cpu::erf::erf_f32);
+kernel!(grad_f32_scalar, f32, candle_core::cpu::erf::erf_f32);
+
+/// f32: the activations built on `exp` run the vectorised loops of `fast_math`.
+fn grad_f32(act: Activation, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
+    use super::fast_math as fm;
+    fn run(z: &[f32], g: &[f32], guided: bool, d: impl Fn(f32) -> f32 + Copy + Sync) -> Vec<f32> {
+        let mut out = vec![0.0; z.len()];
+        out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (z, g))| {
+            if guided {
+                fm::map2(z, g, o, move |z, g| g.max(0.0) * d(z))
+            } else {
+                fm::map2(z, g, o, move |z, g| g * d(z))
+            }
+        });
+        out
+    }
+    let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
+    match act {
+        Activation::Gelu => run(z, g, guided, |z| {
+            let (cdf, pdf) = fm::normal_cdf_pdf(z);
+            cdf + z * pdf
+        }),
+        Activation::GeluTanh => run(z, g, guided, move |z| {
+            let t = fm::tanh(c * (z + k * z * z * z));
+            0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * k * z * z)
+        }),
+        Activation::Tanh => run(z, g, guided, |z| {
+            let t = fm::tanh(z);
+            1.0 - t * t
+        }),
+        Activation::Sigmoid => run(z, g, guided, |z| {
+            let s = fm::sigmoid(z);
+            s * (1.0 - s)
+        }),
+        Activation::Softplus => run(z, g, guided, fm::sigmoid),
+        _ => grad_f32_scalar(act, guided, z, g),
+    }
+}
+
+/// The forward of GELU (both forms), tanh and the sigmoid on f32 CPU tensors through the
+/// vectorised loops; its backward is [`SmoothActGradCpu`] (used when training).
+pub(crate) struct SmoothActCpu(pub Activation);
+
+impl SmoothActCpu {
+    pub(crate) fn applies(act: Activation, z: &candle_core::Tensor) -> bool {
+        z.device().is_cpu() && z.dtype() == candle_core::DType::F32 && matches!(act, Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid)
+    }
+}
+
+impl candle_core::CustomOp1 for SmoothActCpu {
+    fn name(&self) -> &'static str {
+        "candle-explain-smooth-activation-cpu"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        use super::fast_math as fm;
+        let CpuStorage::F32(z) = s else { candle_core::bail!("activation kernel: f32 only") };
+        let z = contiguous(z, l)?;
+        let mut out = vec![0f32; z.len()];
+        let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
+        let f = |o: &mut [f32], z: &[f32]| match self.0 {
+            Activation::Gelu => fm::map1(z, o, |z| z * fm::normal_cdf_pdf(z).0),
+            Activation::GeluTanh => fm::map1(z, o, move |z| 0.5 * z * (1.0 + fm::tanh(c * (z + k * z * z * z)))),
+            Activation::Tanh => fm::map1(z, o, fm::tanh),
+            Activation::Sigmoid => fm::map1(z, o, fm::sigmoid),
+            _ => unreachable!("SmoothActCpu::applies admits no other activation"),
+        };
+        out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK)).for_each(|(o, z)| f(o, z));
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+    fn bwd(&self, z: &candle_core::Tensor, _y: &candle_core::Tensor, grad: &candle_core::Tensor) -> Result<Option<candle_core::Tensor>> {
+        let op = SmoothActGradCpu { act: self.0, guided: false };
+        Ok(Some(z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
+    }
+}
 kernel!(grad_f64, f64, candle_core::cpu::erf::erf_f64);
 
 fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {

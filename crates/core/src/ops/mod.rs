@@ -14,6 +14,7 @@ pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_layer_norm;
 pub(crate) mod cpu_pool;
+pub(crate) mod fast_math;
 pub mod pool;
 
 use candle_core::backend::BackendStorage;
