@@ -2,13 +2,16 @@
 //! cuda` (or `metal`) on that device. Throughput is reported in explanations per second.
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 mod benchmarks;
 
-criterion::criterion_main!(
-    benchmarks::methods::benches,
-    benchmarks::metrics::benches,
-    benchmarks::families::benches,
-    benchmarks::op_stacks::benches
-);
+// `criterion_main!` with the allocator setting of our binaries first.
+fn main() {
+    candle_explain::alloc::retain_freed_memory();
+    benchmarks::methods::benches();
+    benchmarks::metrics::benches();
+    benchmarks::families::benches();
+    benchmarks::op_stacks::benches();
+    criterion::Criterion::default().configure_from_args().final_summary();
+}

@@ -28,6 +28,7 @@ pub use candle_explain_core as core;
 pub use candle_explain_metrics as metrics;
 pub use candle_explain_models as models;
 
+pub mod alloc;
 pub mod viz;
 
 /// Everything needed to explain a model.

@@ -8,7 +8,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -20,6 +20,7 @@ use candle_explain::prelude::*;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let mut digits = 16usize;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {

@@ -14,7 +14,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, D};
@@ -27,6 +27,7 @@ use std::path::PathBuf;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let (mut sentences, mut out, mut model_arg) = (
         Vec::<String>::new(),
         PathBuf::from("out/explain_bert"),

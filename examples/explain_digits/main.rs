@@ -11,7 +11,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -53,6 +53,7 @@ fn args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let args = args()?;
     let dev = Device::Cpu;
     let model = DigitsCnn::from_file(format!("{ROOT}/weights/digits_cnn.safetensors"), &dev)?;

@@ -11,7 +11,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -26,6 +26,7 @@ use std::time::Instant;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let (mut photos, mut out) = (
         Vec::<String>::new(),
         std::path::PathBuf::from("out/explain_photo"),

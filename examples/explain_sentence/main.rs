@@ -12,7 +12,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -25,6 +25,7 @@ use candle_explain::prelude::*;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let (mut sentences, mut out) = (
         Vec::<String>::new(),
         std::path::PathBuf::from("out/explain_sentence"),

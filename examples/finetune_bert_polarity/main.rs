@@ -11,7 +11,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -20,6 +20,7 @@ use candle_explain::models::bert_finetune::{finetune_polarity, PolarityFinetunin
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let mut out = std::path::PathBuf::from(format!("{ROOT}/assets/minilm-polarity"));
     let mut t = PolarityFinetuning {
         encoder: format!("{ROOT}/assets/all-MiniLM-L6-v2").into(),

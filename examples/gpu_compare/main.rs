@@ -16,7 +16,7 @@
 //! nvidia-smi around a run of one case): Candle exposes no allocator statistics.
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -162,6 +162,7 @@ fn method(name: &str, budget: usize) -> Result<Box<dyn Attributor>> {
 }
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let a = args()?;
     let dev = match a.device.as_str() {
         "cpu" => Device::Cpu,

@@ -11,7 +11,7 @@
 //! ```
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -20,6 +20,7 @@ use candle_explain::models::lstm_classifier::{train_polarity, PolarityTraining};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
+    candle_explain::alloc::retain_freed_memory();
     let mut t = PolarityTraining {
         assets: format!("{ROOT}/assets").into(),
         epochs: 8,

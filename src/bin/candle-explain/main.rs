@@ -8,7 +8,7 @@
 //! Results go to `--out` (JSON, safetensors of the attributions, PNG / HTML / SVG pictures).
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
 mod evaluate;
 mod explain;
@@ -83,6 +83,7 @@ impl RunArgs {
 }
 
 fn main() {
+    candle_explain::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Explain(a) => explain::run(&a),
