@@ -35,6 +35,9 @@ mod tests {
     fn sets_the_purge_delay() {
         super::retain_freed_memory();
         // SAFETY: reads an integer option.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) }, -1);
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) },
+            -1
+        );
     }
 }

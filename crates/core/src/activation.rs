@@ -60,7 +60,9 @@ impl Activation {
                 let neg = ((z.clamp(f64::MIN, 0.0)?.exp()? - 1.0)? * alpha)?;
                 z.gt(0.0)?.where_cond(z, &neg)
             }
-            _ if crate::ops::cpu_act_smooth::SmoothActCpu::applies(*self, z) => z.contiguous()?.apply_op1(crate::ops::cpu_act_smooth::SmoothActCpu(*self)),
+            _ if crate::ops::cpu_act_smooth::SmoothActCpu::applies(*self, z) => z
+                .contiguous()?
+                .apply_op1(crate::ops::cpu_act_smooth::SmoothActCpu(*self)),
             Self::Tanh => z.tanh(),
             Self::Sigmoid => sigmoid(z),
             Self::Softplus => {

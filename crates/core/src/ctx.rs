@@ -266,8 +266,16 @@ impl RuleCtx {
                     }
                     _ => None,
                 };
+                let back = ActBackward { act, rule, zref };
+                if crate::ops::cpu_act_smooth::SmoothActCpu::applies(act, z) {
+                    return Ok(crate::ops::fused1(
+                        &z.contiguous()?,
+                        crate::ops::cpu_act_smooth::SmoothActCpu(act),
+                        back,
+                    )?);
+                }
                 let a = act.forward(&z.detach())?;
-                Ok(boundary(z, &a, ActBackward { act, rule, zref })?)
+                Ok(boundary(z, &a, back)?)
             }
         }
     }
@@ -277,9 +285,14 @@ impl RuleCtx {
         let y = match self.mode {
             Mode::Plain => return Ok(linear_fwd(x, w, b)?),
             Mode::Rule(_) => {
-                let y = linear_fwd(&x.detach(), w, b)?;
                 let rule = self.next_layer_rule(LayerKind::Linear);
-                boundary(x, &y, LayerBackward::new(Affine::Linear, rule, w, b))?
+                let back = LayerBackward::new(Affine::Linear, rule, w, b);
+                match linear_cpu_args(x, w, b)? {
+                    Some((x, w, b)) => {
+                        crate::ops::fused3(&x, &w, &b, crate::ops::cpu_linear::LinearCpu, back)?
+                    }
+                    None => boundary(x, &linear_fwd(&x.detach(), w, b)?, back)?,
+                }
             }
             Mode::Record | Mode::Probe | Mode::Inference => linear_fwd(x, w, b)?,
         };
@@ -444,11 +457,36 @@ impl InputGrad for GradTap {
     }
 }
 
+/// `(x, w, b)` ready for the fused CPU linear kernel (contiguous, one dtype of f32 / f64, a
+/// zero bias when there is none), or `None` where it does not apply.
+fn linear_cpu_args(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
+    let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == x.dtype();
+    if !fits(x) || !fits(w) || !b.is_none_or(fits) || x.rank() == 0 {
+        return Ok(None);
+    }
+    let b = match b {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
+    };
+    Ok(Some((x.contiguous()?, w.contiguous()?, b)))
+}
+
 pub(crate) fn linear_fwd(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
+    // Forward only (nothing tracks a gradient): the fused kernel, bias included.
+    if !x.track_op() && !w.track_op() && !b.is_some_and(|b| b.track_op()) {
+        if let Some((x, w, b)) = linear_cpu_args(x, w, b)? {
+            let plain = LayerBackward::new(Affine::Linear, LayerRule::Gradient, &w, None);
+            return crate::ops::fused3(&x, &w, &b, crate::ops::cpu_linear::LinearCpu, plain);
+        }
+    }
     if let Some(r) = in_f32_on_cpu(x, w, b, linear_fwd) {
         return r;
     }

@@ -76,9 +76,11 @@ impl BertConfig {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             "relu" => Activation::Relu,
-            other => return Err(unsupported(format!(
+            other => {
+                return Err(unsupported(format!(
                 "hidden_act {other:?} is not supported: gelu, gelu_new, gelu_pytorch_tanh or relu"
-            ))),
+            )))
+            }
         };
         let num_labels = match (
             v.get("num_labels").and_then(|n| n.as_u64()),

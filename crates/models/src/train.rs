@@ -48,6 +48,56 @@ pub struct TrainReport {
     pub accuracy: Vec<f64>,
 }
 
+/// Re-draws every randomly initialised variable of `vars` from a generator seeded with
+/// `seed`, as PyTorch's default init: uniform in ±1/√fan_in, a bias taking the fan-in of the
+/// weight beside it (`….bias` ↔ `….weight`). Constant variables (BatchNorm's ones and zeros,
+/// running statistics) are left as they are.
+///
+/// Candle's CPU random numbers cannot be seeded, so a model built from a `VarMap` starts
+/// from a different point on every run; call this after building it to make training
+/// reproducible (two epochs of the Fashion-MNIST test trainer ended anywhere between 43 % and
+/// 75 % accuracy without it).
+pub fn init_seeded(vars: &VarMap, seed: u64) -> Result<()> {
+    use rand::distr::{Distribution, Uniform};
+    let data = vars.data().lock().map_err(|_| {
+        Error::Candle(candle_core::Error::Msg(
+            "the VarMap's lock is poisoned".into(),
+        ))
+    })?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let fan_in = |name: &str| -> Option<usize> {
+        let w = data.get(&format!("{}.weight", name.strip_suffix(".bias")?))?;
+        (w.rank() >= 2).then(|| w.dims()[1..].iter().product())
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for name in names {
+        let var = &data[name];
+        let flat = var.flatten_all()?.to_dtype(DType::F32)?;
+        if flat.elem_count() == 0
+            || flat.max(0)?.to_scalar::<f32>()? == flat.min(0)?.to_scalar::<f32>()?
+        {
+            continue;
+        }
+        let fan = if var.rank() >= 2 {
+            Some(var.dims()[1..].iter().product())
+        } else {
+            fan_in(name)
+        };
+        let Some(fan) = fan.filter(|&f: &usize| f > 0) else {
+            continue;
+        };
+        let b = 1.0 / (fan as f64).sqrt();
+        let dist = Uniform::new_inclusive(-b, b)
+            .map_err(|e| Error::Candle(candle_core::Error::Msg(format!("init of {name}: {e}"))))?;
+        let values: Vec<f64> = (0..var.elem_count())
+            .map(|_| dist.sample(&mut rng))
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
 fn check_data(x: &Tensor, y: &Tensor, what: &str) -> Result<usize> {
     let n = x.dim(0)?;
     if y.rank() != 1 || y.dim(0)? != n || n == 0 {

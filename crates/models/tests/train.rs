@@ -46,6 +46,7 @@ fn an_mlp_learns_the_digits() -> anyhow::Result<()> {
     let (xtr, ytr, xte, yte) = split()?;
     let vars = VarMap::new();
     let m = mlp(VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu));
+    candle_explain_models::train::init_seeded(&vars, 0)?;
     let r = train(
         &m,
         &vars,
@@ -109,5 +110,55 @@ fn bad_training_input() -> anyhow::Result<()> {
         }
     )
     .is_err());
+    Ok(())
+}
+
+/// Seeded initialisation: the same seed gives the same weights, every weight lies within
+/// ±1/√fan_in (a bias by its weight's fan-in), and constant variables keep their values.
+#[test]
+fn seeded_init_is_reproducible_and_bounded() -> anyhow::Result<()> {
+    let draw = |seed: u64| -> anyhow::Result<VarMap> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        mlp(vb.clone());
+        vb.get_with_hints(5, "norm.weight", candle_nn::Init::Const(1.0))?;
+        candle_explain_models::train::init_seeded(&vars, seed)?;
+        Ok(vars)
+    };
+    let (a, b, c) = (draw(3)?, draw(3)?, draw(4)?);
+    let (a, b, c) = (
+        a.data().lock().unwrap(),
+        b.data().lock().unwrap(),
+        c.data().lock().unwrap(),
+    );
+    let mut differs = false;
+    for (name, v) in a.iter() {
+        let (va, vb, vc) = (
+            v.flatten_all()?.to_vec1::<f32>()?,
+            b[name].flatten_all()?.to_vec1::<f32>()?,
+            c[name].flatten_all()?.to_vec1::<f32>()?,
+        );
+        assert_eq!(va, vb, "{name}: same seed, different values");
+        differs |= va != vc;
+        let fan: usize = if v.rank() >= 2 {
+            v.dims()[1..].iter().product()
+        } else {
+            a.get(&name.replace(".bias", ".weight"))
+                .map_or(1, |w| w.dims()[1..].iter().product())
+        };
+        if name == "norm.weight" {
+            assert!(
+                va.iter().all(|&x| x == 1.0),
+                "a constant variable was redrawn"
+            );
+        } else {
+            let bound = 1.0 / (fan as f32).sqrt() * 1.0001;
+            assert!(
+                va.iter().all(|x| x.abs() <= bound),
+                "{name}: outside ±1/√{fan}"
+            );
+        }
+    }
+    assert!(differs, "a different seed gave the same weights");
     Ok(())
 }

@@ -95,13 +95,15 @@ fn grad_f32(act: Activation, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
     use super::fast_math as fm;
     fn run(z: &[f32], g: &[f32], guided: bool, d: impl Fn(f32) -> f32 + Copy + Sync) -> Vec<f32> {
         let mut out = vec![0.0; z.len()];
-        out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (z, g))| {
-            if guided {
-                fm::map2(z, g, o, move |z, g| g.max(0.0) * d(z))
-            } else {
-                fm::map2(z, g, o, move |z, g| g * d(z))
-            }
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+            .for_each(|(o, (z, g))| {
+                if guided {
+                    fm::map2(z, g, o, move |z, g| g.max(0.0) * d(z))
+                } else {
+                    fm::map2(z, g, o, move |z, g| g * d(z))
+                }
+            });
         out
     }
     let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
@@ -133,7 +135,21 @@ pub(crate) struct SmoothActCpu(pub Activation);
 
 impl SmoothActCpu {
     pub(crate) fn applies(act: Activation, z: &candle_core::Tensor) -> bool {
-        z.device().is_cpu() && z.dtype() == candle_core::DType::F32 && matches!(act, Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid)
+        z.device().is_cpu()
+            && z.dtype() == candle_core::DType::F32
+            && matches!(
+                act,
+                Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid
+            )
+    }
+}
+
+impl super::CpuKernel for SmoothActCpu {
+    fn cpu_fwd(&self, args: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
+        let &[(s, l)] = args else {
+            candle_core::bail!("activation kernel: one input")
+        };
+        candle_core::CustomOp1::cpu_fwd(self, s, l)
     }
 }
 
@@ -143,23 +159,39 @@ impl candle_core::CustomOp1 for SmoothActCpu {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         use super::fast_math as fm;
-        let CpuStorage::F32(z) = s else { candle_core::bail!("activation kernel: f32 only") };
+        let CpuStorage::F32(z) = s else {
+            candle_core::bail!("activation kernel: f32 only")
+        };
         let z = contiguous(z, l)?;
         let mut out = vec![0f32; z.len()];
         let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
         let f = |o: &mut [f32], z: &[f32]| match self.0 {
             Activation::Gelu => fm::map1(z, o, |z| z * fm::normal_cdf_pdf(z).0),
-            Activation::GeluTanh => fm::map1(z, o, move |z| 0.5 * z * (1.0 + fm::tanh(c * (z + k * z * z * z)))),
+            Activation::GeluTanh => fm::map1(z, o, move |z| {
+                0.5 * z * (1.0 + fm::tanh(c * (z + k * z * z * z)))
+            }),
             Activation::Tanh => fm::map1(z, o, fm::tanh),
             Activation::Sigmoid => fm::map1(z, o, fm::sigmoid),
             _ => unreachable!("SmoothActCpu::applies admits no other activation"),
         };
-        out.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK)).for_each(|(o, z)| f(o, z));
+        out.par_chunks_mut(CHUNK)
+            .zip(z.par_chunks(CHUNK))
+            .for_each(|(o, z)| f(o, z));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
-    fn bwd(&self, z: &candle_core::Tensor, _y: &candle_core::Tensor, grad: &candle_core::Tensor) -> Result<Option<candle_core::Tensor>> {
-        let op = SmoothActGradCpu { act: self.0, guided: false };
-        Ok(Some(z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
+    fn bwd(
+        &self,
+        z: &candle_core::Tensor,
+        _y: &candle_core::Tensor,
+        grad: &candle_core::Tensor,
+    ) -> Result<Option<candle_core::Tensor>> {
+        let op = SmoothActGradCpu {
+            act: self.0,
+            guided: false,
+        };
+        Ok(Some(
+            z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?,
+        ))
     }
 }
 kernel!(grad_f64, f64, candle_core::cpu::erf::erf_f64);

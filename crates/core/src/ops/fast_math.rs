@@ -20,7 +20,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     let shifted = x * LOG2E + ROUND;
     let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
     let y = p * r * r + r + 1.0;
     // n + 127 as the exponent: `shifted`'s bits are 0x4B40_0000 + n.
     let e = (shifted.to_bits() as i32 - 0x4B40_0000 + 127) as u32;
@@ -34,7 +37,13 @@ pub(crate) fn exp(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn normal_cdf_pdf(z: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_7, -1.453_152_1, 1.061_405_4];
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_7,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     let u = z.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let e = exp(-0.5 * z * z);
@@ -52,7 +61,12 @@ pub(crate) fn normal_cdf_pdf(z: f32) -> (f32, f32) {
 pub(crate) fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 0.133_314_42) * z - 0.333_332_82) * z * x + x;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 0.133_314_42) * z
+            - 0.333_332_82)
+            * z
+            * x
+            + x;
     let large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
     if a < 0.625 {
         small
@@ -82,7 +96,8 @@ pub(crate) fn map1(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
         unsafe fn avx2(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
             body(a, out, f)
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the features were detected on this CPU.
             return unsafe { avx2(a, out, f) };
         }
@@ -106,7 +121,8 @@ pub(crate) fn map2(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -
         unsafe fn avx2(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
             body(a, b, out, f)
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the features were detected on this CPU.
             return unsafe { avx2(a, b, out, f) };
         }
@@ -127,7 +143,10 @@ mod tests {
         for x in grid(-87.0, 88.0, 200_000).chain([0.0, -0.0, 1e-8, -1e-8]) {
             let (got, want) = (exp(x) as f64, (x as f64).exp());
             let ulp = want * f32::EPSILON as f64;
-            assert!((got - want).abs() <= 2.0 * ulp, "exp({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 2.0 * ulp,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert!(exp(-200.0) >= 0.0 && exp(-200.0) < 1e-37);
         assert!(exp(200.0).is_finite());
@@ -141,11 +160,17 @@ mod tests {
             let z64 = z as f64;
             let want_cdf = 0.5 * (1.0 + erf(z64 / std::f64::consts::SQRT_2));
             let want_pdf = (-0.5 * z64 * z64).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            assert!((cdf as f64 - want_cdf).abs() < 5e-7, "Φ({z}) = {cdf}, want {want_cdf}");
+            assert!(
+                (cdf as f64 - want_cdf).abs() < 5e-7,
+                "Φ({z}) = {cdf}, want {want_cdf}"
+            );
             // −z²/2 rounded to f32 moves the exponent by up to z²·2⁻²⁴: a relative error of
             // the density that grows with z² (as in any f32 implementation).
             let rel = 3e-7 + z64 * z64 * 6e-8;
-            assert!((pdf as f64 - want_pdf).abs() <= rel * want_pdf, "φ({z}) = {pdf}, want {want_pdf}");
+            assert!(
+                (pdf as f64 - want_pdf).abs() <= rel * want_pdf,
+                "φ({z}) = {pdf}, want {want_pdf}"
+            );
         }
     }
 
@@ -154,9 +179,15 @@ mod tests {
         for x in grid(-30.0, 30.0, 200_000).chain([1e-6, -1e-6, 0.624_999, 0.625, -0.625]) {
             let x64 = x as f64;
             let (t, want_t) = (tanh(x) as f64, x64.tanh());
-            assert!((t - want_t).abs() <= 3e-7 * want_t.abs().max(1e-30), "tanh({x}) = {t}, want {want_t}");
+            assert!(
+                (t - want_t).abs() <= 3e-7 * want_t.abs().max(1e-30),
+                "tanh({x}) = {t}, want {want_t}"
+            );
             let (s, want_s) = (sigmoid(x) as f64, 1.0 / (1.0 + (-x64).exp()));
-            assert!((s - want_s).abs() <= 4e-7 * want_s, "sigmoid({x}) = {s}, want {want_s}");
+            assert!(
+                (s - want_s).abs() <= 4e-7 * want_s,
+                "sigmoid({x}) = {s}, want {want_s}"
+            );
         }
     }
 
@@ -167,7 +198,11 @@ mod tests {
         let mut out = vec![0.0; a.len()];
         map2(&a, &b, &mut out, |a, b| a * exp(b));
         for i in 0..a.len() {
-            assert_eq!(out[i].to_bits(), (a[i] * exp(b[i])).to_bits(), "element {i}");
+            assert_eq!(
+                out[i].to_bits(),
+                (a[i] * exp(b[i])).to_bits(),
+                "element {i}"
+            );
         }
     }
 }

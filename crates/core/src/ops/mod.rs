@@ -13,6 +13,7 @@ pub(crate) mod cpu_act_smooth;
 pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_layer_norm;
+pub(crate) mod cpu_linear;
 pub(crate) mod cpu_pool;
 pub(crate) mod fast_math;
 pub mod pool;
@@ -89,4 +90,87 @@ pub fn boundary<G: InputGrad>(x: &Tensor, y: &Tensor, rule: G) -> candle_core::R
         return Ok(y.clone());
     }
     x.apply_op2_arc(&y.detach(), std::sync::Arc::new(Box::new(Boundary(rule))))
+}
+
+/// A CPU kernel computing an op's output from its inputs (forward only).
+pub(crate) trait CpuKernel: Send + Sync + 'static {
+    fn cpu_fwd(&self, args: &[(&CpuStorage, &Layout)]) -> candle_core::Result<(CpuStorage, Shape)>;
+}
+
+/// A boundary op that computes its own output with a CPU kernel instead of copying one
+/// computed beforehand (the copy in [`boundary`] costs a pass over every layer's output).
+/// The gradient goes to the first argument only; the others are parameters.
+struct Fused<K: CpuKernel, G: InputGrad>(K, G);
+
+impl<K: CpuKernel, G: InputGrad> candle_core::CustomOp1 for Fused<K, G> {
+    fn name(&self) -> &'static str {
+        self.1.name()
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.cpu_fwd(&[(s, l)])
+    }
+    fn bwd(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(self.1.input_grad(&x.detach(), y, grad)?))
+    }
+}
+
+impl<K: CpuKernel, G: InputGrad> candle_core::CustomOp3 for Fused<K, G> {
+    fn name(&self) -> &'static str {
+        self.1.name()
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.cpu_fwd(&[(s1, l1), (s2, l2), (s3, l3)])
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(self.1.input_grad(&x.detach(), y, grad)?), None, None))
+    }
+}
+
+/// `kernel(x)` in the forward, `rule.input_grad` in the backward (CPU tensors only).
+pub(crate) fn fused1<K: CpuKernel, G: InputGrad>(
+    x: &Tensor,
+    kernel: K,
+    rule: G,
+) -> candle_core::Result<Tensor> {
+    let op = Fused(kernel, rule);
+    if x.track_op() {
+        x.apply_op1_arc(std::sync::Arc::new(Box::new(op)))
+    } else {
+        x.apply_op1_no_bwd(&op)
+    }
+}
+
+/// `kernel(x, p1, p2)` in the forward, `rule.input_grad` for `x` in the backward (CPU only;
+/// `p1`, `p2` get no gradient).
+pub(crate) fn fused3<K: CpuKernel, G: InputGrad>(
+    x: &Tensor,
+    p1: &Tensor,
+    p2: &Tensor,
+    kernel: K,
+    rule: G,
+) -> candle_core::Result<Tensor> {
+    let op = Fused(kernel, rule);
+    // Detached, so that Candle's backward does not wait for gradients of parameters that
+    // are `Var`s (a model being trained), which this op never gives.
+    let (p1, p2) = (&p1.detach(), &p2.detach());
+    if x.track_op() {
+        x.apply_op3_arc(p1, p2, std::sync::Arc::new(Box::new(op)))
+    } else {
+        x.apply_op3_no_bwd(p1, p2, &op)
+    }
 }
