@@ -60,9 +60,18 @@ impl Activation {
                 let neg = ((z.clamp(f64::MIN, 0.0)?.exp()? - 1.0)? * alpha)?;
                 z.gt(0.0)?.where_cond(z, &neg)
             }
-            _ if crate::ops::cpu_act_smooth::SmoothActCpu::applies(*self, z) => z
-                .contiguous()?
-                .apply_op1(crate::ops::cpu_act_smooth::SmoothActCpu(*self)),
+            _ if crate::ops::cpu_act_smooth::SmoothActCpu::applies(*self, z) => {
+                let grad = crate::rules::ActBackward {
+                    act: *self,
+                    rule: crate::rules::ActRule::Gradient,
+                    zref: None,
+                };
+                crate::ops::fused1(
+                    &z.contiguous()?,
+                    crate::ops::cpu_act_smooth::SmoothActCpu(*self),
+                    grad,
+                )
+            }
             Self::Tanh => z.tanh(),
             Self::Sigmoid => sigmoid(z),
             Self::Softplus => {

@@ -5,16 +5,10 @@
 //! multiplier about ten. These kernels compute each rule's input gradient in one pass. The
 //! tensor-op versions in `rules.rs` stay the reference (and the path on other devices).
 
+use super::slice;
 use crate::rules::ActRule;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("relu kernel: inputs must be contiguous"),
-    }
-}
 
 const CHUNK: usize = 1 << 14;
 
@@ -68,11 +62,19 @@ impl CustomOp2 for ReluBackwardCpu {
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
             (CpuStorage::F32(z), CpuStorage::F32(g)) => (
-                CpuStorage::F32(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)),
+                CpuStorage::F32(relu_rule(
+                    self.0,
+                    slice(z, l1, "relu kernel input")?,
+                    slice(g, l2, "relu kernel input")?,
+                )),
                 shape,
             ),
             (CpuStorage::F64(z), CpuStorage::F64(g)) => (
-                CpuStorage::F64(relu_rule(self.0, contiguous(z, l1)?, contiguous(g, l2)?)),
+                CpuStorage::F64(relu_rule(
+                    self.0,
+                    slice(z, l1, "relu kernel input")?,
+                    slice(g, l2, "relu kernel input")?,
+                )),
                 shape,
             ),
             _ => candle_core::bail!("relu kernel: f32 or f64 only"),
@@ -125,18 +127,18 @@ impl CustomOp3 for ReluRescaleCpu {
         Ok(match (s1, s2, s3) {
             (CpuStorage::F32(z), CpuStorage::F32(r), CpuStorage::F32(g)) => (
                 CpuStorage::F32(rescale(
-                    contiguous(z, l1)?,
-                    contiguous(r, l2)?,
-                    contiguous(g, l3)?,
+                    slice(z, l1, "relu kernel input")?,
+                    slice(r, l2, "relu kernel input")?,
+                    slice(g, l3, "relu kernel input")?,
                     self.0,
                 )),
                 shape,
             ),
             (CpuStorage::F64(z), CpuStorage::F64(r), CpuStorage::F64(g)) => (
                 CpuStorage::F64(rescale(
-                    contiguous(z, l1)?,
-                    contiguous(r, l2)?,
-                    contiguous(g, l3)?,
+                    slice(z, l1, "relu kernel input")?,
+                    slice(r, l2, "relu kernel input")?,
+                    slice(g, l3, "relu kernel input")?,
                     self.0,
                 )),
                 shape,
@@ -177,11 +179,19 @@ impl CustomOp2 for StabilizedDivCpu {
         let shape = l1.shape().clone();
         Ok(match (s1, s2) {
             (CpuStorage::F32(r), CpuStorage::F32(z)) => (
-                CpuStorage::F32(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)),
+                CpuStorage::F32(div(
+                    slice(r, l1, "relu kernel input")?,
+                    slice(z, l2, "relu kernel input")?,
+                    self.0,
+                )),
                 shape,
             ),
             (CpuStorage::F64(r), CpuStorage::F64(z)) => (
-                CpuStorage::F64(div(contiguous(r, l1)?, contiguous(z, l2)?, self.0)),
+                CpuStorage::F64(div(
+                    slice(r, l1, "relu kernel input")?,
+                    slice(z, l2, "relu kernel input")?,
+                    self.0,
+                )),
                 shape,
             ),
             _ => candle_core::bail!("stabilized division kernel: f32 or f64 only"),

@@ -6,6 +6,7 @@
 //! (6 layers, 200 × 64 tokens, FFN 1536) that was the largest single cost of the backward.
 //! Each activation gets its own loop so that the body inlines; f32 is computed in f32.
 
+use super::slice;
 use crate::activation::Activation;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -130,7 +131,7 @@ fn grad_f32(act: Activation, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
 }
 
 /// The forward of GELU (both forms), tanh and the sigmoid on f32 CPU tensors through the
-/// vectorised loops; its backward is [`SmoothActGradCpu`] (used when training).
+/// vectorised loops (the kernel of `ops::fused1`, whose backward is the activation's rule).
 pub(crate) struct SmoothActCpu(pub Activation);
 
 impl SmoothActCpu {
@@ -149,22 +150,22 @@ impl super::CpuKernel for SmoothActCpu {
         let &[(s, l)] = args else {
             candle_core::bail!("activation kernel: one input")
         };
-        candle_core::CustomOp1::cpu_fwd(self, s, l)
-    }
-}
-
-impl candle_core::CustomOp1 for SmoothActCpu {
-    fn name(&self) -> &'static str {
-        "candle-explain-smooth-activation-cpu"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         use super::fast_math as fm;
         let CpuStorage::F32(z) = s else {
             candle_core::bail!("activation kernel: f32 only")
         };
-        let z = contiguous(z, l)?;
+        let z = slice(z, l, "activation kernel input")?;
         let mut out = vec![0f32; z.len()];
         let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
+        if !matches!(
+            self.0,
+            Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid
+        ) {
+            candle_core::bail!(
+                "activation kernel: no vectorised forward for {}",
+                self.0.name()
+            )
+        }
         let f = |o: &mut [f32], z: &[f32]| match self.0 {
             Activation::Gelu => fm::map1(z, o, |z| z * fm::normal_cdf_pdf(z).0),
             Activation::GeluTanh => fm::map1(z, o, move |z| {
@@ -172,36 +173,15 @@ impl candle_core::CustomOp1 for SmoothActCpu {
             }),
             Activation::Tanh => fm::map1(z, o, fm::tanh),
             Activation::Sigmoid => fm::map1(z, o, fm::sigmoid),
-            _ => unreachable!("SmoothActCpu::applies admits no other activation"),
+            _ => {}
         };
         out.par_chunks_mut(CHUNK)
             .zip(z.par_chunks(CHUNK))
             .for_each(|(o, z)| f(o, z));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
-    fn bwd(
-        &self,
-        z: &candle_core::Tensor,
-        _y: &candle_core::Tensor,
-        grad: &candle_core::Tensor,
-    ) -> Result<Option<candle_core::Tensor>> {
-        let op = SmoothActGradCpu {
-            act: self.0,
-            guided: false,
-        };
-        Ok(Some(
-            z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?,
-        ))
-    }
 }
 kernel!(grad_f64, f64, candle_core::cpu::erf::erf_f64);
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("activation kernel: inputs must be contiguous"),
-    }
-}
 
 impl CustomOp2 for SmoothActGradCpu {
     fn name(&self) -> &'static str {
@@ -227,8 +207,8 @@ impl CustomOp2 for SmoothActGradCpu {
                 CpuStorage::F32(grad_f32(
                     self.act,
                     self.guided,
-                    contiguous(z, l1)?,
-                    contiguous(g, l2)?,
+                    slice(z, l1, "activation kernel input")?,
+                    slice(g, l2, "activation kernel input")?,
                 )),
                 shape,
             ),
@@ -236,8 +216,8 @@ impl CustomOp2 for SmoothActGradCpu {
                 CpuStorage::F64(grad_f64(
                     self.act,
                     self.guided,
-                    contiguous(z, l1)?,
-                    contiguous(g, l2)?,
+                    slice(z, l1, "activation kernel input")?,
+                    slice(g, l2, "activation kernel input")?,
                 )),
                 shape,
             ),

@@ -6,6 +6,7 @@
 //! activation; measured on a (128, 16, 28, 28) batch, forward + backward took 187 ms against
 //! 50 ms for the conv before it. Channels run in parallel; sums accumulate in f64.
 
+use super::slice;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -22,13 +23,6 @@ pub(crate) struct BatchStats {
 pub(crate) struct BatchNormTrainCpu {
     pub eps: f64,
     pub stats: Arc<Mutex<BatchStats>>,
-}
-
-fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("batch norm: {what} must be contiguous"),
-    }
 }
 
 /// `(batch, channels, values per channel per item)` of `x`.

@@ -7,6 +7,7 @@
 //! of parallelism (so a conv with one input channel still uses every core).
 
 use super::conv::ConvGeometry;
+use super::slice;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -39,13 +40,6 @@ impl Dims {
         } else {
             Parallelism::None
         }
-    }
-}
-
-fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 

@@ -2,6 +2,7 @@
 //! into the output before the gemm accumulates (no separate bias pass), used as the kernel of
 //! the linear layer's boundary op (no copy of the output either).
 
+use super::slice;
 use super::CpuKernel;
 use candle_core::{CpuStorage, Layout, Result, Shape, WithDType};
 use gemm::Parallelism;
@@ -47,13 +48,6 @@ fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], (m, k, n): (usize, usize, us
     y
 }
 
-fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("linear kernel: {what} must be contiguous"),
-    }
-}
-
 impl CpuKernel for LinearCpu {
     /// Arguments: `x (…, k)`, `w (n, k)`, `b (n,)`.
     fn cpu_fwd(&self, args: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
@@ -77,17 +71,17 @@ impl CpuKernel for LinearCpu {
         let y = match (sx, sw, sb) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
                 CpuStorage::F32(forward(
-                    contiguous(x, lx, "x")?,
-                    contiguous(w, lw, "w")?,
-                    contiguous(b, lb, "b")?,
+                    slice(x, lx, "x")?,
+                    slice(w, lw, "w")?,
+                    slice(b, lb, "b")?,
                     mk,
                 ))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
                 CpuStorage::F64(forward(
-                    contiguous(x, lx, "x")?,
-                    contiguous(w, lw, "w")?,
-                    contiguous(b, lb, "b")?,
+                    slice(x, lx, "x")?,
+                    slice(w, lw, "w")?,
+                    slice(b, lb, "b")?,
                     mk,
                 ))
             }

@@ -3,6 +3,7 @@
 //! One `(batch, channel)` plane per task, in parallel.
 
 use super::pool::PoolGeometry;
+use super::slice;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
 
@@ -10,13 +11,6 @@ fn plane_dims(l: &Layout, p: PoolGeometry) -> Result<(usize, usize, usize, usize
     let (b, c, h, w) = l.shape().dims4()?;
     let (ho, wo) = p.out_hw(h, w)?;
     Ok((b * c, h, w, ho, wo))
-}
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("max-pool cpu kernel: input must be contiguous"),
-    }
 }
 
 /// Index (within the plane) of the first maximum of window `(oh, ow)`.
@@ -160,11 +154,27 @@ impl CustomOp1 for MaxPoolCpu {
         let shape = Shape::from((b, c, ho, wo));
         Ok(match s {
             CpuStorage::F32(x) => (
-                CpuStorage::F32(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)),
+                CpuStorage::F32(forward(
+                    slice(x, l, "max-pool kernel input")?,
+                    n,
+                    h,
+                    w,
+                    ho,
+                    wo,
+                    self.0,
+                )),
                 shape,
             ),
             CpuStorage::F64(x) => (
-                CpuStorage::F64(forward(contiguous(x, l)?, n, h, w, ho, wo, self.0)),
+                CpuStorage::F64(forward(
+                    slice(x, l, "max-pool kernel input")?,
+                    n,
+                    h,
+                    w,
+                    ho,
+                    wo,
+                    self.0,
+                )),
                 shape,
             ),
             _ => candle_core::bail!("max-pool cpu kernel: f32 or f64 only"),
@@ -198,8 +208,8 @@ impl CustomOp2 for MaxPoolGradCpu {
         Ok(match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => (
                 CpuStorage::F32(backward(
-                    contiguous(x, l1)?,
-                    contiguous(g, l2)?,
+                    slice(x, l1, "max-pool kernel input")?,
+                    slice(g, l2, "max-pool kernel input")?,
                     n,
                     h,
                     w,
@@ -211,8 +221,8 @@ impl CustomOp2 for MaxPoolGradCpu {
             ),
             (CpuStorage::F64(x), CpuStorage::F64(g)) => (
                 CpuStorage::F64(backward(
-                    contiguous(x, l1)?,
-                    contiguous(g, l2)?,
+                    slice(x, l1, "max-pool kernel input")?,
+                    slice(g, l2, "max-pool kernel input")?,
                     n,
                     h,
                     w,

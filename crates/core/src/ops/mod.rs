@@ -24,6 +24,15 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 /// What the backward of a boundary computes: the (possibly modified) gradient w.r.t. the
 /// layer input, given the input `x` (detached), the forward output `y`, and the incoming
 /// gradient `grad` (same shape as `y`).
+/// The elements of a contiguous layout of `s`; an error naming `what` otherwise (our CPU
+/// kernels are given contiguous tensors by their callers).
+pub(crate) fn slice<'a, T>(s: &'a [T], l: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
 pub trait InputGrad: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn input_grad(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor>;
