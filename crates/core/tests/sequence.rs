@@ -340,3 +340,88 @@ fn exact_gradients_match_finite_differences() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The CPU attention kernel reads q, k, v and the gradient through their strides: on
+/// transposed heads (as a transformer makes them), Lq ≠ Lk, d ≠ dv, batch 1 and 3, rank 3
+/// and 4, with a broadcast mask, its forward and input gradients equal Candle's autograd
+/// through the composed ops (`RuleCtx::plain`). Held-constant weights (`Epsilon` nonlinearity
+/// rule: the softmax detached) give v alone a gradient, the composed one with q, k detached.
+#[test]
+fn attention_kernel_matches_composed_ops_on_strided_heads() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    for (case, batch) in [1usize, 3].iter().enumerate() {
+        let b = *batch;
+        let s = 10 * case as u64;
+        let f64s =
+            |shape: &[usize], seed: u64| uniform(shape, -1.5, 1.5, seed, &dev).to_dtype(DType::F64);
+        // (b, L, heads, d) projections viewed as (b, heads, L, d).
+        let q = f64s(&[b, 5, 3, 4], s + 1)?.transpose(1, 2)?;
+        let k = f64s(&[b, 7, 3, 4], s + 2)?.transpose(1, 2)?;
+        let v = f64s(&[b, 7, 3, 6], s + 3)?.transpose(1, 2)?;
+        let readout = f64s(&[b, 3, 5, 6], s + 4)?;
+        // Varies by query row (like a causal mask), broadcast over the heads.
+        let mut m = vec![0f64; b * 5 * 7];
+        m[2] = -1e4;
+        m[7 + 4] = -1e4;
+        m[b * 35 - 1] = -1e4;
+        let mask = Tensor::from_vec(m, (b, 1, 5, 7), &dev)?;
+        for (q, k, v, mask, readout) in [
+            (
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                Some(&mask),
+                readout.clone(),
+            ),
+            // Rank 3 (heads flattened into the batch), no mask, a transposed gradient.
+            (
+                f64s(&[5, 3 * b, 4], s + 5)?.transpose(0, 1)?,
+                f64s(&[7, 3 * b, 4], s + 6)?.transpose(0, 1)?,
+                f64s(&[7, 3 * b, 6], s + 7)?.transpose(0, 1)?,
+                None,
+                readout.flatten_to(1)?,
+            ),
+        ] {
+            assert!(!q.is_contiguous() && !v.is_contiguous());
+            let readout = readout.t()?.contiguous()?.t()?;
+            let run =
+                |ctx: &RuleCtx, detach_qk: bool| -> anyhow::Result<(Tensor, Vec<Option<Tensor>>)> {
+                    let vars = [&q, &k, &v].map(|t| Var::from_tensor(t).unwrap());
+                    let (qt, kt) = if detach_qk {
+                        (vars[0].as_tensor().detach(), vars[1].as_tensor().detach())
+                    } else {
+                        (vars[0].as_tensor().clone(), vars[1].as_tensor().clone())
+                    };
+                    let y = ctx.attention(&qt, &kt, vars[2].as_tensor(), mask, 0.7)?;
+                    let g = y.mul(&readout)?.sum_all()?.backward()?;
+                    Ok((
+                        y,
+                        vars.iter().map(|v| g.get(v.as_tensor()).cloned()).collect(),
+                    ))
+                };
+            let (y, g) = run(&RuleCtx::rule(ActRule::Gradient)?, false)?;
+            let (y_ref, g_ref) = run(&RuleCtx::plain(), false)?;
+            assert_close(&y, &y_ref, 1e-12, "attention forward");
+            for (i, (a, r)) in g.iter().zip(&g_ref).enumerate() {
+                let (a, r) = (
+                    a.as_ref().expect("gradient"),
+                    r.as_ref().expect("reference"),
+                );
+                assert_close(a, r, 1e-12, &format!("attention input gradient {i}"));
+            }
+            let (y, g) = run(&RuleCtx::rule(ActRule::Epsilon(0.0))?, false)?;
+            let (_, g_ref) = run(&RuleCtx::plain(), true)?;
+            assert_close(&y, &y_ref, 1e-12, "attention forward, weights constant");
+            assert!(g[0].is_none() && g[1].is_none(), "q and k get no gradient");
+            assert_close(
+                g[2].as_ref().expect("v"),
+                g_ref[2].as_ref().expect("v"),
+                1e-12,
+                "v gradient, weights constant",
+            );
+            let inf = RuleCtx::inference().attention(&q, &k, &v, mask, 0.7)?;
+            assert_close(&inf, &y_ref, 1e-12, "attention inference");
+        }
+    }
+    Ok(())
+}

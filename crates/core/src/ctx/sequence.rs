@@ -19,10 +19,12 @@
 use super::{Mode, RuleCtx};
 use crate::composite::LayerKind;
 use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
-use crate::ops::{boundary, InputGrad};
+use crate::ops::cpu_attention::{AttentionCpu, AttentionGrads};
+use crate::ops::cpu_layer_norm::LayerNormCpu;
+use crate::ops::{boundary, fused3, InputGrad};
 use crate::rules::{stabilized_div, ActRule};
 use crate::Result;
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
 /// How the backward treats an op's factor.
 enum Factor {
@@ -58,19 +60,20 @@ impl RuleCtx {
         beta: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        // The fused kernel (f32 / f16 / bf16) where nothing needs a gradient.
+        // The fused kernels take β always.
+        let zero;
+        let beta_or_zero = match beta {
+            Some(b) => b,
+            None => {
+                zero = gamma.zeros_like()?;
+                &zero
+            }
+        };
+        // Candle's fused kernel (f32 / f16 / bf16) where nothing needs a gradient.
         if matches!(self.mode, Mode::Inference | Mode::Probe | Mode::Record)
             && x.dtype() != candle_core::DType::F64
         {
-            let zero;
-            let b = match beta {
-                Some(b) => b,
-                None => {
-                    zero = gamma.zeros_like()?;
-                    &zero
-                }
-            };
-            let y = candle_nn::ops::layer_norm(&x.contiguous()?, gamma, b, eps as f32)?;
+            let y = candle_nn::ops::layer_norm(&x.contiguous()?, gamma, beta_or_zero, eps as f32)?;
             self.count(&y);
             return Ok(y);
         }
@@ -85,18 +88,19 @@ impl RuleCtx {
             }
             Ok((y, sd))
         };
-        // Gradient contexts on the CPU: the forward on the detached input and our one-pass
-        // input gradient (weights need no gradient here).
+        // Gradient contexts on the CPU: our one-pass forward and input gradient (weights need
+        // no gradient here).
         let cpu = x.device().is_cpu()
             && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
             && gamma.dtype() == x.dtype();
         if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) = (&self.mode, cpu, &factor)
         {
-            let y = norm(&x.detach(), true)?.0;
             let exact = matches!(factor, Factor::Exact);
-            let y = boundary(
-                x,
-                &y,
+            let y = fused3(
+                &x.contiguous()?,
+                &gamma.contiguous()?,
+                &beta_or_zero.contiguous()?,
+                LayerNormCpu { eps },
                 LayerNormGrad {
                     gamma: gamma.clone(),
                     eps,
@@ -148,9 +152,36 @@ impl RuleCtx {
                 candle_nn::ops::softmax_last_dim(&s.contiguous()?)?
             })
         };
+        let kernel = q.device().is_cpu()
+            && matches!(q.dtype(), DType::F32 | DType::F64)
+            && [k.dtype(), v.dtype()].iter().all(|d| *d == q.dtype())
+            && mask.is_none_or(|m| m.dtype() == q.dtype() && m.device().is_cpu());
         let y = match factor {
-            // Gradient contexts: the weights P from the fused softmax, and the backward in
-            // closed form (one boundary per input) instead of autograd through the softmax.
+            // On the CPU: one op, with the closed-form backward of the kernel.
+            Factor::Exact | Factor::Detached if kernel && !matches!(self.mode, Mode::Plain) => {
+                let mut p_dims = q.dims().to_vec();
+                if let (Some(last), Ok(lk)) = (p_dims.last_mut(), k.dim(D::Minus2)) {
+                    *last = lk;
+                }
+                let mask = mask.map(|m| m.broadcast_as(p_dims)).transpose()?;
+                let grads = match factor {
+                    Factor::Exact => AttentionGrads::All,
+                    _ => AttentionGrads::ValueOnly,
+                };
+                let op = AttentionCpu::new(scale, mask, grads);
+                let (q, k) = match grads {
+                    AttentionGrads::All => (q.clone(), k.clone()),
+                    AttentionGrads::ValueOnly => (q.detach(), k.detach()),
+                };
+                if [&q, &k, v].iter().any(|t| t.track_op()) {
+                    q.apply_op3_arc(&k, v, std::sync::Arc::new(Box::new(op)))?
+                } else {
+                    q.apply_op3_no_bwd(&k, v, &op)?
+                }
+            }
+            // Gradient contexts elsewhere: the weights P from the fused softmax, and the
+            // backward in closed form (one boundary per input) instead of autograd through
+            // the softmax.
             Factor::Exact if matches!(self.mode, Mode::Rule(_)) => {
                 let p = weights(&q.detach(), &k.detach(), false)?;
                 let y = p.matmul(&v.detach().contiguous()?)?;

@@ -5,10 +5,75 @@
 //! From tensor ops the exact backward is Candle's autograd through about ten ops over the
 //! whole activation; on a (200, 64, 384) activation it took 170 ms against 25 ms for the
 //! forward. Rows run in parallel; sums accumulate in f64.
+//!
+//! The forward (`LayerNormCpu`) is the kernel of the gradient contexts' boundary op: one
+//! pass per row instead of the eight tensor ops (and their buffers) of the composed form.
 
-use super::slice;
+use super::{slice, CpuKernel};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
+
+/// `y = γ ⊙ (x − μ)/σ + β` over the last dimension: arguments x, γ, β.
+pub(crate) struct LayerNormCpu {
+    pub eps: f64,
+}
+
+/// The mean and `1/σ` of a row.
+fn stats<T: WithDType>(x: &[T], eps: f64) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|v| v.to_f64()).sum::<f64>() / n;
+    let var = x.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+fn forward<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> Vec<T> {
+    let h = gamma.len();
+    let mut y = vec![T::from_f64(0.0); x.len()];
+    y.par_chunks_mut(h).zip(x.par_chunks(h)).for_each(|(y, x)| {
+        let (mean, inv) = stats(x, eps);
+        for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *y = T::from_f64((x.to_f64() - mean) * inv * g.to_f64() + b.to_f64());
+        }
+    });
+    y
+}
+
+impl CpuKernel for LayerNormCpu {
+    fn cpu_fwd(&self, args: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
+        let &[(sx, lx), (sg, lg), (sb, lb)] = args else {
+            candle_core::bail!("layer norm kernel: expected x, γ, β")
+        };
+        let h = lg.shape().elem_count();
+        if lx.dims().last() != Some(&h) || lb.shape().elem_count() != h || h == 0 {
+            candle_core::bail!(
+                "layer norm: x {:?}, γ {:?} and β {:?} do not match (γ, β: x's last dimension)",
+                lx.dims(),
+                lg.dims(),
+                lb.dims()
+            )
+        }
+        let y = match (sx, sg, sb) {
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => {
+                CpuStorage::F32(forward(
+                    slice(x, lx, "x")?,
+                    slice(g, lg, "γ")?,
+                    slice(b, lb, "β")?,
+                    self.eps,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => {
+                CpuStorage::F64(forward(
+                    slice(x, lx, "x")?,
+                    slice(g, lg, "γ")?,
+                    slice(b, lb, "β")?,
+                    self.eps,
+                ))
+            }
+            _ => candle_core::bail!("layer norm kernel: f32 or f64 only, one dtype"),
+        };
+        Ok((y, lx.shape().clone()))
+    }
+}
 
 /// op(x, γ, dy) → dx for `y = γ ⊙ (x − μ)/σ + β` over the last dimension.
 pub(crate) struct LayerNormInputGradCpu {
@@ -24,9 +89,7 @@ fn input_grad<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, exact: boo
         .zip(x.par_chunks(h).zip(dy.par_chunks(h)))
         .for_each(|(o, (x, dy))| {
             let n = h as f64;
-            let mean = x.iter().map(|v| v.to_f64()).sum::<f64>() / n;
-            let var = x.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
-            let inv = 1.0 / (var + eps).sqrt();
+            let (mean, inv) = stats(x, eps);
             let (mut m1, mut m2) = (0.0, 0.0);
             for ((xv, g), d) in x.iter().zip(gamma).zip(dy) {
                 let a = g.to_f64() * d.to_f64();

@@ -61,12 +61,12 @@ pub(crate) fn normal_cdf_pdf(z: f32) -> (f32, f32) {
 pub(crate) fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let small =
-        ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 0.133_314_42) * z
-            - 0.333_332_8)
-            * z
-            * x
-            + x;
+    let small = ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 0.133_314_42)
+        * z
+        - 0.333_332_8)
+        * z
+        * x
+        + x;
     let large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
     if a < 0.625 {
         small

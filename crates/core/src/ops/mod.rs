@@ -10,6 +10,7 @@
 pub mod conv;
 pub(crate) mod cpu_act;
 pub(crate) mod cpu_act_smooth;
+pub(crate) mod cpu_attention;
 pub(crate) mod cpu_batch_norm;
 pub(crate) mod cpu_conv;
 pub(crate) mod cpu_layer_norm;
@@ -21,9 +22,6 @@ pub mod pool;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
-/// What the backward of a boundary computes: the (possibly modified) gradient w.r.t. the
-/// layer input, given the input `x` (detached), the forward output `y`, and the incoming
-/// gradient `grad` (same shape as `y`).
 /// The elements of a contiguous layout of `s`; an error naming `what` otherwise (our CPU
 /// kernels are given contiguous tensors by their callers).
 pub(crate) fn slice<'a, T>(s: &'a [T], l: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
@@ -33,6 +31,9 @@ pub(crate) fn slice<'a, T>(s: &'a [T], l: &Layout, what: &str) -> candle_core::R
     }
 }
 
+/// What the backward of a boundary computes: the (possibly modified) gradient w.r.t. the
+/// layer input, given the input `x` (detached), the forward output `y`, and the incoming
+/// gradient `grad` (same shape as `y`).
 pub trait InputGrad: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn input_grad(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor>;
