@@ -282,10 +282,10 @@ impl BertClassifier {
                 Ok(((m.to_dtype(word.dtype())? - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?)
             })
             .transpose()?;
+        // Views: the attention op reads the heads through their strides (and makes them
+        // contiguous itself where it needs to).
         let split = |t: Tensor| -> candle_explain_core::Result<Tensor> {
-            Ok(t.reshape((b, l, heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
+            Ok(t.reshape((b, l, heads, hd))?.transpose(1, 2)?)
         };
         for layer in &self.layers {
             let q = split(layer.query.forward_with(&x, ctx)?)?;
