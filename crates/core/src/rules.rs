@@ -114,24 +114,29 @@ impl ActBackward {
 
 impl ActBackward {
     /// The gradient and guided-backprop rules of the other activations on the CPU in f32 /
-    /// f64: one pass (`ops::cpu_act_smooth`).
+    /// f64, and of every activation on CUDA: one pass (`ops::cpu_act_smooth`).
     fn smooth_cpu(&self, z: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        use crate::ops::cpu_act_smooth::{supports, SmoothActGradCpu};
+        use crate::ops::cpu_act_smooth::{supports, SmoothActGrad};
         let guided = match self.rule {
             ActRule::Gradient => false,
             ActRule::GuidedBackprop => true,
             _ => return Ok(None),
         };
-        let fits = z.device().is_cpu()
-            && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-            && grad.dtype() == z.dtype()
-            && z.dims() == grad.dims();
-        if !fits || !supports(self.act) {
+        let kernel = match z.device() {
+            candle_core::Device::Cpu => {
+                supports(self.act)
+                    && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            }
+            // Every activation, in every float dtype.
+            candle_core::Device::Cuda(_) => cfg!(feature = "cuda") && z.dtype().is_float(),
+            _ => false,
+        };
+        if !kernel || grad.dtype() != z.dtype() || z.dims() != grad.dims() {
             return Ok(None);
         }
         Ok(Some(z.contiguous()?.apply_op2_no_bwd(
             &grad.contiguous()?,
-            &SmoothActGradCpu {
+            &SmoothActGrad {
                 act: self.act,
                 guided,
             },
@@ -164,7 +169,7 @@ mod tests {
     /// (and the guided form), in f32 and f64.
     #[test]
     fn smooth_kernels_match_the_tensor_op_derivatives() -> Result<()> {
-        use crate::ops::cpu_act_smooth::SmoothActGradCpu;
+        use crate::ops::cpu_act_smooth::SmoothActGrad;
         let dev = Device::Cpu;
         let z = ((Tensor::arange(0u32, 401, &dev)?.to_dtype(DType::F64)? * 0.03)? - 5.0)?;
         let g = (z.sin()? * 1.3)?;
@@ -186,7 +191,7 @@ mod tests {
                 for dt in [DType::F64, DType::F32] {
                     let (zt, gt) = (z.to_dtype(dt)?, g.to_dtype(dt)?);
                     let got = zt
-                        .apply_op2_no_bwd(&gt, &SmoothActGradCpu { act, guided })?
+                        .apply_op2_no_bwd(&gt, &SmoothActGrad { act, guided })?
                         .to_dtype(DType::F64)?;
                     let err = (&got - &want)?.abs()?.max_all()?.to_scalar::<f64>()?;
                     let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };

@@ -88,25 +88,32 @@ impl RuleCtx {
             }
             Ok((y, sd))
         };
-        // Gradient contexts on the CPU: our one-pass forward and input gradient (weights need
-        // no gradient here).
-        let cpu = x.device().is_cpu()
-            && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-            && gamma.dtype() == x.dtype();
-        if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) = (&self.mode, cpu, &factor)
+        // Gradient contexts on the CPU and CUDA: our one-pass input gradient (weights need no
+        // gradient here); on the CPU our one-pass forward as well, on CUDA Candle's.
+        let same = gamma.dtype() == x.dtype() && beta_or_zero.dtype() == x.dtype();
+        let cpu = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
+        let cuda = cfg!(feature = "cuda") && x.device().is_cuda() && x.dtype().is_float();
+        if let (Mode::Rule(_), true, Factor::Exact | Factor::Detached) =
+            (&self.mode, same && (cpu || cuda), &factor)
         {
-            let exact = matches!(factor, Factor::Exact);
-            let y = fused3(
-                &x.contiguous()?,
-                &gamma.contiguous()?,
-                &beta_or_zero.contiguous()?,
-                LayerNormCpu { eps },
-                LayerNormGrad {
-                    gamma: gamma.clone(),
-                    eps,
-                    exact,
-                },
-            )?;
+            let grad = LayerNormGrad {
+                gamma: gamma.clone(),
+                eps,
+                exact: matches!(factor, Factor::Exact),
+            };
+            let y = if cpu {
+                let (g, b) = (gamma.contiguous()?, beta_or_zero.contiguous()?);
+                fused3(&x.contiguous()?, &g, &b, LayerNormCpu { eps }, grad)?
+            } else {
+                let y = match x.dtype() {
+                    DType::F64 => norm(&x.detach(), true)?.0,
+                    _ => {
+                        let xd = x.detach().contiguous()?;
+                        candle_nn::ops::layer_norm(&xd, gamma, beta_or_zero, eps as f32)?
+                    }
+                };
+                boundary(x, &y, grad)?
+            };
             self.count(&y);
             return Ok(y);
         }
@@ -282,7 +289,7 @@ impl InputGrad for LayerNormGrad {
         "candle-explain-layer-norm-grad"
     }
     fn input_grad(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
-        let op = crate::ops::cpu_layer_norm::LayerNormInputGradCpu {
+        let op = crate::ops::cpu_layer_norm::LayerNormInputGrad {
             eps: self.eps,
             exact: self.exact,
         };
@@ -321,7 +328,7 @@ impl AttentionBackward {
             return Ok(ds.clone());
         }
         let dp = g.contiguous()?.matmul(&self.v.t()?.contiguous()?)?;
-        let ds = (&self.p * dp.broadcast_sub(&(&dp * &self.p)?.sum_keepdim(D::Minus1)?)?)?;
+        let ds = crate::ops::softmax_grad::softmax_grad(&self.p, &dp)?;
         *cached = Some(ds.clone());
         Ok(ds)
     }

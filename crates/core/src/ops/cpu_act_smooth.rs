@@ -1,4 +1,4 @@
-//! One-pass CPU kernels for `grad · f'(z)` (the gradient rule) and `relu(grad) · f'(z)`
+//! One-pass kernels (CPU here; CUDA with the `cuda` feature) for `grad · f'(z)` (the gradient rule) and `relu(grad) · f'(z)`
 //! (guided backprop) of the activations other than ReLU.
 //!
 //! From tensor ops GELU's derivative is about ten passes over the activation (erf, exp, three
@@ -16,12 +16,12 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 /// `(activation, guided)`: op(z, grad) = `grad · f'(z)`, or `max(grad, 0) · f'(z)` if guided.
-pub(crate) struct SmoothActGradCpu {
+pub(crate) struct SmoothActGrad {
     pub act: Activation,
     pub guided: bool,
 }
 
-/// Whether [`SmoothActGradCpu`] has a kernel for `act`.
+/// Whether [`SmoothActGrad`] has a kernel for `act`.
 pub(crate) fn supports(act: Activation) -> bool {
     !matches!(act, Activation::Relu)
 }
@@ -183,9 +183,44 @@ impl super::CpuKernel for SmoothActCpu {
 }
 kernel!(grad_f64, f64, candle_core::cpu::erf::erf_f64);
 
-impl CustomOp2 for SmoothActGradCpu {
+/// The activation's number in `kernels/attribution.cu` and its parameter.
+#[cfg(feature = "cuda")]
+fn cuda_code(act: Activation) -> (i32, f64) {
+    match act {
+        Activation::Gelu => (0, 0.0),
+        Activation::GeluTanh => (1, 0.0),
+        Activation::Tanh => (2, 0.0),
+        Activation::Sigmoid => (3, 0.0),
+        Activation::Softplus => (4, 0.0),
+        Activation::Elu(a) => (5, a),
+        Activation::LeakyRelu(s) => (6, s),
+        Activation::Relu6 => (7, 0.0),
+        Activation::Identity => (8, 0.0),
+        Activation::Relu => (9, 0.0),
+    }
+}
+
+impl CustomOp2 for SmoothActGrad {
     fn name(&self) -> &'static str {
-        "candle-explain-smooth-activation-grad-cpu"
+        "candle-explain-activation-grad"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!(
+                "activation kernel: z {:?} and grad {:?} differ",
+                l1.dims(),
+                l2.dims()
+            )
+        }
+        super::cuda_kernels::act_grad((s1, l1), (s2, l2), cuda_code(self.act), self.guided)
     }
     fn cpu_fwd(
         &self,

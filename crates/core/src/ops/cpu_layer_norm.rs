@@ -1,4 +1,5 @@
-//! LayerNorm's input gradient on the CPU in one pass per row:
+//! LayerNorm's input gradient in one pass per row (CPU here; the CUDA kernel with the
+//! `cuda` feature):
 //! `dx = (a − mean(a) − x̂ · mean(a ⊙ x̂)) / σ` with `a = γ ⊙ dy` (exact), or
 //! `dx = (a − mean(a)) / σ` with σ held constant (the detached factor of gradient contexts).
 //!
@@ -76,7 +77,7 @@ impl CpuKernel for LayerNormCpu {
 }
 
 /// op(x, γ, dy) → dx for `y = γ ⊙ (x − μ)/σ + β` over the last dimension.
-pub(crate) struct LayerNormInputGradCpu {
+pub(crate) struct LayerNormInputGrad {
     pub eps: f64,
     /// Differentiate σ too (`false`: σ constant).
     pub exact: bool,
@@ -105,9 +106,28 @@ fn input_grad<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, exact: boo
     dx
 }
 
-impl CustomOp3 for LayerNormInputGradCpu {
+impl CustomOp3 for LayerNormInputGrad {
     fn name(&self) -> &'static str {
-        "candle-explain-layer-norm-input-grad-cpu"
+        "candle-explain-layer-norm-input-grad"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda_kernels::layer_norm_input_grad(
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            self.eps,
+            self.exact,
+        )
     }
     fn cpu_fwd(
         &self,

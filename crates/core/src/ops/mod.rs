@@ -16,8 +16,11 @@ pub(crate) mod cpu_conv;
 pub(crate) mod cpu_layer_norm;
 pub(crate) mod cpu_linear;
 pub(crate) mod cpu_pool;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda_kernels;
 pub(crate) mod fast_math;
 pub mod pool;
+pub(crate) mod softmax_grad;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
