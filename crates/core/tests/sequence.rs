@@ -423,5 +423,12 @@ fn attention_kernel_matches_composed_ops_on_strided_heads() -> anyhow::Result<()
             assert_close(&inf, &y_ref, 1e-12, "attention inference");
         }
     }
+    // Bad shapes are errors: no keys, or q and k of different head sizes.
+    let q = uniform(&[2, 3, 4], -1.0, 1.0, 1, &dev);
+    let ctx = RuleCtx::rule(ActRule::Gradient)?;
+    let empty = Tensor::zeros((2, 0, 4), DType::F32, &dev)?;
+    assert!(ctx.attention(&q, &empty, &empty, None, 1.0).is_err());
+    let k5 = uniform(&[2, 3, 5], -1.0, 1.0, 2, &dev);
+    assert!(ctx.attention(&q, &k5, &k5, None, 1.0).is_err());
     Ok(())
 }

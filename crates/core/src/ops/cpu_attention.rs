@@ -158,6 +158,14 @@ impl Geometry {
             && lv.dims().len() == n
             && lq.dims()[..n - 2] == lk.dims()[..n - 2]
             && lq.dims()[..n - 2] == lv.dims()[..n - 2];
+        if [q.rows, q.cols, k.rows, v.cols].contains(&0) {
+            candle_core::bail!(
+                "attention: empty sequence or head dimension: q {:?}, k {:?}, v {:?}",
+                lq.dims(),
+                lk.dims(),
+                lv.dims()
+            )
+        }
         if !lead_fits || q.cols != k.cols || k.rows != v.rows {
             candle_core::bail!(
                 "attention: q (…, Lq, d) {:?}, k (…, Lk, d) {:?} and v (…, Lk, dv) {:?} do not fit",
@@ -452,6 +460,13 @@ impl AttentionCpu {
         let (sd, ld) = dy.storage_and_layout();
         let p_el = elements::<T>(&sp)?;
         let p_el = &p_el[lp.start_offset()..];
+        let dyl = Matrices::new(ld, "gradient")?;
+        if dyl.offsets.len() != g.count() || dyl.rows != g.q.rows || dyl.cols != g.v.cols {
+            candle_core::bail!(
+                "attention backward: gradient {:?} does not match the output",
+                ld.dims()
+            )
+        }
         let grads = backward(
             &g,
             (
@@ -460,7 +475,7 @@ impl AttentionCpu {
                 elements::<T>(&sv)?,
             ),
             p_el,
-            (elements::<T>(&sd)?, &Matrices::new(ld, "gradient")?),
+            (elements::<T>(&sd)?, &dyl),
             self.scale,
             self.grads,
         );
