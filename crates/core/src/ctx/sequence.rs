@@ -186,46 +186,10 @@ impl RuleCtx {
                     q.apply_op3_no_bwd(&k, v, &op)?
                 }
             }
-            // Gradient contexts elsewhere: the weights P from the fused softmax, and the
-            // backward in closed form (one boundary per input) instead of autograd through
-            // the softmax.
+            // Gradient contexts elsewhere (CUDA, Metal, half precision): one boundary for
+            // the three inputs with the closed-form backward (`ops::attention`).
             Factor::Exact if matches!(self.mode, Mode::Rule(_)) => {
-                let p = weights(&q.detach(), &k.detach(), false)?;
-                let y = p.matmul(&v.detach().contiguous()?)?;
-                let shared = AttentionBackward {
-                    p: p.clone(),
-                    q: q.detach(),
-                    k: k.detach(),
-                    v: v.detach(),
-                    scale,
-                    ds: Default::default(),
-                };
-                let yv = boundary(
-                    v,
-                    &y,
-                    AttentionGrad {
-                        of: AttentionInput::V,
-                        b: shared.clone(),
-                    },
-                )?;
-                let zero = y.zeros_like()?;
-                let yq = boundary(
-                    q,
-                    &zero,
-                    AttentionGrad {
-                        of: AttentionInput::Q,
-                        b: shared.clone(),
-                    },
-                )?;
-                let yk = boundary(
-                    k,
-                    &zero,
-                    AttentionGrad {
-                        of: AttentionInput::K,
-                        b: shared,
-                    },
-                )?;
-                ((yv + yq)? + yk)?
+                crate::ops::attention::attention(q, k, v, mask, scale)?
             }
             Factor::Exact if matches!(self.mode, Mode::Plain) => {
                 weights(q, k, true)?.matmul(&v.contiguous()?)?
@@ -295,61 +259,6 @@ impl InputGrad for LayerNormGrad {
         };
         x.contiguous()?
             .apply_op3_no_bwd(&self.gamma.contiguous()?, &g.contiguous()?, &op)
-    }
-}
-
-#[derive(Clone, Copy)]
-enum AttentionInput {
-    Q,
-    K,
-    V,
-}
-
-/// What the three input gradients of `y = softmax(q kᵀ·scale + mask) v` share: the weights
-/// and, once the first of the q / k gradients has computed it, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`
-/// with `dP = g vᵀ` (the mask is in P: masked weights are 0).
-#[derive(Clone)]
-struct AttentionBackward {
-    p: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    scale: f64,
-    ds: std::sync::Arc<std::sync::Mutex<Option<Tensor>>>,
-}
-
-impl AttentionBackward {
-    fn ds(&self, g: &Tensor) -> candle_core::Result<Tensor> {
-        let mut cached = self
-            .ds
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("attention backward: poisoned cache".into()))?;
-        if let Some(ds) = cached.as_ref() {
-            return Ok(ds.clone());
-        }
-        let dp = g.contiguous()?.matmul(&self.v.t()?.contiguous()?)?;
-        let ds = crate::ops::softmax_grad::softmax_grad(&self.p, &dp)?;
-        *cached = Some(ds.clone());
-        Ok(ds)
-    }
-}
-
-struct AttentionGrad {
-    of: AttentionInput,
-    b: AttentionBackward,
-}
-
-impl InputGrad for AttentionGrad {
-    fn name(&self) -> &'static str {
-        "candle-explain-attention-grad"
-    }
-    fn input_grad(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
-        let b = &self.b;
-        match self.of {
-            AttentionInput::V => b.p.t()?.contiguous()?.matmul(&g.contiguous()?),
-            AttentionInput::Q => b.ds(g)?.matmul(&b.k.contiguous()?)? * b.scale,
-            AttentionInput::K => b.ds(g)?.t()?.contiguous()?.matmul(&b.q.contiguous()?)? * b.scale,
-        }
     }
 }
 

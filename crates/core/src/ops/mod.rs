@@ -7,6 +7,7 @@
 //! input gradient, as computed by an [`InputGrad`] rule from ordinary tensor ops. The
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
+pub(crate) mod attention;
 pub mod conv;
 pub(crate) mod cpu_act;
 pub(crate) mod cpu_act_smooth;
