@@ -3,7 +3,7 @@
 //! measured against: 50 × 32 rows of forward + backward-to-input in one batch, through our
 //! ops (`fwd_bwd_1600_ours`) and through Candle's stock autograd (`fwd_bwd_1600_stock`).
 
-use super::{device, sync, uniform, var_builder};
+use super::{bench_dtype, device, precision, sync, uniform, var_builder};
 use candle_core::Tensor;
 use candle_explain::core::batch::gradient;
 use candle_explain::models::MnistCnn;
@@ -34,10 +34,12 @@ fn bench_methods(c: &mut Criterion) {
     let batch = 32;
     let x = uniform(&[batch, 1, 28, 28], 1.0, 99, &dev)
         .affine(0.5, 0.5)
+        .and_then(|x| x.to_dtype(bench_dtype()))
         .unwrap();
     let t = Target::PerExample((0..batch).map(|i| i % 10).collect());
     let mut g = c.benchmark_group(format!(
-        "mnist_cnn_b{batch}_{}",
+        "mnist_cnn_b{batch}{}_{}",
+        precision(),
         if dev.is_cpu() { "cpu" } else { "gpu" }
     ));
     g.sample_size(10);

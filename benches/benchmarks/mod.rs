@@ -9,10 +9,14 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 
-/// The device the benches run on: CUDA or Metal when compiled in, else the CPU.
+/// The device the benches run on: CUDA or Metal when compiled in, else the CPU. On CUDA,
+/// `BENCH_TF32=1` lets f32 matmuls use TF32 (the op layer's TF32 target).
 pub fn device() -> Device {
     #[cfg(feature = "cuda")]
     if let Ok(d) = Device::new_cuda(0) {
+        if std::env::var("BENCH_TF32").as_deref() == Ok("1") {
+            candle_core::cuda::set_gemm_reduced_precision_f32(true);
+        }
         return d;
     }
     #[cfg(feature = "metal")]
@@ -20,6 +24,26 @@ pub fn device() -> Device {
         return d;
     }
     Device::Cpu
+}
+
+/// The dtype of the op-layer passes (`methods.rs`' MNIST CNN, `op_stacks.rs`):
+/// `BENCH_DTYPE` = `f32` (default), `bf16` or `f16`.
+pub fn bench_dtype() -> DType {
+    match std::env::var("BENCH_DTYPE").as_deref() {
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        _ => DType::F32,
+    }
+}
+
+/// Names the precision in bench group names: empty for plain f32, else `_bf16`, `_f16`
+/// or `_tf32`, so that runs in different precisions keep separate criterion histories.
+pub fn precision() -> String {
+    match bench_dtype() {
+        DType::F32 if std::env::var("BENCH_TF32").as_deref() == Ok("1") => "_tf32".into(),
+        DType::F32 => String::new(),
+        d => format!("_{}", d.as_str()),
+    }
 }
 
 /// Waits for queued device work, so that timings include it.
@@ -53,5 +77,5 @@ pub fn var_builder(params: &[(&str, &[usize], usize)], dev: &Device) -> VarBuild
             uniform(shape, 1.0 / (*fan_in as f32).sqrt(), i as u64 + 1, dev),
         );
     }
-    VarBuilder::from_tensors(m, DType::F32, dev)
+    VarBuilder::from_tensors(m, bench_dtype(), dev)
 }

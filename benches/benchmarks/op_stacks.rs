@@ -9,12 +9,19 @@
 //! (The MNIST CNN's pass is `mnist_cnn_b32_*/fwd_bwd_1600_*` in `methods.rs`.) The seed is
 //! all ones, as torch's `out.sum()`.
 
-use super::{device, sync, uniform};
+use super::{bench_dtype, device, precision, sync};
 use candle_core::{Result as CResult, Tensor};
 use candle_explain::core::batch::gradient;
 use candle_explain::core::ops::conv::ConvGeometry;
 use candle_explain::prelude::*;
 use criterion::{criterion_group, Criterion, Throughput};
+
+/// `super::uniform` in the dtype of the run (`BENCH_DTYPE`).
+fn uniform(shape: &[usize], a: f32, seed: u64, dev: &candle_core::Device) -> Tensor {
+    super::uniform(shape, a, seed, dev)
+        .to_dtype(bench_dtype())
+        .expect("dtype")
+}
 
 /// `(weight, bias)` of a linear layer `in → out`, U(±1/√in).
 fn lin(i: usize, o: usize, seed: u64, dev: &candle_core::Device) -> (Tensor, Tensor) {
@@ -128,7 +135,8 @@ fn pass(c: &mut Criterion, group: &str, model: &dyn Explainable, x: &Tensor) {
     let out = model.forward(x).unwrap();
     let seed = out.ones_like().unwrap();
     let mut g = c.benchmark_group(format!(
-        "{group}_{}",
+        "{group}{}_{}",
+        precision(),
         if dev.is_cpu() { "cpu" } else { "gpu" }
     ));
     g.sample_size(10);

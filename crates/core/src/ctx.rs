@@ -483,8 +483,7 @@ pub(crate) fn linear_fwd(
     // Forward only (nothing tracks a gradient): the fused kernel, bias included.
     if !x.track_op() && !w.track_op() && !b.is_some_and(|b| b.track_op()) {
         if let Some((x, w, b)) = linear_cpu_args(x, w, b)? {
-            let plain = LayerBackward::new(Affine::Linear, LayerRule::Gradient, &w, None);
-            return crate::ops::fused3(&x, &w, &b, crate::ops::cpu_linear::LinearCpu, plain);
+            return crate::ops::forward3(&x, &w, &b, crate::ops::cpu_linear::LinearCpu);
         }
     }
     if let Some(r) = in_f32_on_cpu(x, w, b, linear_fwd) {

@@ -81,28 +81,11 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// `out[i] = f(a[i])`, compiled twice like [`map2`].
+/// `out[i] = f(a[i])`, through [`map2`]'s dispatch (the second operand is `a` again: the
+/// same cache lines, so it costs no memory traffic).
 #[inline(always)]
 pub(crate) fn map1(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
-    #[inline(always)]
-    fn body(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
-        for (o, a) in out.iter_mut().zip(a) {
-            *o = f(*a);
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
-            body(a, out, f)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features were detected on this CPU.
-            return unsafe { avx2(a, out, f) };
-        }
-    }
-    body(a, out, f)
+    map2(a, a, out, move |x, _| f(x))
 }
 
 /// `out[i] = f(a[i], b[i])`, compiled twice: once for AVX2 + FMA (picked when the CPU has

@@ -188,3 +188,33 @@ pub(crate) fn fused3<K: CpuKernel, G: InputGrad>(
         x.apply_op3_no_bwd(p1, p2, &op)
     }
 }
+
+/// A CPU kernel as an op without a backward, for when nothing tracks a gradient.
+struct ForwardOnly<K: CpuKernel>(K);
+
+impl<K: CpuKernel> candle_core::CustomOp3 for ForwardOnly<K> {
+    fn name(&self) -> &'static str {
+        "candle-explain-forward"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.cpu_fwd(&[(s1, l1), (s2, l2), (s3, l3)])
+    }
+}
+
+/// `kernel(x, p1, p2)`, recording no backward (CPU tensors only).
+pub(crate) fn forward3<K: CpuKernel>(
+    x: &Tensor,
+    p1: &Tensor,
+    p2: &Tensor,
+    kernel: K,
+) -> candle_core::Result<Tensor> {
+    x.apply_op3_no_bwd(p1, p2, &ForwardOnly(kernel))
+}
