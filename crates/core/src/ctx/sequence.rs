@@ -147,17 +147,14 @@ impl RuleCtx {
         scale: f64,
     ) -> Result<Tensor> {
         let factor = self.factor(LayerKind::Attention)?;
-        let weights = |q: &Tensor, k: &Tensor, exact: bool| -> Result<Tensor> {
-            let mut s = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
-            if let Some(m) = mask {
-                s = s.broadcast_add(m)?;
-            }
-            // The fused softmax has no backward; the composed one is differentiable.
-            Ok(if exact {
-                candle_nn::ops::softmax(&s, D::Minus1)?
-            } else {
-                candle_nn::ops::softmax_last_dim(&s.contiguous()?)?
-            })
+        let weights = |q: &Tensor, k: &Tensor, differentiable: bool| -> Result<Tensor> {
+            Ok(crate::ops::attention::weights(
+                q,
+                k,
+                mask,
+                scale,
+                differentiable,
+            )?)
         };
         let kernel = q.device().is_cpu()
             && matches!(q.dtype(), DType::F32 | DType::F64)

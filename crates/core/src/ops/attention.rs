@@ -90,6 +90,26 @@ impl CustomOp3 for AttentionBoundary {
     }
 }
 
+/// The weights `softmax(q kᵀ·scale + mask)`: through Candle's fused softmax, which has no
+/// backward, or (`differentiable`) the composed one.
+pub(crate) fn weights(
+    q: &Tensor,
+    k: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+    differentiable: bool,
+) -> Result<Tensor> {
+    let mut s = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+    if let Some(m) = mask {
+        s = s.broadcast_add(m)?;
+    }
+    if differentiable {
+        candle_nn::ops::softmax(&s, candle_core::D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(&s.contiguous()?)
+    }
+}
+
 /// `softmax(q kᵀ·scale + mask) v` over the last two dimensions, with the exact gradient of
 /// all three inputs (`mask` additive, broadcasting to the scores).
 pub(crate) fn attention(
@@ -99,12 +119,7 @@ pub(crate) fn attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let (qd, kd) = (q.detach().contiguous()?, k.detach().contiguous()?);
-    let mut s = (qd.matmul(&kd.t()?.contiguous()?)? * scale)?;
-    if let Some(m) = mask {
-        s = s.broadcast_add(m)?;
-    }
-    let p = candle_nn::ops::softmax_last_dim(&s.contiguous()?)?;
+    let p = weights(&q.detach(), &k.detach(), mask, scale, false)?;
     let y = p.matmul(&v.detach().contiguous()?)?;
     if ![q, k, v].iter().any(|t| t.track_op()) {
         return Ok(y);

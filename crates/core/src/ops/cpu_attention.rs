@@ -105,26 +105,9 @@ unsafe fn matmul<T: WithDType>(
     )
 }
 
-/// The scalar type of the kernels: `exp` is the vectorisable f32 one for f32.
-pub(crate) trait Real: WithDType {
-    fn exp(self) -> Self;
-}
-
-impl Real for f32 {
-    fn exp(self) -> Self {
-        fast_math::exp(self)
-    }
-}
-
-impl Real for f64 {
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-}
-
 /// Row softmax of a row-major `rows × cols` block, in place (PyTorch's convention: a row of
 /// −∞ only gives NaN).
-fn softmax_rows<T: Real>(p: &mut [T], cols: usize) {
+fn softmax_rows<T: Element>(p: &mut [T], cols: usize) {
     for row in p.chunks_mut(cols) {
         let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
         let max = T::from_f64(max);
@@ -182,7 +165,7 @@ impl Geometry {
     }
 }
 
-fn forward<T: Real>(
+fn forward<T: Element>(
     g: &Geometry,
     (q, k, v): (&[T], &[T], &[T]),
     mask: Option<(&[T], &Matrices)>,
@@ -247,7 +230,7 @@ struct Grads<T> {
     dv: Vec<T>,
 }
 
-fn backward<T: Real>(
+fn backward<T: Element>(
     g: &Geometry,
     (q, k, v): (&[T], &[T], &[T]),
     p: &[T],
@@ -348,13 +331,17 @@ fn backward<T: Real>(
     Grads { dq, dk, dv }
 }
 
-/// The kernels' element types and their storage.
-pub(crate) trait Element: Real {
+/// The kernels' element types: their storage, and `exp` (the vectorisable one for f32).
+pub(crate) trait Element: WithDType {
+    fn exp(self) -> Self;
     fn of(s: &CpuStorage) -> Option<&[Self]>;
     fn storage(v: Vec<Self>) -> CpuStorage;
 }
 
 impl Element for f32 {
+    fn exp(self) -> Self {
+        fast_math::exp(self)
+    }
     fn of(s: &CpuStorage) -> Option<&[Self]> {
         match s {
             CpuStorage::F32(v) => Some(v),
@@ -367,6 +354,9 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
     fn of(s: &CpuStorage) -> Option<&[Self]> {
         match s {
             CpuStorage::F64(v) => Some(v),

@@ -189,23 +189,15 @@ pub(crate) fn fused3<K: CpuKernel, G: InputGrad>(
     }
 }
 
-/// A CPU kernel as an op without a backward, for when nothing tracks a gradient.
-struct ForwardOnly<K: CpuKernel>(K);
+/// The rule of an op run without a backward (`forward3`): never called.
+struct NoBackward;
 
-impl<K: CpuKernel> candle_core::CustomOp3 for ForwardOnly<K> {
+impl InputGrad for NoBackward {
     fn name(&self) -> &'static str {
         "candle-explain-forward"
     }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.0.cpu_fwd(&[(s1, l1), (s2, l2), (s3, l3)])
+    fn input_grad(&self, _: &Tensor, _: &Tensor, _: &Tensor) -> candle_core::Result<Tensor> {
+        candle_core::bail!("a forward-only op has no backward")
     }
 }
 
@@ -216,5 +208,5 @@ pub(crate) fn forward3<K: CpuKernel>(
     p2: &Tensor,
     kernel: K,
 ) -> candle_core::Result<Tensor> {
-    x.apply_op3_no_bwd(p1, p2, &ForwardOnly(kernel))
+    x.apply_op3_no_bwd(p1, p2, &Fused(kernel, NoBackward))
 }
