@@ -1,7 +1,9 @@
 //! Pictures of attributions that need no plotting library:
 //! - [`heatmap`]: an attribution map over its image (diverging red / blue for signed maps,
 //!   red for absolute or positive-only ones), upscaled, as an RGB image to save as PNG;
-//! - [`grid`]: several such pictures side by side, one row per input;
+//! - [`Figure`]: such pictures in a grid with a title, the method's name over each column,
+//!   a label beside each row, each map's scale under it and a colour legend;
+//! - [`grid`]: pictures side by side with no text, one row per input;
 //! - [`token_html`]: a self-contained HTML page colouring each token by its score, with the
 //!   score in a tooltip and a legend;
 //! - [`line_plot_svg`]: a self-contained SVG line plot of several [`Series`], for curves such
@@ -9,6 +11,10 @@
 
 use candle_core::Tensor;
 pub use image::RgbImage;
+
+pub mod figure;
+pub mod text;
+pub use figure::{Cell, Figure, Row};
 
 /// What part of a signed attribution a heatmap shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,21 +72,8 @@ pub fn heatmap(
         .iter()
         .filter(|v| v.is_finite())
         .fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
-    let a: Vec<f32> = a
-        .iter()
-        .map(|v| if v.is_finite() { *v } else { 0.0 })
-        .map(|v| match sign {
-            Sign::Signed => v,
-            Sign::Absolute => v.abs(),
-            Sign::Positive => v.max(0.0),
-        })
-        .collect();
-    // Scaled by the 99.5th percentile of |value| rather than the maximum: on photos a handful
-    // of pixels can be 10× everything else and would leave the rest of the map invisible.
-    let mut mags: Vec<f32> = a.iter().map(|v| v.abs()).collect();
-    mags.sort_by(f32::total_cmp);
-    let rank = ((mags.len() as f64 * 0.995).ceil() as usize).clamp(1, mags.len().max(1)) - 1;
-    let top = mags.get(rank).copied().unwrap_or(0.0).max(1e-12);
+    let a = shown(&a, sign);
+    let top = percentile_scale(&a);
     let mut img = RgbImage::new(w as u32 * scale, h as u32 * scale);
     for y in 0..h {
         for x in 0..w {
@@ -110,6 +103,44 @@ pub fn heatmap(
         }
     }
     Ok(img)
+}
+
+/// The values a heatmap draws: non-finite ones as 0, then the part `sign` keeps.
+fn shown(a: &[f32], sign: Sign) -> Vec<f32> {
+    a.iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .map(|v| match sign {
+            Sign::Signed => v,
+            Sign::Absolute => v.abs(),
+            Sign::Positive => v.max(0.0),
+        })
+        .collect()
+}
+
+/// The value drawn at full colour: the 99.5th percentile of |value| rather than the maximum,
+/// because on photos a handful of pixels can be 10× everything else and would leave the rest
+/// of the map invisible.
+fn percentile_scale(a: &[f32]) -> f32 {
+    let mut mags: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+    mags.sort_by(f32::total_cmp);
+    let rank = ((mags.len() as f64 * 0.995).ceil() as usize).clamp(1, mags.len().max(1)) - 1;
+    mags.get(rank).copied().unwrap_or(0.0).max(1e-12)
+}
+
+/// The scale [`heatmap`] uses for `attribution` (summed over channels when it has three
+/// dimensions): the value drawn at full red (or blue).
+pub fn map_scale(attribution: &Tensor, sign: Sign) -> Result<f32, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let map = match attribution.rank() {
+        3 => attribution.sum(0).map_err(err)?,
+        _ => attribution.clone(),
+    };
+    let v: Vec<f32> = map
+        .to_dtype(candle_core::DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .map_err(err)?;
+    Ok(percentile_scale(&shown(&v, sign)))
 }
 
 /// Pictures laid out in rows (every picture of a row the same height), `pad` white pixels

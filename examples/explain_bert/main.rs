@@ -7,7 +7,7 @@
 //!
 //! The default model is `assets/minilm-polarity` (MiniLM fine-tuned on the sentence-polarity
 //! data); when that folder is missing it is fine-tuned first (one epoch, about 4 min on two
-//! cores; needs `scripts/fetch-assets.sh polarity minilm`).
+//! cores; fetches its data on first run).
 //!
 //! ```text
 //! cargo run --release --example explain_bert -- ["your sentence" ...] [--model DIR|ORG/NAME] [--out DIR]
@@ -68,6 +68,8 @@ fn main() -> Result<()> {
                     "no classifier in {}: fine-tuning MiniLM for one epoch first (about 4 min)",
                     d.display()
                 );
+                candle_explain::models::assets::ensure("minilm")?;
+                candle_explain::models::assets::ensure("polarity")?;
                 let t = PolarityFinetuning {
                     encoder: format!("{ROOT}/assets/all-MiniLM-L6-v2").into(),
                     data: format!("{ROOT}/assets/polarity/pang_lee_sentences.csv").into(),

@@ -2,9 +2,9 @@
 //! core method, and writes what it finds:
 //! - `attributions.safetensors`: one `(digits, 1, 28, 28)` tensor per method;
 //! - `summary.json`: per method the time, explanations/s and completeness error;
-//! - `grid.png`: one row per digit, the digit then one heatmap per method (in the order of
-//!   the table printed)
-//!   (red positive, blue negative, each map scaled by its largest |value|).
+//! - `grid.png`: one row per digit (label and prediction at the left), the digit then one
+//!   heatmap per method, named over its column (red positive, blue negative, each map scaled
+//!   by its 99.5th percentile of |value|, printed under it; the legend says so).
 //!
 //! ```text
 //! cargo run --release --example explain_digits -- [--digits N] [--out DIR]
@@ -195,7 +195,7 @@ fn main() -> Result<()> {
         serde_json::to_string_pretty(&json)?,
     )?;
     let names: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
-    grid(&x, &maps, &names, &args.out.join("grid.png"))?;
+    grid(&x, &maps, &names, &labels, &pred, &args.out.join("grid.png"))?;
     println!(
         "wrote {}/{{attributions.safetensors, summary.json, grid.png}}",
         args.out.display()
@@ -203,27 +203,41 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// One row per digit: the digit (grey) then every method's map (diverging red/blue).
-fn grid(x: &Tensor, maps: &[Tensor], names: &[&str], path: &std::path::Path) -> Result<()> {
-    use candle_explain::viz::{grid, heatmap, Sign};
+/// One row per digit (its label and the prediction beside it): the digit, then every method's
+/// map (diverging red / blue), the method's name over each column and a colour legend.
+fn grid(
+    x: &Tensor,
+    maps: &[Tensor],
+    names: &[&str],
+    labels: &[usize],
+    pred: &[u32],
+    path: &std::path::Path,
+) -> Result<()> {
+    use candle_explain::viz::{Cell, Figure, Row, Sign};
     let mut rows = vec![];
     for r in 0..x.dim(0)? {
         let digit = x.get(r)?;
-        let mut row = vec![heatmap(&digit, &digit.zeros_like()?, Sign::Signed, 0.0, 3)
-            .map_err(anyhow::Error::msg)?];
+        let mut cells = vec![Cell::input(&digit, 3, "").map_err(anyhow::Error::msg)?];
         for m in maps {
-            row.push(
-                heatmap(&digit, &m.get(r)?, Sign::Signed, 1.0, 3).map_err(anyhow::Error::msg)?,
+            cells.push(
+                Cell::attribution(&digit, &m.get(r)?, Sign::Signed, 1.0, 3)
+                    .map_err(anyhow::Error::msg)?,
             );
         }
-        rows.push(row);
+        rows.push(Row {
+            label: format!("label {}\npred {}", labels[r], pred[r]),
+            cells,
+        });
     }
-    grid(&rows, 2).save(path).with_context(|| {
-        format!(
-            "cannot write {} (columns: input, {})",
-            path.display(),
-            names.join(", ")
-        )
-    })?;
-    Ok(())
+    let mut columns = vec!["input".to_string()];
+    columns.extend(names.iter().map(|n| n.to_string()));
+    Figure {
+        title: "Digits CNN on MNIST: which pixels made it say the label".into(),
+        columns,
+        rows,
+        sign: Sign::Signed,
+        notes: vec![],
+    }
+    .save(path)
+    .map_err(anyhow::Error::msg)
 }

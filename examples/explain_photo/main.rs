@@ -4,7 +4,7 @@
 //! completeness error, and writes `grid.png` (one row per photo: the photo, then one heatmap
 //! per method), `summary.json` and `attributions.safetensors`.
 //!
-//! The photos are scikit-image's (`scripts/fetch-assets.sh photos`); any PNG / JPEG works.
+//! The photos are scikit-image's (fetched on first run by `scripts/fetch-assets.sh photos`); any PNG / JPEG works.
 //!
 //! ```text
 //! cargo run --release --example explain_photo -- [PHOTO ...] [--out DIR]
@@ -19,7 +19,7 @@ use candle_explain::models::data::load_rgb;
 use candle_explain::models::efficientnet::imagenet_classes;
 use candle_explain::models::EfficientNetLite0;
 use candle_explain::prelude::*;
-use candle_explain::viz::{grid, heatmap, Sign};
+use candle_explain::viz::{Cell, Figure, Row, Sign};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -46,8 +46,9 @@ fn main() -> Result<()> {
         }
     }
     if photos.is_empty() {
+        let dir = candle_explain::models::assets::ensure("photos")?;
         photos = ["chelsea.png", "coffee.png"]
-            .map(|p| format!("{ROOT}/assets/photos/{p}"))
+            .map(|p| dir.join(p).display().to_string())
             .to_vec();
     }
     let dev = Device::Cpu;
@@ -59,9 +60,7 @@ fn main() -> Result<()> {
     let names = imagenet_classes(format!("{ROOT}/weights/imagenet_classes.txt"))?;
     let mut pixels = vec![];
     for p in &photos {
-        let (px, _) = load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| {
-            format!("{p} (the default photos come from scripts/fetch-assets.sh photos)")
-        })?;
+        let (px, _) = load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| p.clone())?;
         pixels.push(px);
     }
     let pixels = Tensor::cat(&pixels, 0)?;
@@ -73,6 +72,9 @@ fn main() -> Result<()> {
         .into_iter()
         .map(|v| v as usize)
         .collect();
+    let conf: Vec<f32> = (0..photos.len())
+        .map(|i| probs.get(i)?.get(pred[i])?.to_scalar::<f32>())
+        .collect::<candle_core::Result<_>>()?;
     for (i, p) in photos.iter().enumerate() {
         let row: Vec<f32> = probs.get(i)?.to_vec1()?;
         let mut idx: Vec<usize> = (0..row.len()).collect();
@@ -147,24 +149,35 @@ fn main() -> Result<()> {
     let mut rows = vec![];
     for r in 0..x.dim(0)? {
         let photo = pixels.get(r)?;
-        let mut row = vec![
-            heatmap(&photo, &photo.zeros_like()?, Sign::Absolute, 0.0, 1)
-                .map_err(anyhow::Error::msg)?,
-        ];
+        let mut cells = vec![Cell::input(&photo, 1, "").map_err(anyhow::Error::msg)?];
         for ((name, _), m) in methods.iter().zip(&maps) {
             let sign = if name.starts_with("lrp") {
                 Sign::Positive
             } else {
                 Sign::Absolute
             };
-            row.push(heatmap(&photo, &m.get(r)?, sign, 0.7, 1).map_err(anyhow::Error::msg)?);
+            cells.push(
+                Cell::attribution(&photo, &m.get(r)?, sign, 0.7, 1).map_err(anyhow::Error::msg)?,
+            );
         }
-        rows.push(row);
+        let c = pred[r];
+        rows.push(Row {
+            label: format!("{}\npred {c}: {}\n({:.2})", short_name(&photos[r]), names[c], conf[r]),
+            cells,
+        });
     }
     let path = out.join("grid.png");
-    grid(&rows, 4)
-        .save(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut columns = vec!["photo".to_string()];
+    columns.extend(methods.iter().map(|(n, _)| n.to_string()));
+    Figure {
+        title: "EfficientNet-Lite0: which pixels made it say the predicted class".into(),
+        columns,
+        rows,
+        sign: Sign::Absolute,
+        notes: vec!["LRP columns (+max under them) show positive relevance only".into()],
+    }
+    .save(&path)
+    .map_err(anyhow::Error::msg)?;
     let cols: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
     println!(
         "wrote {}/{{grid.png (columns: photo, {}), summary.json, attributions.safetensors}}",
@@ -172,4 +185,11 @@ fn main() -> Result<()> {
         cols.join(", ")
     );
     Ok(())
+}
+
+/// A photo's file name without its folder.
+fn short_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map_or(path.to_string(), |f| f.to_string_lossy().into_owned())
 }

@@ -5,7 +5,7 @@
 //! `tokens.html` (coloured words, a legend) and `scores.json`.
 //!
 //! The classifier comes from `assets/lstm-polarity/`; when that folder is missing it is
-//! trained first (about 40 s; needs `scripts/fetch-assets.sh polarity minilm`).
+//! trained first (about 40 s; fetches its data on first run).
 //!
 //! ```text
 //! cargo run --release --example explain_sentence -- ["your sentence" ...] [--out DIR]
@@ -58,6 +58,8 @@ fn main() -> Result<()> {
             "no classifier in {}: training it (about 40 s)",
             dir.display()
         );
+        candle_explain::models::assets::ensure("minilm")?;
+        candle_explain::models::assets::ensure("polarity")?;
         let t = PolarityTraining {
             assets: format!("{ROOT}/assets").into(),
             epochs: 8,

@@ -22,6 +22,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 fn main() -> Result<()> {
     candle_explain::alloc::retain_freed_memory();
     let mut out = std::path::PathBuf::from(format!("{ROOT}/assets/minilm-polarity"));
+    candle_explain::models::assets::ensure("minilm")?;
+    candle_explain::models::assets::ensure("polarity")?;
     let mut t = PolarityFinetuning {
         encoder: format!("{ROOT}/assets/all-MiniLM-L6-v2").into(),
         data: format!("{ROOT}/assets/polarity/pang_lee_sentences.csv").into(),

@@ -56,7 +56,9 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
-    let dir = format!("{ROOT}/assets/fashion-mnist");
+    let dir = candle_explain::models::assets::ensure("fashion-mnist")?
+        .display()
+        .to_string();
     let load = |split: &str| -> Result<(Tensor, Tensor)> {
         let d = load_idx(
             format!("{dir}/{split}-images-idx3-ubyte.gz"),

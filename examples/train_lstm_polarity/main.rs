@@ -21,6 +21,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn main() -> Result<()> {
     candle_explain::alloc::retain_freed_memory();
+    candle_explain::models::assets::ensure("minilm")?;
+    candle_explain::models::assets::ensure("polarity")?;
     let mut t = PolarityTraining {
         assets: format!("{ROOT}/assets").into(),
         epochs: 8,

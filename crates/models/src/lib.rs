@@ -4,6 +4,7 @@
 //! [`Explainable`](candle_explain_core::Explainable) and loads through a `VarBuilder` with
 //! PyTorch's tensor names, so real checkpoints load unchanged.
 
+pub mod assets;
 pub mod bert;
 pub mod bert_finetune;
 mod checkpoint;

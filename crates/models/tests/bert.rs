@@ -1,5 +1,5 @@
 //! The BERT classifier on the real all-MiniLM-L6-v2 checkpoint and tokenizer (fetched by
-//! `scripts/fetch-assets.sh minilm`; the tests fail when it is missing): the encoder equals
+//! `scripts/fetch-assets.sh minilm` on first use; the tests fail when the download fails): the encoder equals
 //! candle-transformers' BERT, the tokenizer matches, bad configs and inputs are clear errors,
 //! and the core methods run at the word embeddings.
 
@@ -13,6 +13,7 @@ use candle_nn::{VarBuilder, VarMap};
 const MINILM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/all-MiniLM-L6-v2");
 
 fn minilm(dev: &Device) -> anyhow::Result<(BertClassifier, tokenizers::Tokenizer)> {
+    candle_explain_models::assets::ensure("minilm")?;
     let config = BertConfig::from_json(
         &std::fs::read_to_string(format!("{MINILM}/config.json")).map_err(|e| {
             anyhow::anyhow!("{MINILM}/config.json: {e} (run scripts/fetch-assets.sh minilm)")
@@ -215,6 +216,7 @@ fn loads_from_the_hub_cache() -> anyhow::Result<()> {
         cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs/main"),
         format!("{commit}\n"),
     )?;
+    candle_explain_models::assets::ensure("minilm")?;
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         let target = std::path::Path::new(MINILM)
             .join(f)

@@ -70,13 +70,14 @@ fn labels_the_photos() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let m = model(&dev);
     let names = imagenet_classes(format!("{ROOT}/weights/imagenet_classes.txt"))?;
+    candle_explain_models::assets::ensure("photos")?;
     for (photo, ok) in [
         ("chelsea.png", &[281usize, 282, 285][..]),
         ("coffee.png", &[967, 968][..]),
     ] {
         let path = format!("{ROOT}/assets/photos/{photo}");
         let (pixels, _) = load_rgb(&path, 224, &dev)
-            .unwrap_or_else(|e| panic!("{path}: run scripts/fetch-assets.sh photos ({e})"));
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
         let p = candle_nn::ops::softmax(
             &m.forward(&EfficientNetLite0::normalize(&pixels)?)?,
             D::Minus1,
@@ -99,7 +100,8 @@ fn labels_the_photos() -> anyhow::Result<()> {
 fn attributes_a_photo() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let m = model(&dev);
-    let (pixels, _) = load_rgb(format!("{ROOT}/assets/photos/coffee.png"), 224, &dev)?;
+    let photos = candle_explain_models::assets::ensure("photos")?;
+    let (pixels, _) = load_rgb(photos.join("coffee.png"), 224, &dev)?;
     let x = EfficientNetLite0::normalize(&pixels)?;
     let s = Saliency::signed().attribute(&m, &x, &Target::Class(967))?;
     assert_eq!(s.attributions.dims(), &[1, 3, 224, 224]);

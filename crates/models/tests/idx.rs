@@ -6,7 +6,6 @@ use candle_core::Device;
 use candle_explain_models::data::load_idx;
 use std::io::Write;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn write(name: &str, bytes: &[u8], gz: bool) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("candle-explain-idx-{}-{name}", std::process::id()));
@@ -76,7 +75,8 @@ fn reads_a_hand_made_pair_and_rejects_damaged_files() -> anyhow::Result<()> {
 #[test]
 fn reads_the_real_fashion_mnist() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let dir = format!("{ROOT}/assets/fashion-mnist");
+    let dir = candle_explain_models::assets::ensure("fashion-mnist")?;
+    let dir = dir.display();
     for (split, n) in [("train", 60_000usize), ("t10k", 10_000)] {
         let d = load_idx(
             format!("{dir}/{split}-images-idx3-ubyte.gz"),

@@ -12,7 +12,6 @@ use candle_explain_models::{LstmClassifier, LstmConfig};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn sigmoid(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
@@ -179,13 +178,15 @@ fn bad_input_is_a_clear_error() -> anyhow::Result<()> {
 
 /// Trains the classifier as `examples/train_lstm_polarity` does, for 4 epochs instead of 8,
 /// on the fetched Pang & Lee sentences: held-out accuracy over 70 %, and the saved folder
-/// loads back to the same predictions. Needs `scripts/fetch-assets.sh polarity minilm` (CI
-/// runs it); fails when they are missing.
+/// loads back to the same predictions. Fetches `polarity` and `minilm` on first use
+/// (`scripts/fetch-assets.sh`); fails when the download fails.
 #[test]
 fn trains_on_the_polarity_sentences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
+    candle_explain_models::assets::ensure("polarity")?;
+    candle_explain_models::assets::ensure("minilm")?;
     let t = PolarityTraining {
-        assets: format!("{ROOT}/assets").into(),
+        assets: candle_explain_models::assets::assets_dir(),
         epochs: 4,
         bidirectional: false,
         progress: false,

@@ -13,7 +13,10 @@ use candle_nn::{VarBuilder, VarMap};
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn fashion(split: &str, dev: &Device) -> (Tensor, Tensor) {
-    let dir = format!("{ROOT}/assets/fashion-mnist");
+    let dir = candle_explain_models::assets::ensure("fashion-mnist")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .display()
+        .to_string();
     let d = load_idx(
         format!("{dir}/{split}-images-idx3-ubyte.gz"),
         format!("{dir}/{split}-labels-idx1-ubyte.gz"),

@@ -8,7 +8,6 @@ use candle_explain_models::text::{
 use candle_explain_models::Error;
 use std::path::PathBuf;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// A file in the temp dir, unique per process and name, removed on drop.
 struct TempFile(PathBuf);
@@ -192,13 +191,11 @@ fn encode_batch_pads_to_the_longest_row() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The real sentences: fails (does not skip) when they have not been fetched.
+/// The real sentences, fetched on first use: fails (does not skip) when the download fails.
 #[test]
 fn the_real_polarity_sentences_are_4000_balanced() -> anyhow::Result<()> {
-    let path = format!("{ROOT}/assets/polarity/pang_lee_sentences.csv");
-    let rows = load_polarity_csv(&path).unwrap_or_else(|e| {
-        panic!("{e}\nrun `scripts/fetch-assets.sh polarity` from the repository root first")
-    });
+    let path = candle_explain_models::assets::ensure("polarity")?.join("pang_lee_sentences.csv");
+    let rows = load_polarity_csv(&path)?;
     assert_eq!(rows.len(), 4000);
     assert_eq!(rows.iter().filter(|(_, l)| *l == 1).count(), 2000);
     assert_eq!(rows.iter().filter(|(_, l)| *l == 0).count(), 2000);

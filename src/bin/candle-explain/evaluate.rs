@@ -59,7 +59,7 @@ fn examples(m: &ImageModel, a: &EvaluateArgs, device: &Device) -> Result<(Tensor
     }
     let folder = match (&a.data, m.channels) {
         (Some(d), _) => Some(d.clone()),
-        (None, 3) => Some(crate::model::assets("photos")),
+        (None, 3) => Some(crate::model::assets("photos")?),
         (None, _) => None,
     };
     let Some(dir) = folder else {

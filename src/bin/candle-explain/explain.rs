@@ -6,7 +6,7 @@ use crate::RunArgs;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
 use candle_explain::prelude::*;
-use candle_explain::viz::{heatmap, Sign};
+use candle_explain::viz::{Cell, Figure, Row, Sign};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -105,8 +105,10 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                 }
                 (None, Some(_)) => bail!("{} has no built-in dataset: give --image", m.name),
                 (None, None) => {
-                    let p = crate::model::assets("photos/chelsea.png");
-                    let (px, _) = m.read_image(&p, &device).context("no --image given and the default photo is missing (scripts/fetch-assets.sh photos)")?;
+                    let p = crate::model::assets("photos")
+                        .context("no --image given: the default photo could not be fetched")?
+                        .join("chelsea.png");
+                    let (px, _) = m.read_image(&p, &device)?;
                     (px, None, p.display().to_string())
                 }
             };
@@ -129,8 +131,32 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             bar.finish_and_clear();
             let maps = attr.attributions.to_dtype(DType::F32)?;
             let scale = (448 / m.size as u32).max(1);
-            let pic = heatmap(&pixels.get(0)?, &maps.get(0)?, Sign::Signed, 0.6, scale)
-                .map_err(anyhow::Error::msg)?;
+            let px = pixels.get(0)?;
+            let cells = vec![
+                Cell::input(&px, scale, "").map_err(anyhow::Error::msg)?,
+                Cell::attribution(&px, &maps.get(0)?, Sign::Signed, 0.6, scale)
+                    .map_err(anyhow::Error::msg)?,
+            ];
+            let pred = logits.argmax(1)?.to_vec1::<u32>()?[0] as usize;
+            let mut row_label = format!("pred {pred}: {}", m.classes[pred]);
+            if let Some(l) = label {
+                row_label = format!("label {l}: {}\n{row_label}", m.classes[l]);
+            }
+            let pic = Figure {
+                title: format!(
+                    "{} on {}: target {class} ({})",
+                    a.method, m.name, m.classes[class]
+                ),
+                columns: vec![source.clone(), a.method.clone()],
+                rows: vec![Row {
+                    label: row_label,
+                    cells,
+                }],
+                sign: Sign::Signed,
+                notes: vec![],
+            }
+            .render()
+            .map_err(anyhow::Error::msg)?;
             tensors.insert("input".to_string(), x.to_dtype(DType::F32)?);
             tensors.insert("attributions".to_string(), maps.clone());
             let json = summary(a, &attr, secs, &logits, class, &m.classes)?;

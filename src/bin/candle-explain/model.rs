@@ -26,15 +26,18 @@ pub fn weights(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// The same for `assets/` (fetched by `scripts/fetch-assets.sh`).
-pub fn assets(path: &str) -> PathBuf {
-    let local = Path::new("assets").join(path);
-    if local.exists() {
-        return local;
+/// A folder of `assets/` (`item` of `scripts/fetch-assets.sh`, e.g. "photos"): from the working
+/// directory when it is there, otherwise from the source tree, fetched on first use.
+pub fn assets(item: &str) -> Result<PathBuf> {
+    let folder = candle_explain::models::assets::ITEMS
+        .iter()
+        .find(|(n, _)| *n == item)
+        .map_or(item, |(_, f)| *f);
+    let local = Path::new("assets").join(folder);
+    if local.is_dir() {
+        return Ok(local);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets")
-        .join(path)
+    Ok(candle_explain::models::assets::ensure(item)?)
 }
 
 pub enum Loaded {
@@ -262,7 +265,7 @@ impl ImageModel {
                 device,
             )?,
             "fashion-resnet" => {
-                let dir = assets("fashion-mnist");
+                let dir = assets("fashion-mnist")?;
                 candle_explain::models::data::load_idx(
                     dir.join("t10k-images-idx3-ubyte.gz"),
                     dir.join("t10k-labels-idx1-ubyte.gz"),
