@@ -195,7 +195,14 @@ fn main() -> Result<()> {
         serde_json::to_string_pretty(&json)?,
     )?;
     let names: Vec<&str> = methods.iter().map(|(n, _)| *n).collect();
-    grid(&x, &maps, &names, &labels, &pred, &args.out.join("grid.png"))?;
+    grid(
+        &x,
+        &maps,
+        &names,
+        &labels,
+        &pred,
+        &args.out.join("grid.png"),
+    )?;
     println!(
         "wrote {}/{{attributions.safetensors, summary.json, grid.png}}",
         args.out.display()

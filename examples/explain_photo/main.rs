@@ -60,7 +60,8 @@ fn main() -> Result<()> {
     let names = imagenet_classes(format!("{ROOT}/weights/imagenet_classes.txt"))?;
     let mut pixels = vec![];
     for p in &photos {
-        let (px, _) = load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| p.clone())?;
+        let (px, _) =
+            load_rgb(p, EfficientNetLite0::INPUT_SIZE, &dev).with_context(|| p.clone())?;
         pixels.push(px);
     }
     let pixels = Tensor::cat(&pixels, 0)?;
@@ -162,7 +163,12 @@ fn main() -> Result<()> {
         }
         let c = pred[r];
         rows.push(Row {
-            label: format!("{}\npred {c}: {}\n({:.2})", short_name(&photos[r]), names[c], conf[r]),
+            label: format!(
+                "{}\npred {c}: {}\n({:.2})",
+                short_name(&photos[r]),
+                names[c],
+                conf[r]
+            ),
             cells,
         });
     }

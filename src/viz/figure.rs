@@ -143,8 +143,8 @@ impl Figure {
         let mut legend = legend_lines(self.sign);
         legend.extend(self.notes.iter().flat_map(|n| text::wrap(n, 72)));
         let legend_h = BAR_H + LINE + legend.len() as u32 * LINE + PAD;
-        let height = 2 * MARGIN + title_h + header_h + row_h.iter().map(|h| h + PAD).sum::<u32>()
-            + legend_h;
+        let height =
+            2 * MARGIN + title_h + header_h + row_h.iter().map(|h| h + PAD).sum::<u32>() + legend_h;
         let mut img = RgbImage::from_pixel(width, height, WHITE);
 
         let mut y = MARGIN;
@@ -229,7 +229,14 @@ fn draw_legend(img: &mut RgbImage, x: u32, y: u32, sign: Sign, lines: &[String])
     text::draw(img, x, ty, ticks[0], 1, INK);
     let mid = x + (LEGEND_W - text::width(ticks[1], 1)) / 2;
     text::draw(img, mid, ty, ticks[1], 1, INK);
-    text::draw(img, x + LEGEND_W - text::width(ticks[2], 1), ty, ticks[2], 1, INK);
+    text::draw(
+        img,
+        x + LEGEND_W - text::width(ticks[2], 1),
+        ty,
+        ticks[2],
+        1,
+        INK,
+    );
     for (k, line) in lines.iter().enumerate() {
         text::draw(img, x, ty + LINE + k as u32 * LINE, line, 1, GREY);
     }
@@ -276,7 +283,10 @@ mod tests {
         let top = MARGIN + 2 * LINE + PAD;
         let label_w = text::width("label 3", 1) + PAD;
         let c0 = MARGIN + label_w;
-        assert!(dark_in(&img, c0, c0 + 64, top, top + LINE) > 10, "column 0 title");
+        assert!(
+            dark_in(&img, c0, c0 + 64, top, top + LINE) > 10,
+            "column 0 title"
+        );
         assert!(
             dark_in(&img, c0 + 64 + PAD, c0 + 128 + PAD, top, top + LINE) > 10,
             "column 1 title"
@@ -298,6 +308,9 @@ mod tests {
             }],
             ..fig
         };
-        assert!(bad.render().unwrap_err().contains("1 pictures for 2 columns"));
+        assert!(bad
+            .render()
+            .unwrap_err()
+            .contains("1 pictures for 2 columns"));
     }
 }

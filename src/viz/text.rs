@@ -76,7 +76,8 @@ pub fn wrap(text: &str, max_chars: usize) -> Vec<String> {
         }
         let mut line = String::new();
         for piece in pieces {
-            if line.chars().count() + piece.trim_end().chars().count() > max_chars && !line.is_empty()
+            if line.chars().count() + piece.trim_end().chars().count() > max_chars
+                && !line.is_empty()
             {
                 lines.push(line.trim_end().to_string());
                 line.clear();
@@ -99,8 +100,14 @@ mod tests {
 
     #[test]
     fn wraps_at_separators_and_splits_long_words() {
-        assert_eq!(wrap("lrp_epsilon_gamma_box", 12), ["lrp_epsilon_", "gamma_box"]);
-        assert_eq!(wrap("integrated-gradients", 8), ["integrat", "ed-", "gradient", "s"]);
+        assert_eq!(
+            wrap("lrp_epsilon_gamma_box", 12),
+            ["lrp_epsilon_", "gamma_box"]
+        );
+        assert_eq!(
+            wrap("integrated-gradients", 8),
+            ["integrat", "ed-", "gradient", "s"]
+        );
         assert_eq!(wrap("label 7 pred 7", 8), ["label 7", "pred 7"]);
         assert_eq!(wrap("a\nb", 8), ["a", "b"]);
         for line in wrap("a fairly long sentence, with separators_and-dashes", 9) {
@@ -119,7 +126,9 @@ mod tests {
             .map(|(x, y, _)| (x, y))
             .collect();
         assert!(dark.len() > 20, "{} dark pixels", dark.len());
-        assert!(dark.iter().all(|&(x, y)| (4..20).contains(&x) && (2..18).contains(&y)));
+        assert!(dark
+            .iter()
+            .all(|&(x, y)| (4..20).contains(&x) && (2..18).contains(&y)));
         assert_eq!(width("Iε×", 2), 48);
         assert_ne!(glyph('ε'), glyph('?'), "Greek letters are in the font");
     }

@@ -35,7 +35,14 @@ impl Baseline {
             Baseline::Zero => Ok(x.zeros_like()?),
             Baseline::Constant(c) => {
                 crate::validate::finite_param("Baseline::Constant", *c)?;
-                Ok(x.ones_like()?.affine(*c, 0.0)?)
+                let b = x.ones_like()?.affine(*c, 0.0)?;
+                if crate::validate::non_finite_count(&b)? > 0 {
+                    return Err(crate::error::invalid(
+                        "Baseline::Constant",
+                        format!("{c} does not fit in the input's dtype {:?}", x.dtype()),
+                    ));
+                }
+                Ok(b)
             }
             Baseline::Blurred { sigma } => gaussian_blur(x, *sigma),
             Baseline::UniformNoise { low, high, seed } => {
@@ -58,7 +65,7 @@ impl Baseline {
                 Ok(mean.broadcast_as((b, c, rest / c))?.reshape(x.dims())?)
             }
             Baseline::Tensor(t) => {
-                let t = t.to_device(x.device())?.to_dtype(x.dtype())?;
+                let t = t.to_device(x.device())?.to_dtype(x.dtype())?.contiguous()?;
                 crate::validate::check_finite(&t, "baseline")?;
                 if t.dims() == x.dims() {
                     Ok(t)
@@ -120,7 +127,28 @@ fn blur(x: &Tensor, sigma: f64, replicate: bool) -> Result<Tensor> {
             t.pad_with_zeros(d, r, r)
         }
     };
-    let y = pad(x, 2)?.conv2d(&kh, 0, 1, 1, c)?;
+    // Candle's CPU convolution has no f16 / bf16 matmul: blur half-precision inputs in f32.
+    let (xc, kh, kw) = in_f32_if_half(x, &kh, &kw)?;
+    let y = pad(&xc, 2)?.conv2d(&kh, 0, 1, 1, c)?;
     let y = pad(&y, 3)?.conv2d(&kw, 0, 1, 1, c)?;
     Ok(y.to_dtype(x.dtype())?)
+}
+
+/// `x` and two kernels in f32 when `x` is f16 / bf16 on the CPU (whose convolution lacks
+/// those dtypes), unchanged otherwise.
+pub(crate) fn in_f32_if_half(
+    x: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    use candle_core::DType;
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F16 | DType::BF16) {
+        Ok((
+            x.to_dtype(DType::F32)?,
+            a.to_dtype(DType::F32)?,
+            b.to_dtype(DType::F32)?,
+        ))
+    } else {
+        Ok((x.clone(), a.clone(), b.clone()))
+    }
 }

@@ -184,7 +184,8 @@ pub fn perturbation_sweep<E: From<crate::Error> + From<candle_core::Error>>(
     mut on_chunk: impl FnMut(&Tensor, &Tensor, Tensor) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     let per = batching.rows_per_chunk(model, x, false)?;
-    batching.try_run(x.dim(0)? * per_example, per, label, |r| {
+    let total = crate::validate::rows(x.dim(0)?, per_example, label)?;
+    batching.try_run(total, per, label, |r| {
         let ex = example_index(&r, per_example, x.device())?;
         let xi = x.index_select(&ex, 0)?;
         let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;

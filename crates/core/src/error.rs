@@ -27,6 +27,26 @@ pub enum Error {
     #[error("{what} contains {count} NaN or infinite value(s); attributions need finite values")]
     NonFinite { what: &'static str, count: usize },
 
+    #[error("{method}: the {what} is NaN or infinite for example(s) {examples:?}{}; {hint}", layer.as_ref().map(|l| format!(" (first non-finite value at {l})")).unwrap_or_default())]
+    NonFiniteResult {
+        method: &'static str,
+        what: &'static str,
+        /// Indices of the examples (in the caller's batch) whose result is not finite.
+        examples: Vec<usize>,
+        /// Where it first appeared, when known (e.g. a layer).
+        layer: Option<String>,
+        /// What to try.
+        hint: String,
+    },
+
+    #[error("{what}: {needed} exceeds {limit}; {hint}")]
+    TooLarge {
+        what: String,
+        needed: String,
+        limit: String,
+        hint: String,
+    },
+
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
 

@@ -7,6 +7,9 @@
 
 use crate::Result;
 
+/// Most Gauss–Legendre nodes [`Quadrature::nodes`] computes (about 0.3 s of set-up).
+pub const MAX_GAUSS_LEGENDRE: usize = 2048;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Quadrature {
     RiemannLeft,
@@ -22,6 +25,18 @@ impl Quadrature {
     /// Points α_k and weights w_k with `∫₀¹ g ≈ Σ w_k g(α_k)`.
     pub fn nodes(&self, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         crate::validate::positive("steps", n)?;
+        if *self == Quadrature::GaussLegendre && n > MAX_GAUSS_LEGENDRE {
+            return Err(crate::error::invalid(
+                "steps",
+                format!(
+                    "Gauss–Legendre with {n} nodes: computing them costs O(n²) (20,000 take half \
+                     a minute) and {MAX_GAUSS_LEGENDRE} nodes already integrate polynomials of \
+                     degree {} exactly; use at most {MAX_GAUSS_LEGENDRE} steps, or a Riemann rule",
+                    2 * MAX_GAUSS_LEGENDRE - 1
+                ),
+            ));
+        }
+        crate::validate::host_alloc(n, 16, "the quadrature nodes and weights")?;
         let nf = n as f64;
         Ok(match self {
             Quadrature::RiemannLeft => ((0..n).map(|k| k as f64 / nf).collect(), vec![1.0 / nf; n]),
@@ -120,5 +135,17 @@ mod tests {
         }
         assert!(Quadrature::RiemannTrapezoid.nodes(1).is_err());
         assert!(Quadrature::GaussLegendre.nodes(0).is_err());
+        // Beyond the cap, and absurd counts for any rule, are errors (not hours, not aborts).
+        assert!(Quadrature::GaussLegendre
+            .nodes(MAX_GAUSS_LEGENDRE + 1)
+            .unwrap_err()
+            .to_string()
+            .contains("O(n²)"));
+        assert!(Quadrature::GaussLegendre.nodes(MAX_GAUSS_LEGENDRE).is_ok());
+        assert!(Quadrature::RiemannLeft
+            .nodes(usize::MAX)
+            .unwrap_err()
+            .to_string()
+            .contains("available"));
     }
 }

@@ -108,15 +108,23 @@ impl Target {
         rows.seed(num_classes, device, dtype)
     }
 
-    /// The same target for a batch in which every example is repeated `reps` times in a row.
-    pub(crate) fn repeat_examples(&self, reps: usize) -> Result<Target> {
+    /// The target of a batch made of the examples `ex` (indices into this target's batch,
+    /// repeats allowed), in that order.
+    pub(crate) fn select_examples(&self, ex: &[u32]) -> Result<Target> {
         Ok(match self {
             Target::PerExample(v) => Target::PerExample(
-                v.iter()
-                    .flat_map(|&c| std::iter::repeat_n(c, reps))
-                    .collect(),
+                ex.iter()
+                    .map(|&i| {
+                        v.get(i as usize).copied().ok_or_else(|| {
+                            Error::Target(format!(
+                                "PerExample has {} classes, example {i} asked for",
+                                v.len()
+                            ))
+                        })
+                    })
+                    .collect::<Result<_>>()?,
             ),
-            Target::Seed(s) => Target::Seed(repeat_rows(s, reps)?),
+            Target::Seed(s) => Target::Seed(s.index_select(&Tensor::new(ex, s.device())?, 0)?),
             t => t.clone(),
         })
     }

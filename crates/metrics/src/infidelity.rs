@@ -42,6 +42,7 @@ impl Infidelity {
         attributions: &Tensor,
         target: &Target,
     ) -> Result<Vec<f64>> {
+        crate::perturb::check_attributions(attributions)?;
         if self.samples == 0 || !(self.sigma > 0.0 && self.sigma.is_finite()) {
             return Err(invalid(
                 "infidelity",

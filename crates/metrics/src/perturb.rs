@@ -23,7 +23,10 @@ pub fn prepare(model: &dyn Explainable, x: &Tensor, target: &Target) -> Result<P
         ));
     }
     candle_explain_core::validate::check_input(model, x)?;
+    // Rows are gathered with index_select, which needs a contiguous layout.
+    let x = &x.contiguous()?;
     let out = candle_explain_core::batch::logits(model, x)?;
+    candle_explain_core::validate::check_finite(&out, "the model's output")?;
     let seed = target.seed(x.dim(0)?, out.dim(1)?, x.device(), x.dtype())?;
     let score = (&out * &seed)?.sum(1)?;
     Ok(Prepared {
@@ -31,6 +34,13 @@ pub fn prepare(model: &dyn Explainable, x: &Tensor, target: &Target) -> Result<P
         seed,
         score,
     })
+}
+
+/// Attributions to evaluate must be finite: a NaN would make the ranking (and every curve
+/// built on it) meaningless.
+pub fn check_attributions(attributions: &Tensor) -> Result<()> {
+    candle_explain_core::validate::check_finite(attributions, "attributions to evaluate")?;
+    Ok(())
 }
 
 /// Scores of `rows` perturbed inputs, `per_example` per example (example-major rows), on

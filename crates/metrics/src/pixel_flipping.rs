@@ -78,7 +78,14 @@ impl PixelFlipping {
         if self.steps == 0 {
             return Err(invalid("steps", "must be at least 1"));
         }
+        crate::perturb::check_attributions(attributions)?;
         let (b, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
+        if self.steps > f {
+            return Err(invalid(
+                "steps",
+                format!("{} curve steps for {f} features: a step flips at least one feature, so use at most {f}", self.steps),
+            ));
+        }
         let pts = self.steps + 1;
         let counts: Vec<usize> = (0..pts).map(|k| (k * f).div_ceil(self.steps)).collect();
         // Rank of every feature in flipping order (0 = first), exact under ties (by index).

@@ -84,6 +84,7 @@ impl SensitivityN {
                 ),
             ));
         }
+        crate::perturb::check_attributions(attributions)?;
         let (b, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
         if self.subsets < 2 {
             return Err(invalid("subsets", "a correlation needs at least 2 subsets"));

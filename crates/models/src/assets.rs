@@ -106,6 +106,9 @@ mod tests {
     #[test]
     fn unknown_items_list_the_known_ones() {
         let e = super::ensure("imagenet").unwrap_err().to_string();
-        assert!(e.contains("\"imagenet\"") && e.contains("fashion-mnist"), "{e}");
+        assert!(
+            e.contains("\"imagenet\"") && e.contains("fashion-mnist"),
+            "{e}"
+        );
     }
 }

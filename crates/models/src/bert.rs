@@ -68,11 +68,18 @@ impl BertConfig {
                     unsupported(format!("config.json: {k:?} must be a positive integer"))
                 })
         };
-        let hidden_act = match v
-            .get("hidden_act")
-            .and_then(|a| a.as_str())
-            .unwrap_or("gelu")
-        {
+        // A field that is present must have the right type: falling back to a default would
+        // run a different model than the checkpoint's.
+        let string = |k: &str, default: &'static str| -> Result<String> {
+            match v.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(default.to_string()),
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(unsupported(format!(
+                    "config.json: {k:?} must be a string, got {other}"
+                ))),
+            }
+        };
+        let hidden_act = match string("hidden_act", "gelu")?.as_str() {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             "relu" => Activation::Relu,
@@ -82,6 +89,13 @@ impl BertConfig {
             )))
             }
         };
+        if let Some(n) = v.get("num_labels").filter(|n| !n.is_null()) {
+            if n.as_u64().is_none_or(|n| n == 0) {
+                return Err(unsupported(format!(
+                    "config.json: \"num_labels\" must be a positive integer, got {n}"
+                )));
+            }
+        }
         let num_labels = match (
             v.get("num_labels").and_then(|n| n.as_u64()),
             v.get("id2label").and_then(|m| m.as_object()),
@@ -89,6 +103,17 @@ impl BertConfig {
             (Some(n), _) => n as usize,
             (None, Some(m)) => m.len(),
             (None, None) => 2,
+        };
+        let layer_norm_eps = match v.get("layer_norm_eps") {
+            None | Some(serde_json::Value::Null) => 1e-12,
+            Some(e) => e
+                .as_f64()
+                .filter(|e| *e > 0.0 && e.is_finite())
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "config.json: \"layer_norm_eps\" must be a positive number, got {e}"
+                    ))
+                })?,
         };
         let c = Self {
             vocab_size: size("vocab_size")?,
@@ -99,10 +124,7 @@ impl BertConfig {
             hidden_act,
             max_position_embeddings: size("max_position_embeddings")?,
             type_vocab_size: size("type_vocab_size")?,
-            layer_norm_eps: v
-                .get("layer_norm_eps")
-                .and_then(|e| e.as_f64())
-                .unwrap_or(1e-12),
+            layer_norm_eps,
             num_labels: num_labels.max(1),
         };
         if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
@@ -150,6 +172,19 @@ impl BertClassifier {
         };
         let c = &config;
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        // A checkpoint with more layers than the config says would silently run a truncated
+        // encoder (a missing layer fails below, when its weights are looked up).
+        let extra = format!(
+            "encoder.layer.{}.attention.self.query.weight",
+            c.num_hidden_layers
+        );
+        if vb.contains_tensor(&extra) {
+            return Err(unsupported(format!(
+                "config.json says num_hidden_layers = {} but the checkpoint has more layers \
+                 ({extra} exists): the config does not belong to these weights",
+                c.num_hidden_layers
+            )));
+        }
         let e = vb.pp("embeddings");
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
@@ -366,7 +401,13 @@ pub fn load_tokenizer(
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
-    let mut t = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Checkpoint {
+    // tokenizers 0.23 panics (`expect("Helper")`) on some malformed "decoder" objects
+    // instead of returning its error (found by fuzz/): caught here and made an error.
+    let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path))
+        .unwrap_or_else(|_| {
+            Err("the \"decoder\" entry is malformed (the tokenizers crate panicked on it)".into())
+        });
+    let mut t = parsed.map_err(|e| Error::Checkpoint {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;

@@ -8,12 +8,79 @@ use std::path::Path;
 
 /// A `VarBuilder` over the memory-mapped file, computing in `dtype`.
 pub(crate) fn mmap(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    if path.is_dir() {
+        return Err(checkpoint_error(
+            path,
+            "this is a folder; expected a .safetensors file (a Hugging Face folder is loaded by \
+             the models that take one, e.g. BertClassifier::from_dir)",
+        ));
+    }
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
     // SAFETY: the file is memory-mapped read-only and not modified while loaded.
-    unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
-        .map_err(|e| checkpoint_error(path, e))
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
+        .map_err(|e| checkpoint_error(path, e))?;
+    Ok(VarBuilder::from_backend(
+        Box::new(FloatWeights(st)),
+        dtype,
+        device.clone(),
+    ))
+}
+
+/// The memory-mapped tensors, handing out only floating-point ones as weights: an integer
+/// tensor asked for as a weight would otherwise be converted silently into nonsense.
+/// (Integer buffers a model never asks for, like BERT's `position_ids`, are left alone.)
+struct FloatWeights(candle_core::safetensors::MmapedSafetensors);
+
+impl FloatWeights {
+    fn load(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let stored = self.0.get(name)?.dtype();
+        if !DType::try_from(stored).is_ok_and(|d| d.is_float()) {
+            candle_core::bail!(
+                "tensor {name:?} is {stored:?}; weights must be F16, BF16, F32 or F64"
+            );
+        }
+        self.0.load(name, dev)?.to_dtype(dtype)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for FloatWeights {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let t = self.load(name, dtype, dev)?;
+        if t.shape() != &s {
+            candle_core::bail!(
+                "shape mismatch for {name}: expected {s:?}, got {:?}",
+                t.shape()
+            );
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        self.load(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.get(name).is_ok()
+    }
 }
 
 /// `load` applied to [`mmap`]'s builder; its errors (a missing or wrong-shaped tensor) name the file.

@@ -161,11 +161,18 @@ pub fn load_rgb(
             reason: "the target size must be at least 1".into(),
         });
     }
-    let img = image::open(path).map_err(|e| Error::Data {
+    let bad = |e: String| Error::Data {
         path: path.display().to_string(),
         line: 0,
         reason: format!("not a readable PNG/JPEG image: {e}"),
-    })?;
+    };
+    // The format comes from the file's first bytes, not its name (a PNG saved as .jpg loads).
+    let img = image::ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?
+        .decode()
+        .map_err(|e| bad(e.to_string()))?;
     let rgb = image::imageops::resize(
         &img.to_rgb8(),
         size as u32,

@@ -76,8 +76,7 @@ fn labels_the_photos() -> anyhow::Result<()> {
         ("coffee.png", &[967, 968][..]),
     ] {
         let path = format!("{ROOT}/assets/photos/{photo}");
-        let (pixels, _) = load_rgb(&path, 224, &dev)
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (pixels, _) = load_rgb(&path, 224, &dev).unwrap_or_else(|e| panic!("{path}: {e}"));
         let p = candle_nn::ops::softmax(
             &m.forward(&EfficientNetLite0::normalize(&pixels)?)?,
             D::Minus1,

@@ -6,7 +6,6 @@ use candle_core::Device;
 use candle_explain_models::data::load_idx;
 use std::io::Write;
 
-
 fn write(name: &str, bytes: &[u8], gz: bool) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("candle-explain-idx-{}-{name}", std::process::id()));
     let mut f = std::fs::File::create(&p).unwrap();

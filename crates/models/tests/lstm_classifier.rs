@@ -12,7 +12,6 @@ use candle_explain_models::{LstmClassifier, LstmConfig};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
 
-
 fn sigmoid(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }

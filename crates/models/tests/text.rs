@@ -8,7 +8,6 @@ use candle_explain_models::text::{
 use candle_explain_models::Error;
 use std::path::PathBuf;
 
-
 /// A file in the temp dir, unique per process and name, removed on drop.
 struct TempFile(PathBuf);
 

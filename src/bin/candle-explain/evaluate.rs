@@ -1,6 +1,6 @@
 //! `candle-explain evaluate`: faithfulness of several methods over a dataset (image models).
 
-use crate::method::{build, MethodArgs};
+use crate::method::{build, MethodArgs, METHODS};
 use crate::model::{load, ImageModel, Loaded};
 use crate::RunArgs;
 use anyhow::{bail, Context, Result};
@@ -104,6 +104,15 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
             bail!("unknown metric {m:?}; one of: {}", METRICS.join(", "));
         }
     }
+    // Every name is checked before any work, so a typo at the end of the list loses nothing.
+    for name in &a.methods {
+        if !METHODS.contains(&name.as_str()) {
+            bail!(
+                "unknown method {name:?} in --methods; one of: {}",
+                METHODS.join(", ")
+            );
+        }
+    }
     if a.curve_steps == 0 || a.subsets == 0 {
         bail!("--curve-steps and --subsets must be at least 1");
     }
@@ -125,6 +134,22 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
     let target = Target::PerExample(pred.clone());
     let range = m.input_range(&device)?;
     let features: usize = x.dims()[1..].iter().product();
+    if a.curve_steps > features {
+        bail!(
+            "--curve-steps {} is more than the {features} features of an input: each step \
+             flips at least one, so use at most {features}",
+            a.curve_steps
+        );
+    }
+    // Built (and their parameters checked) before the first one runs.
+    let methods = a
+        .methods
+        .iter()
+        .map(|name| {
+            build(name, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)
+                .with_context(|| format!("--methods {name}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let base = Baseline::Constant(m.black);
     let ns = SensitivityN::log_grid(features, 6, 0.8)?;
     let bar = indicatif::ProgressBar::new((a.methods.len() * a.metrics.len()) as u64);
@@ -135,8 +160,7 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (mut json, mut del_series, mut ins_series, mut sens_series) =
         (vec![], vec![], vec![], vec![]);
-    for name in &a.methods {
-        let method = build(name, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)?;
+    for (name, method) in a.methods.iter().zip(&methods) {
         bar.set_message(format!("{name}: attributing"));
         let t0 = std::time::Instant::now();
         let attr = method
@@ -168,7 +192,11 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
                     } else {
                         ins_series.push(series)
                     }
-                    row[format!("{metric}_aopc")] = serde_json::json!(mean(&c.aopc));
+                    let aopc = finite(&format!("{name}: {metric} AOPC"), mean(&c.aopc))?;
+                    for v in &curve {
+                        finite(&format!("{name}: {metric} curve"), *v)?;
+                    }
+                    row[format!("{metric}_aopc")] = serde_json::json!(aopc);
                     row[format!("{metric}_curve")] =
                         serde_json::json!({"fractions": c.fractions, "mean_score": curve});
                 }
@@ -199,7 +227,8 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
                         &attr,
                         &target,
                     )?;
-                    row["infidelity"] = serde_json::json!(mean(&v));
+                    row["infidelity"] =
+                        serde_json::json!(finite(&format!("{name}: infidelity"), mean(&v))?);
                 }
                 _ => unreachable!("metrics are checked above"),
             }
@@ -243,13 +272,13 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
             )
             .map_err(anyhow::Error::msg)?;
             let path = a.out.join(file);
-            std::fs::write(&path, svg)?;
+            crate::write_file(&path, svg)?;
             written.push(path);
         }
     }
     let report = serde_json::json!({"model": a.model, "data": source, "examples": n, "predicted": pred, "dtype": format!("{:?}", a.run.dtype), "methods": json});
-    std::fs::write(
-        a.out.join("metrics.json"),
+    crate::write_file(
+        &a.out.join("metrics.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
     print_table(&report);
@@ -282,5 +311,14 @@ fn print_table(report: &serde_json::Value) {
             sens.map_or("—".into(), |v| format!("{v:.4}")),
             f(&row["infidelity"])
         );
+    }
+}
+
+/// A metric's value, or an error when it is NaN / infinite (JSON would write it as null).
+fn finite(what: &str, v: f64) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        bail!("{what} is {v}: the model's scores on the perturbed inputs are not finite")
     }
 }

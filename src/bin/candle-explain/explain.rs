@@ -205,9 +205,11 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             (json, Picture::Html(html))
         }
     };
-    candle_core::safetensors::save(&tensors, a.out.join("attributions.safetensors"))?;
-    std::fs::write(
-        a.out.join("result.json"),
+    let st = a.out.join("attributions.safetensors");
+    candle_core::safetensors::save(&tensors, &st)
+        .with_context(|| format!("cannot write {}", st.display()))?;
+    crate::write_file(
+        &a.out.join("result.json"),
         serde_json::to_string_pretty(&result)?,
     )?;
     let pic = match picture {
@@ -219,7 +221,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
         }
         Picture::Html(h) => {
             let path = a.out.join("tokens.html");
-            std::fs::write(&path, h)?;
+            crate::write_file(&path, h)?;
             path
         }
     };
@@ -269,5 +271,19 @@ fn summary(
         "attribution_sum": total,
         "completeness_error": delta,
         "seconds": secs,
+        "peak_memory_mb": peak_memory_mb(),
     }))
+}
+
+/// The process's peak resident memory so far (VmHWM), in MiB, where the OS reports it.
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }

@@ -82,6 +82,12 @@ impl RunArgs {
     }
 }
 
+/// Writes a file; the error names it once (the OS's reason follows as its cause).
+pub fn write_file(path: &std::path::Path, contents: impl AsRef<[u8]>) -> Result<()> {
+    use anyhow::Context;
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn main() {
     candle_explain::alloc::retain_freed_memory();
     let cli = Cli::parse();

@@ -1,6 +1,6 @@
 //! `--method` and its parameters → an attribution method.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_explain::prelude::*;
 
 /// Method parameters shared by the subcommands (flags of the CLI).
@@ -87,12 +87,23 @@ pub fn build(
     if a.steps == 0 || a.samples == 0 || a.window == 0 || a.memory_mb == 0 {
         bail!("--steps, --samples, --window and --memory-mb must be at least 1");
     }
+    let budget_bytes = a
+        .memory_mb
+        .checked_mul(1 << 20)
+        .filter(|&b| b <= candle_explain::core::validate::host_memory_limit())
+        .with_context(|| {
+            format!(
+                "--memory-mb {} is more than the memory available ({} MiB)",
+                a.memory_mb,
+                candle_explain::core::validate::host_memory_limit() >> 20
+            )
+        })?;
     let fine = |v: f64| v.is_finite() && v >= 0.0;
     if !fine(a.stdev) || !fine(a.epsilon) {
         bail!("--stdev and --epsilon must be finite and non-negative");
     }
     let batching = Batching {
-        budget_bytes: a.memory_mb << 20,
+        budget_bytes,
         max_rows: None,
         progress: true,
     };
@@ -121,22 +132,36 @@ pub fn build(
         })
         .collect();
     let layer = a.layer.clone().unwrap_or_else(|| cam_layer.to_string());
+    // Every method, and the inner method of SmoothGrad, chunks within --memory-mb.
+    let b = || batching.clone();
     Ok(match name {
-        "saliency" => Box::new(Saliency::signed()),
-        "gradient-x-input" => Box::new(InputXGradient::default()),
+        "saliency" => Box::new(Saliency {
+            batching: b(),
+            ..Saliency::signed()
+        }),
+        "gradient-x-input" => Box::new(InputXGradient { batching: b() }),
         "integrated-gradients" => Box::new(
             IntegratedGradients::new(a.steps)
                 .with_baseline(base)
-                .with_batching(batching),
+                .with_batching(b()),
         ),
-        "deeplift" => Box::new(DeepLift::default().with_baseline(base)),
-        "smoothgrad" => Box::new(NoiseTunnel::new(
-            Saliency::signed(),
-            NoiseKind::SmoothGrad,
-            a.samples,
-            a.stdev,
-            a.seed,
-        )),
+        "deeplift" => Box::new(DeepLift {
+            batching: b(),
+            ..DeepLift::default().with_baseline(base)
+        }),
+        "smoothgrad" => Box::new(
+            NoiseTunnel::new(
+                Saliency {
+                    batching: b(),
+                    ..Saliency::signed()
+                },
+                NoiseKind::SmoothGrad,
+                a.samples,
+                a.stdev,
+                a.seed,
+            )
+            .with_batching(b()),
+        ),
         "gradient-shap" => {
             // Baselines: black and white images (the distribution's two ends).
             let dev = candle_core::Device::Cpu;
@@ -152,37 +177,63 @@ pub fn build(
                     }
                 })
                 .collect();
-            Box::new(GradientShap::new(
-                candle_core::Tensor::from_vec(vals, dims, &dev)?,
-                a.samples,
-                a.stdev,
-                a.seed,
-            ))
+            Box::new(GradientShap {
+                batching: b(),
+                ..GradientShap::new(
+                    candle_core::Tensor::from_vec(vals, dims, &dev)?,
+                    a.samples,
+                    a.stdev,
+                    a.seed,
+                )
+            })
         }
-        "occlusion" => Box::new(Occlusion::new(&window, &strides).with_baseline(base)),
-        "lrp-epsilon" => Box::new(EpsilonLrp::new(a.epsilon)),
-        "lrp-epsilon-plus" => Box::new(Lrp::new(Composite::epsilon_plus())),
-        "lrp-epsilon-plus-flat" => Box::new(Lrp::new(Composite::epsilon_plus_flat())),
-        "lrp-epsilon-gamma-box" => {
-            Box::new(Lrp::new(Composite::epsilon_gamma_box(range.0, range.1)))
+        "occlusion" => Box::new(Occlusion {
+            batching: b(),
+            ..Occlusion::new(&window, &strides).with_baseline(base)
+        }),
+        "lrp-epsilon" => Box::new(EpsilonLrp {
+            batching: b(),
+            ..EpsilonLrp::new(a.epsilon)
+        }),
+        "lrp-epsilon-plus"
+        | "lrp-epsilon-plus-flat"
+        | "lrp-epsilon-gamma-box"
+        | "lrp-alpha2-beta1" => {
+            let composite = match name {
+                "lrp-epsilon-plus" => Composite::epsilon_plus(),
+                "lrp-epsilon-plus-flat" => Composite::epsilon_plus_flat(),
+                "lrp-epsilon-gamma-box" => Composite::epsilon_gamma_box(range.0, range.1),
+                _ => Composite::epsilon_alpha2_beta1(),
+            };
+            Box::new(Lrp {
+                batching: b(),
+                ..Lrp::new(composite)
+            })
         }
-        "lrp-alpha2-beta1" => Box::new(Lrp::new(Composite::epsilon_alpha2_beta1())),
-        "guided-backprop" => Box::new(GuidedBackprop::default()),
-        "deconvnet" => Box::new(Deconvnet::default()),
-        "grad-cam" => Box::new(GradCam::new(&layer)),
-        "guided-grad-cam" => Box::new(GuidedGradCam(GradCam::new(&layer))),
+        "guided-backprop" => Box::new(GuidedBackprop { batching: b() }),
+        "deconvnet" => Box::new(Deconvnet { batching: b() }),
+        "grad-cam" => Box::new(GradCam {
+            batching: b(),
+            ..GradCam::new(&layer)
+        }),
+        "guided-grad-cam" => Box::new(GuidedGradCam(GradCam {
+            batching: b(),
+            ..GradCam::new(&layer)
+        })),
         "guided-ig" => Box::new(GuidedIntegratedGradients {
             steps: a.steps,
             baseline: base,
-            batching,
+            batching: b(),
             ..Default::default()
         }),
         "blur-ig" => Box::new(BlurIntegratedGradients {
             steps: a.steps,
+            batching: b(),
             ..Default::default()
         }),
         "ggig" => Box::new(GeometricallyGuidedIg {
             baseline: base,
+            batching: b(),
             ..Default::default()
         }),
         "random" => Box::new(RandomAttribution { seed: a.seed }),

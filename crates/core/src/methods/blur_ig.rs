@@ -59,11 +59,12 @@ impl Attributor for BlurIntegratedGradients {
             });
         }
         let (n, steps) = (x.dim(0)?, self.steps);
+        let total = crate::validate::rows(n, steps, "Blur IG: examples × steps")?;
         let dsigma = self.max_sigma / steps as f64;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let mut acc = x.zeros_like()?;
         // Rows are step-major (row = k·n + b): a chunk blurs every example once per step it covers.
-        self.batching.run(n * steps, per, "blur ig", |r| {
+        self.batching.run(total, per, "blur ig", |r| {
             let (k0, k1) = (r.start / n, (r.end - 1) / n);
             let (mut pts, mut dirs) = (vec![], vec![]);
             for k in k0..=k1 {
@@ -91,6 +92,6 @@ impl Attributor for BlurIntegratedGradients {
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let base_out = chunked_scores(model, &blur(x, self.max_sigma)?, &s.seed, &self.batching)?;
         let delta = completeness_delta(&acc, &out, Some(&base_out))?;
-        Attribution::finish(&s.p, acc, out, Some(base_out), Some(delta))
+        Attribution::finish(&s.p, "Blur IG", acc, out, Some(base_out), Some(delta))
     }
 }

@@ -16,10 +16,21 @@ pub(crate) struct Setup {
 
 pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Setup> {
     check_input(model, input)?;
-    let p = target.prepare(input)?;
+    // Views (a permuted HWC → CHW image, a narrowed batch) are laid out once here: the
+    // methods gather rows with index_select, which needs contiguous tensors.
+    let p = target.prepare(&input.contiguous()?)?;
     // One row is enough to learn the number of classes (and to catch a wrong input early).
     let first = model.forward_with(&p.x.narrow(0, 0, 1)?, &RuleCtx::inference())?;
     let num_classes = check_output(&first, 1)?;
+    if crate::validate::non_finite_count(&first)? > 0 {
+        return Err(crate::Error::NonFiniteResult {
+            method: "the model",
+            what: "model's output",
+            examples: vec![0],
+            layer: None,
+            hint: "the model itself returns NaN / inf: check its weights for NaN / inf and its config (e.g. a negative layer_norm_eps)".into(),
+        });
+    }
     let seed = p.rows.seed(num_classes, p.x.device(), p.x.dtype())?;
     Ok(Setup { p, seed })
 }
@@ -90,6 +101,24 @@ pub(crate) fn chunked_scores(
     Ok(Tensor::cat(&out, 0)?)
 }
 
+/// The model's raw outputs `(rows, classes)` for `x`'s rows, chunked.
+pub(crate) fn chunked_logits(
+    model: &dyn Explainable,
+    x: &Tensor,
+    batching: &Batching,
+) -> Result<Tensor> {
+    let per = batching.rows_per_chunk(model, x, false)?;
+    let mut out = Vec::new();
+    batching.run(x.dim(0)?, per, "forward", |r| {
+        out.push(crate::batch::logits(
+            model,
+            &x.narrow(0, r.start, r.len())?,
+        )?);
+        Ok(())
+    })?;
+    Ok(Tensor::cat(&out, 0)?)
+}
+
 /// `Σ_i R_i − (S(x) − S(x̄))` per row.
 pub(crate) fn completeness_delta(
     attr: &Tensor,
@@ -103,10 +132,36 @@ pub(crate) fn completeness_delta(
     })
 }
 
-/// An RNG for row `row` of a seeded method: results do not depend on chunking or order.
-pub(crate) fn row_rng(seed: u64, row: usize) -> rand::rngs::StdRng {
+/// One key per example (first axis of `x`) for its random draws: `seed` mixed with a hash of
+/// the example's values (FNV-1a over their f64 bits). An example gets the same draws wherever
+/// it sits in a batch and whatever the other examples are, and chunking cannot change them.
+pub(crate) fn example_keys(x: &Tensor, seed: u64) -> Result<Vec<u64>> {
+    let rows: Vec<Vec<f64>> = x
+        .flatten_from(1)?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec2()?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+            for v in r {
+                // −0 and +0 are the same input.
+                let bits = if *v == 0.0 { 0 } else { v.to_bits() };
+                for byte in bits.to_le_bytes() {
+                    h ^= byte as u64;
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            h
+        })
+        .collect())
+}
+
+/// The RNG of draw `sample` of the example whose key is `key` (see [`example_keys`]).
+pub(crate) fn sample_rng(key: u64, sample: usize) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(
-        seed ^ (row as u64)
+        key ^ (sample as u64)
+            .wrapping_add(1)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(17),
     )

@@ -1,11 +1,12 @@
 //! Controls for evaluating attributions (Hooker et al. 2019): a random ranking and a Sobel
 //! edge detector, neither of which looks at the model.
 
-use super::common::{normals, row_rng, setup};
+use super::common::{example_keys, normals, sample_rng, setup};
 use crate::{Attribution, Attributor, Error, Explainable, Result, Target};
 use candle_core::Tensor;
 
-/// Standard normal noise per feature, seeded per example.
+/// Standard normal noise per feature, seeded per example (by its values and `seed`: an
+/// example gets the same map wherever it sits in a batch).
 #[derive(Debug, Clone, Default)]
 pub struct RandomAttribution {
     pub seed: u64,
@@ -22,12 +23,12 @@ impl Attributor for RandomAttribution {
         let x = &s.p.x;
         let (n, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
         let mut v = Vec::with_capacity(n * f);
-        for row in 0..n {
-            normals(&mut row_rng(self.seed, row), f, &mut v);
+        for key in example_keys(x, self.seed)? {
+            normals(&mut sample_rng(key, 0), f, &mut v);
         }
         let attr = Tensor::from_vec(v, x.dims(), x.device())?.to_dtype(x.dtype())?;
         let out = crate::batch::scores(model, x, &s.seed)?;
-        Attribution::finish(&s.p, attr, out, None, None)
+        Attribution::finish(&s.p, "Random attribution", attr, out, None, None)
     }
 }
 
@@ -54,11 +55,12 @@ impl Attributor for SobelEdge {
             .to_dtype(x.dtype())?;
         let ky = kx.t()?.contiguous()?;
         let k = |t: Tensor| t.reshape((1, 1, 3, 3))?.repeat((c, 1, 1, 1));
-        let xp = x.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
-        let gx = xp.conv2d(&k(kx)?, 0, 1, 1, c)?;
-        let gy = xp.conv2d(&k(ky)?, 0, 1, 1, c)?;
-        let attr = (gx.sqr()? + gy.sqr()?)?.sqrt()?;
+        let (xc, kx, ky) = crate::baseline::in_f32_if_half(x, &k(kx)?, &k(ky)?)?;
+        let xp = xc.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+        let gx = xp.conv2d(&kx, 0, 1, 1, c)?;
+        let gy = xp.conv2d(&ky, 0, 1, 1, c)?;
+        let attr = (gx.sqr()? + gy.sqr()?)?.sqrt()?.to_dtype(x.dtype())?;
         let out = crate::batch::scores(model, x, &s.seed)?;
-        Attribution::finish(&s.p, attr, out, None, None)
+        Attribution::finish(&s.p, "Sobel edge control", attr, out, None, None)
     }
 }

@@ -73,6 +73,6 @@ impl Attributor for DeepLift {
             Tensor::cat(&attrs, 0)?,
         );
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
-        Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
+        Attribution::finish(&s.p, "DeepLIFT", attr, out, Some(base_out), Some(delta))
     }
 }

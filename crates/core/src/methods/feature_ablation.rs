@@ -50,6 +50,6 @@ impl Attributor for FeatureAblation {
                 groups.member_mask(ex, &gi)
             },
         )?;
-        Attribution::finish(&s.p, acc, out, None, None)
+        Attribution::finish(&s.p, "Feature ablation", acc, out, None, None)
     }
 }

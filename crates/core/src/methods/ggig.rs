@@ -63,6 +63,13 @@ impl Attributor for GeometricallyGuidedIg {
         let xb = self.baseline.resolve(x)?;
         let (n, m) = (x.dim(0)?, self.scales);
         let dev = x.device();
+        // The (example, scale) rows are held whole (input, baseline, path point, bounds).
+        let rows = crate::validate::rows(n, m, "GGIG: examples × scales")?;
+        crate::validate::host_alloc(
+            rows.saturating_mul(x.elem_count() / n).saturating_mul(6),
+            x.dtype().size_in_bytes(),
+            "GGIG's path points (examples × scales × features × 6)",
+        )?;
         // Rows (example, scale), example-major.
         let ex = example_index(&(0..n * m), m, dev)?;
         let alphas: Vec<f32> = (0..n * m)
@@ -94,6 +101,6 @@ impl Attributor for GeometricallyGuidedIg {
         let best = cand.abs()?.argmax_keepdim(1)?;
         let attr = cand.gather(&best.contiguous()?, 1)?.squeeze(1)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
-        Attribution::finish(&s.p, attr, out, None, None)
+        Attribution::finish(&s.p, "GGIG", attr, out, None, None)
     }
 }

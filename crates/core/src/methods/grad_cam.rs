@@ -101,6 +101,7 @@ impl Attributor for GradCam {
         })?;
         Attribution::finish(
             &s.p,
+            "Grad-CAM",
             Tensor::cat(&maps, 0)?,
             Tensor::cat(&outs, 0)?,
             None,

@@ -47,7 +47,7 @@ impl Attributor for Saliency {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
         let a = if self.abs { g.abs()? } else { g };
-        Attribution::finish(&s.p, a, out, None, None)
+        Attribution::finish(&s.p, "Saliency", a, out, None, None)
     }
 }
 
@@ -66,7 +66,7 @@ impl Attributor for InputXGradient {
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
-        Attribution::finish(&s.p, (&s.p.x * g)?, out, None, None)
+        Attribution::finish(&s.p, "Input × Gradient", (&s.p.x * g)?, out, None, None)
     }
 }
 
@@ -120,7 +120,7 @@ impl Attributor for EpsilonLrp {
         )?;
         let r = (&s.p.x * g)?;
         let delta = completeness_delta(&r, &out, None)?;
-        Attribution::finish(&s.p, r, out, None, Some(delta))
+        Attribution::finish(&s.p, "ε-LRP", r, out, None, Some(delta))
     }
 }
 
@@ -146,7 +146,7 @@ impl Attributor for GuidedBackprop {
             ActRule::GuidedBackprop,
             &self.batching,
         )?;
-        Attribution::finish(&s.p, g, out, None, None)
+        Attribution::finish(&s.p, "Guided backprop", g, out, None, None)
     }
 }
 
@@ -165,6 +165,6 @@ impl Attributor for Deconvnet {
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Deconvnet, &self.batching)?;
-        Attribution::finish(&s.p, g, out, None, None)
+        Attribution::finish(&s.p, "Deconvnet", g, out, None, None)
     }
 }

@@ -2,7 +2,9 @@
 //! 2021): `E_{x̄∼D, α∼U(0,1), ε∼N(0,σ²)} [(x + ε − x̄) ⊙ ∇S(x̄ + α(x + ε − x̄))]`, estimated
 //! with `samples` draws per example, all of them rows of one chunked batch.
 
-use super::common::{chunked_scores, completeness_delta, normals, row_rng, setup};
+use super::common::{
+    chunked_logits, chunked_scores, completeness_delta, example_keys, normals, sample_rng, setup,
+};
 use crate::batch::{col, example_index, gradient};
 use crate::rules::ActRule;
 use crate::{Attribution, Attributor, Batching, Error, Explainable, Result, RuleCtx, Target};
@@ -53,7 +55,11 @@ impl Attributor for GradientShap {
         }
         let s = setup(model, input, target)?;
         let x = &s.p.x;
-        let bl = self.baselines.to_device(x.device())?.to_dtype(x.dtype())?;
+        let bl = self
+            .baselines
+            .to_device(x.device())?
+            .to_dtype(x.dtype())?
+            .contiguous()?;
         if bl.rank() != x.rank() || bl.dims()[1..] != x.dims()[1..] || bl.dim(0)? == 0 {
             return Err(Error::BaselineShape {
                 expected: x.dims().to_vec(),
@@ -62,11 +68,14 @@ impl Attributor for GradientShap {
         }
         crate::validate::check_finite(&bl, "baselines")?;
         let (n, j, nb) = (x.dim(0)?, self.samples, bl.dim(0)?);
+        let total = crate::validate::rows(n, j, "GradientSHAP: examples × samples")?;
         let feat = x.elem_count() / n;
         let dev = x.device();
-        // Draw (baseline, α, noise) per row from a per-row RNG: independent of chunking.
+        let keys = example_keys(x, self.seed)?;
+        // Draw (baseline, α, noise) from the example's key and the sample's index: the same
+        // for an example wherever it sits in the batch, and independent of chunking.
         let draw = |row: usize, noise: &mut Vec<f32>| -> (u32, f32) {
-            let mut rng = row_rng(self.seed, row);
+            let mut rng = sample_rng(keys[row / j], row % j);
             let b = rng.random_range(0..nb) as u32;
             let a: f32 = rng.random();
             if self.stdev > 0.0 {
@@ -74,15 +83,27 @@ impl Attributor for GradientShap {
             }
             (b, a)
         };
+        // S(x̄_b) for every class, once per baseline (not once per sample): the baseline term
+        // of the completeness delta is the mean over each example's draws.
+        let bl_logits: Vec<Vec<f64>> = chunked_logits(model, &bl, &self.batching)?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec2()?;
+        let seeds: Vec<Vec<f64>> = s.seed.to_dtype(candle_core::DType::F64)?.to_vec2()?;
+        let mut bout = vec![0f64; n];
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let mut acc = x.zeros_like()?;
-        let mut picked = vec![0u32; n * j];
-        self.batching.run(n * j, per, "gradient shap", |r| {
+        self.batching.run(total, per, "gradient shap", |r| {
             let ex = example_index(&r, j, dev)?;
             let (mut bi, mut al, mut noise) = (vec![], vec![], vec![]);
             for row in r.clone() {
                 let (b, a) = draw(row, &mut noise);
-                picked[row] = b;
+                let e = row / j;
+                let s_b: f64 = bl_logits[b as usize]
+                    .iter()
+                    .zip(&seeds[e])
+                    .map(|(l, w)| l * w)
+                    .sum();
+                bout[e] += s_b / j as f64;
                 bi.push(b);
                 al.push(a);
             }
@@ -106,16 +127,8 @@ impl Attributor for GradientShap {
             Ok(())
         })?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
-        // S(x̄) averaged over the baselines drawn for each example.
-        let idx = Tensor::new(picked, dev)?;
-        let bx = bl.index_select(&idx, 0)?;
-        let bseed = s
-            .seed
-            .index_select(&example_index(&(0..n * j), j, dev)?, 0)?;
-        let bout = chunked_scores(model, &bx, &bseed, &self.batching)?
-            .reshape((n, j))?
-            .mean(1)?;
+        let bout = Tensor::new(bout, dev)?.to_dtype(x.dtype())?;
         let delta = completeness_delta(&acc, &out, Some(&bout))?;
-        Attribution::finish(&s.p, acc, out, Some(bout), Some(delta))
+        Attribution::finish(&s.p, "GradientSHAP", acc, out, Some(bout), Some(delta))
     }
 }

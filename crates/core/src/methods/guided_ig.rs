@@ -170,6 +170,6 @@ impl Attributor for GuidedIntegratedGradients {
             &self.batching,
         )?;
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
-        Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
+        Attribution::finish(&s.p, "Guided IG", attr, out, Some(base_out), Some(delta))
     }
 }

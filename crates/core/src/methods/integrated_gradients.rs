@@ -83,11 +83,12 @@ pub(crate) fn path_integral(
 ) -> Result<Tensor> {
     let (alphas, weights) = q.nodes(steps)?;
     let n = x.dim(0)?;
+    let total = crate::validate::rows(n, steps, "Integrated Gradients: examples × steps")?;
     let dev = x.device();
     let per = batching.rows_per_chunk(model, x, true)?;
     let mut acc = x.zeros_like()?;
     let diff = (x - xbar)?;
-    batching.run(n * steps, per, "integrated gradients", |r| {
+    batching.run(total, per, "integrated gradients", |r| {
         let ex = example_index(&r, steps, dev)?;
         let a: Vec<f32> = r.clone().map(|i| alphas[i % steps] as f32).collect();
         let w: Vec<f32> = r.clone().map(|i| weights[i % steps] as f32).collect();
@@ -164,7 +165,7 @@ impl Attributor for IntegratedGradients {
                     .filter(|&i| (d[i] as f64).abs() > ad.tolerance)
                     .map(|i| i as u32)
                     .collect();
-                if todo.is_empty() || steps * 2 > ad.max_steps {
+                if todo.is_empty() || steps.saturating_mul(2) > ad.max_steps {
                     break;
                 }
                 steps *= 2;
@@ -178,7 +179,14 @@ impl Attributor for IntegratedGradients {
                 }
             }
         }
-        let mut res = Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))?;
+        let mut res = Attribution::finish(
+            &s.p,
+            "Integrated Gradients",
+            attr,
+            out,
+            Some(base_out),
+            Some(delta),
+        )?;
         res.steps = Some(used);
         Ok(res)
     }

@@ -49,6 +49,6 @@ impl Attributor for Lrp {
         })?;
         let (out, rel) = (Tensor::cat(&outs, 0)?, Tensor::cat(&rels, 0)?);
         let delta = completeness_delta(&rel, &out, None)?;
-        Attribution::finish(&s.p, rel, out, None, Some(delta))
+        Attribution::finish(&s.p, "LRP", rel, out, None, Some(delta))
     }
 }

@@ -1,12 +1,14 @@
 //! NoiseTunnel: SmoothGrad (Smilkov et al. 2017), SmoothGrad² and VarGrad (Adebayo et al.
-//! 2018; Hooker et al. 2019) around any method. The noisy copies of every example are rows
-//! of one batch handed to the inner method, which chunks them.
+//! 2018; Hooker et al. 2019) around any method. The (example, sample) pairs are rows cut
+//! into chunks by the shared chunker: each chunk's noisy copies are made, explained by the
+//! inner method and summed into per-example accumulators, so memory does not grow with the
+//! number of samples.
 
-use super::common::{normals, row_rng};
-use crate::target::repeat_rows;
+use super::common::{example_keys, normals, sample_rng};
+use crate::batch::example_index;
 use crate::validate::check_input;
-use crate::{Attribution, Attributor, Explainable, Result, Target};
-use candle_core::Tensor;
+use crate::{Attribution, Attributor, Batching, Explainable, Result, Target};
+use candle_core::{DType, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoiseKind {
@@ -26,7 +28,12 @@ pub struct NoiseTunnel<A> {
     /// σ of the Gaussian noise as a fraction of each example's range `max(x) − min(x)`
     /// (Smilkov et al. use 0.1–0.2; Hooker et al. 0.15).
     pub stdev_fraction: f64,
+    /// Sample `s` of an example draws its noise from `seed`, `s` and the example's values, so
+    /// an example's result does not depend on where it sits in the batch.
     pub seed: u64,
+    /// How many noisy copies are explained at a time (the inner method chunks its own work
+    /// with its own budget).
+    pub batching: Batching,
 }
 
 impl<A: Attributor> NoiseTunnel<A> {
@@ -37,12 +44,18 @@ impl<A: Attributor> NoiseTunnel<A> {
             samples,
             stdev_fraction,
             seed,
+            batching: Batching::default(),
         }
     }
 
     /// SmoothGrad with Hooker et al.'s σ = 0.15 of the input range.
     pub fn smooth_grad(inner: A, samples: usize, seed: u64) -> Self {
         Self::new(inner, NoiseKind::SmoothGrad, samples, 0.15, seed)
+    }
+
+    pub fn with_batching(mut self, b: Batching) -> Self {
+        self.batching = b;
+        self
     }
 }
 
@@ -61,48 +74,118 @@ impl<A: Attributor> Attributor for NoiseTunnel<A> {
             ));
         }
         check_input(model, input)?;
-        let (b, j) = (input.dim(0)?, self.samples);
+        let input = input.contiguous()?;
+        let (b, j, dev) = (input.dim(0)?, self.samples, input.device().clone());
+        let total = crate::validate::rows(b, j, "NoiseTunnel: examples × samples")?;
         let flat = input.flatten_from(1)?;
-        let range = (flat.max(1)? - flat.min(1)?)?;
-        let sigma = (repeat_rows(&range, j)? * self.stdev_fraction)?;
         let feat = flat.dim(1)?;
-        let mut noise = Vec::with_capacity(b * j * feat);
-        for row in 0..b * j {
-            let mut rng = row_rng(self.seed, row);
-            normals(&mut rng, feat, &mut noise);
-        }
-        let noise =
-            Tensor::from_vec(noise, (b * j, feat), input.device())?.to_dtype(input.dtype())?;
-        let noisy = (repeat_rows(&flat, j)? + noise.broadcast_mul(&sigma.unsqueeze(1)?)?)?;
-        let mut dims = input.dims().to_vec();
-        dims[0] = b * j;
-        let noisy = noisy.reshape(dims)?;
-        let res = self
-            .inner
-            .attribute(model, &noisy, &target.repeat_examples(j)?)?;
-        let a = &res.attributions;
-        let mut g = vec![b, j];
-        g.extend_from_slice(&a.dims()[1..]);
-        let a = a.reshape(g)?;
-        let attributions = match self.kind {
-            NoiseKind::SmoothGrad => a.mean(1)?,
-            NoiseKind::SmoothGradSquared => a.sqr()?.mean(1)?,
-            NoiseKind::VarGrad => (a.sqr()?.mean(1)? - a.mean(1)?.sqr()?)?,
+        let sigma = ((flat.max(1)? - flat.min(1)?)? * self.stdev_fraction)?.unsqueeze(1)?;
+        let keys = example_keys(&input, self.seed)?;
+        // Half-precision sums of many samples would lose the small terms.
+        let acc_dtype = match input.dtype() {
+            DType::F16 | DType::BF16 => DType::F32,
+            d => d,
         };
+        let squares = self.kind != NoiseKind::SmoothGrad;
+        let (mut sum, mut sum_sq): (Option<Tensor>, Option<Tensor>) = (None, None);
+        // The inner method runs a whole chunk at once on top of this chunk's noisy copies,
+        // noise and attributions: chunks are sized to half the budget, so that the two
+        // together stay near it (measured: 64 MiB → +134 MiB peak at the full budget).
+        let half = Batching {
+            budget_bytes: self.batching.budget_bytes / 2,
+            ..self.batching.clone()
+        };
+        let per = half.rows_per_chunk(model, &input, true)?;
+        self.batching.run(total, per, "noise tunnel", |r| {
+            let ex = example_index(&r, j, &dev)?;
+            let mut noise = Vec::with_capacity(r.len() * feat);
+            for row in r.clone() {
+                normals(&mut sample_rng(keys[row / j], row % j), feat, &mut noise);
+            }
+            let noise = Tensor::from_vec(noise, (r.len(), feat), &dev)?.to_dtype(input.dtype())?;
+            let noisy = (flat.index_select(&ex, 0)?
+                + noise.broadcast_mul(&sigma.index_select(&ex, 0)?)?)?;
+            let mut dims = input.dims().to_vec();
+            dims[0] = r.len();
+            let ex_ids: Vec<u32> = ex.to_vec1()?;
+            let a = self
+                .inner
+                .attribute(
+                    model,
+                    &noisy.reshape(dims)?,
+                    &target.select_examples(&ex_ids)?,
+                )
+                .map_err(|e| in_callers_terms(e, &ex_ids))?
+                .attributions
+                .to_dtype(acc_dtype)?;
+            let zeros = || -> Result<Tensor> {
+                let mut d = a.dims().to_vec();
+                d[0] = b;
+                Ok(Tensor::zeros(d, acc_dtype, &dev)?)
+            };
+            // index_add adds the rows in order: each example's samples are summed in sample
+            // order whatever the chunk boundaries.
+            sum = Some(sum.take().map_or_else(zeros, Ok)?.index_add(&ex, &a, 0)?);
+            if squares {
+                sum_sq = Some(sum_sq.take().map_or_else(zeros, Ok)?.index_add(
+                    &ex,
+                    &a.sqr()?,
+                    0,
+                )?);
+            }
+            Ok(())
+        })?;
+        let mean = |t: Option<Tensor>| -> Result<Tensor> {
+            let t = t.ok_or_else(|| crate::error::invalid("samples", "no sample was explained"))?;
+            Ok((t / j as f64)?)
+        };
+        let attributions = match self.kind {
+            NoiseKind::SmoothGrad => mean(sum)?,
+            NoiseKind::SmoothGradSquared => mean(sum_sq)?,
+            NoiseKind::VarGrad => {
+                let m = mean(sum)?;
+                (mean(sum_sq)? - m.sqr()?)?
+            }
+        }
+        .to_dtype(input.dtype())?;
         // The explained score is the clean input's.
-        let clean = super::common::setup(model, input, target)?;
-        let out = super::common::chunked_scores(
-            model,
-            &clean.p.x,
-            &clean.seed,
-            &crate::Batching::default(),
-        )?;
+        let clean = super::common::setup(model, &input, target)?;
+        let out = super::common::chunked_scores(model, &clean.p.x, &clean.seed, &self.batching)?;
         Attribution::finish(
             &clean.p,
+            "NoiseTunnel",
             attributions.reshape(clean.p.x.dims())?,
             out,
             None,
             None,
         )
+    }
+}
+
+/// The inner method's non-finite error names rows of the noisy batch: name the caller's
+/// examples instead, and say the noise was involved.
+fn in_callers_terms(e: crate::Error, ex: &[u32]) -> crate::Error {
+    match e {
+        crate::Error::NonFiniteResult {
+            method,
+            what,
+            examples,
+            layer,
+            hint,
+        } => {
+            let mut mapped: Vec<usize> = examples
+                .iter()
+                .filter_map(|&r| ex.get(r).map(|&e| e as usize))
+                .collect();
+            mapped.dedup();
+            crate::Error::NonFiniteResult {
+                method,
+                what,
+                examples: mapped,
+                layer,
+                hint: format!("{hint} (on noisy copies made by NoiseTunnel: a smaller stdev_fraction may help)"),
+            }
+        }
+        e => e,
     }
 }

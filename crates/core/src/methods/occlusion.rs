@@ -43,6 +43,11 @@ impl Occlusion {
 /// `(positions, len)` 0/1 matrix: row p marks the window starting at `p · stride`.
 fn indicators(len: usize, w: usize, s: usize, dev: &Device) -> Result<(usize, Tensor)> {
     let n = (len - w) / s + 1;
+    crate::validate::host_alloc(
+        n.saturating_mul(len),
+        4,
+        "occlusion's window table (windows × length of an axis)",
+    )?;
     let mut v = vec![0f32; n * len];
     for p in 0..n {
         for i in p * s..p * s + w {
@@ -150,6 +155,6 @@ impl Attributor for Occlusion {
         let attr = acc
             .broadcast_div(&safe)?
             .broadcast_mul(&uncovered.eq(0.0)?.to_dtype(dt)?)?;
-        Attribution::finish(&s.p, attr, out, None, None)
+        Attribution::finish(&s.p, "Occlusion", attr, out, None, None)
     }
 }

@@ -10,7 +10,7 @@ use super::groups::Groups;
 use crate::{Attribution, Attributor, Baseline, Batching, Error, Explainable, Result, Target};
 use candle_core::Tensor;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use std::cell::RefCell;
 
 /// Largest group count for exact Shapley values (2^16 coalitions per example).
 pub const MAX_EXACT_GROUPS: usize = 16;
@@ -67,13 +67,14 @@ impl Attributor for ShapleyValues {
         let x = &s.p.x;
         let groups = Groups::new(&self.feature_mask, x)?;
         let g = groups.count;
-        // Coalitions as bitmasks, in evaluation order.
-        let coalitions: Vec<u64> = match self.mode {
+        // Rows per example, and the coalition (a bitmask) of each: generated per chunk, so
+        // that memory does not grow with the number of permutations.
+        let per_example = match self.mode {
             ShapleyMode::Exact => {
                 if g > MAX_EXACT_GROUPS {
                     return Err(Error::InvalidParameter { name: "mode", reason: format!("exact Shapley values need 2^{g} coalitions per example; at most {MAX_EXACT_GROUPS} groups are allowed, use Permutations") });
                 }
-                (0..1u64 << g).collect()
+                1usize << g
             }
             ShapleyMode::Permutations(p) => {
                 crate::validate::positive("permutations", p)?;
@@ -83,70 +84,107 @@ impl Attributor for ShapleyValues {
                         reason: format!("at most 64 groups, got {g}"),
                     });
                 }
-                let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
-                let mut order: Vec<usize> = (0..g).collect();
-                let mut c = Vec::with_capacity(p * (g + 1));
-                for _ in 0..p {
-                    order.shuffle(&mut rng);
-                    let mut bits = 0u64;
-                    c.push(bits);
-                    for &i in &order {
-                        bits |= 1 << i;
-                        c.push(bits);
-                    }
-                }
-                c
+                p.checked_mul(g + 1).ok_or_else(|| Error::TooLarge {
+                    what: "Shapley permutations".into(),
+                    needed: format!("{p} permutations × {} coalitions", g + 1),
+                    limit: format!("{} rows", usize::MAX),
+                    hint: "use fewer permutations".into(),
+                })?
             }
         };
-        let e = coalitions.len();
+        // Permutation `k` is drawn from `seed` and `k` alone (the same for every example).
+        let perm = RefCell::new((usize::MAX, Vec::<usize>::new()));
+        let permutation = |k: usize| -> std::cell::Ref<'_, (usize, Vec<usize>)> {
+            if perm.borrow().0 != k {
+                let mut order: Vec<usize> = (0..g).collect();
+                order.shuffle(&mut super::common::sample_rng(self.seed, k));
+                *perm.borrow_mut() = (k, order);
+            }
+            perm.borrow()
+        };
+        let coalition = |row: usize| -> u64 {
+            match self.mode {
+                ShapleyMode::Exact => row as u64,
+                ShapleyMode::Permutations(_) => {
+                    let (k, t) = (row / (g + 1), row % (g + 1));
+                    permutation(k).1[..t].iter().fold(0u64, |b, &i| b | 1 << i)
+                }
+            }
+        };
         let xbar = self.baseline.resolve(x)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
         let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
         let (n, dev) = (x.dim(0)?, x.device());
-        let v = groups.coalition_scores(
+        crate::validate::host_alloc(n.saturating_mul(g), 8, "the Shapley values")?;
+        let mut phi = vec![0f64; n * g];
+        let weights: Vec<f64> = (0..g)
+            .map(|k| factorial(k) * factorial(g - k - 1) / factorial(g))
+            .collect();
+        // Exact: one example's 2^g values at a time; sampling: the previous row's score.
+        let mut values = vec![
+            0f64;
+            if self.mode == ShapleyMode::Exact {
+                per_example
+            } else {
+                0
+            }
+        ];
+        let mut prev = 0f64;
+        groups.coalition_sweep(
             model,
             x,
             &xbar,
             &s.seed,
-            &coalitions,
+            per_example,
+            &coalition,
             &self.batching,
             "shapley",
-        )?;
-        let mut phi = vec![0f64; n * g];
-        for b in 0..n {
-            let vb = &v[b * e..(b + 1) * e];
-            match self.mode {
-                ShapleyMode::Exact => {
-                    let w: Vec<f64> = (0..g)
-                        .map(|k| factorial(k) * factorial(g - k - 1) / factorial(g))
-                        .collect();
-                    for (sidx, &bits) in coalitions.iter().enumerate() {
-                        for i in 0..g {
-                            if bits >> i & 1 == 0 {
-                                let with = (bits | 1 << i) as usize;
-                                phi[b * g + i] +=
-                                    w[bits.count_ones() as usize] * (vb[with] - vb[sidx]);
+            |rows, scores| {
+                for (row, &v) in rows.clone().zip(scores) {
+                    let (b, k) = (row / per_example, row % per_example);
+                    match self.mode {
+                        ShapleyMode::Exact => {
+                            values[k] = v;
+                            if k + 1 < per_example {
+                                continue;
+                            }
+                            for (bits, &vs) in values.iter().enumerate() {
+                                for i in 0..g {
+                                    if bits >> i & 1 == 0 {
+                                        let with = bits | 1 << i;
+                                        phi[b * g + i] += weights
+                                            [(bits as u64).count_ones() as usize]
+                                            * (values[with] - vs);
+                                    }
+                                }
                             }
                         }
-                    }
-                }
-                ShapleyMode::Permutations(p) => {
-                    for k in 1..e {
-                        if k % (g + 1) == 0 {
-                            continue;
+                        ShapleyMode::Permutations(p) => {
+                            let t = k % (g + 1);
+                            if t > 0 {
+                                let added = permutation(k / (g + 1)).1[t - 1];
+                                phi[b * g + added] += (v - prev) / p as f64;
+                            }
+                            prev = v;
                         }
-                        let added = (coalitions[k] ^ coalitions[k - 1]).trailing_zeros() as usize;
-                        phi[b * g + added] += (vb[k] - vb[k - 1]) / p as f64;
                     }
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         let phi_t = Tensor::from_vec(phi, (n, 1, g), dev)?.to_dtype(x.dtype())?;
         let all = Tensor::arange(0u32, n as u32, dev)?;
         let attr = phi_t
             .matmul(&groups.for_examples(&all)?.contiguous()?)?
             .reshape(x.dims())?;
         let delta = ((phi_t.sum((1, 2))? - (&out - &base_out)?)?).to_dtype(x.dtype())?;
-        Attribution::finish(&s.p, attr, out, Some(base_out), Some(delta))
+        Attribution::finish(
+            &s.p,
+            "Shapley values",
+            attr,
+            out,
+            Some(base_out),
+            Some(delta),
+        )
     }
 }

@@ -5,7 +5,7 @@
 //! Here every window is laid out along a last axis of size `kh·kw`; the forward takes the
 //! max over it and the backward routes the gradient to the first maximum, as PyTorch does.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
 /// Kernel and stride of a max-pool (no padding, floor mode, as `nn.MaxPool2d(k, s)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,13 @@ pub fn max_pool_rescale_grad(
     grad: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
+    // In f16 / bf16 the stabiliser (1e-10) rounds to 0, so |x − x̄| < eps never holds and an
+    // exact tie x = x̄ divided 0 by 0: the digits CNN's f16 DeepLIFT was all NaN. The
+    // multiplier is computed in f32 and given back in the gradient's dtype.
+    if matches!(grad.dtype(), DType::F16 | DType::BF16) {
+        let f = |t: &Tensor| t.to_dtype(DType::F32);
+        return max_pool_rescale_grad(&f(x)?, &f(xref)?, p, &f(grad)?, eps)?.to_dtype(grad.dtype());
+    }
     let (_, _, h, w) = x.dims4()?;
     let (win, win_ref) = (windows(x, p)?, windows(xref, p)?);
     let (y, yref) = (win.max(4)?, win_ref.max(4)?);
@@ -168,7 +175,8 @@ pub fn max_pool_rescale_grad(
         + argmax_onehot(&win_ref)?.broadcast_mul(&down)?)?;
     let u = scatter_windows(&u, p, (h, w))?;
     let dx = (x - xref)?;
-    let small = dx.abs()?.lt(eps)?;
+    // ≤ so that exact ties fall back to the gradient even when eps is 0.
+    let small = dx.abs()?.le(eps)?;
     let safe = small.where_cond(&dx.ones_like()?, &dx)?;
     let plain = scatter_windows(
         &argmax_onehot(&win)?.broadcast_mul(&grad.unsqueeze(4)?)?,

@@ -56,8 +56,12 @@ pub fn mlp_dt(
 
 /// CNN on `(1, 12, 12)`: conv3 (4) – act – conv3 pad 1 (6) – act – maxpool 2 – fc (16) – act – fc (3).
 pub fn cnn(act: Activation, bias: bool, seed: u64, dev: &Device) -> Sequential {
+    cnn_dt(act, bias, seed, dev, DType::F32)
+}
+
+/// [`cnn`] with its weights in `dt`.
+pub fn cnn_dt(act: Activation, bias: bool, seed: u64, dev: &Device, dt: DType) -> Sequential {
     let s = seed * 100;
-    let dt = DType::F32;
     let b =
         |shape: &[usize], fan: usize, k: u64| bias.then(|| layer(shape, fan, 1.0, s + k, dev, dt));
     Sequential::new()
