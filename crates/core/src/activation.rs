@@ -1,5 +1,7 @@
 //! Elementwise nonlinearities with their value and derivative as ordinary tensor ops.
 
+use crate::ops::activation::smooth::{Function, SmoothActCpu, SmoothActGrad};
+use crate::ops::InputGrad;
 use candle_core::{Result, Tensor};
 
 /// An elementwise nonlinearity `a = f(z)`.
@@ -49,7 +51,8 @@ impl Activation {
         }
     }
 
-    /// `f(z)`, differentiable by Candle's autograd (used by the plain context).
+    /// `f(z)`, differentiable by Candle's autograd (used by the plain context); GELU, tanh
+    /// and the sigmoid on f32 CPU tensors run the vectorised kernel.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         match *self {
             Self::Relu => z.relu(),
@@ -60,17 +63,9 @@ impl Activation {
                 let neg = ((z.clamp(f64::MIN, 0.0)?.exp()? - 1.0)? * alpha)?;
                 z.gt(0.0)?.where_cond(z, &neg)
             }
-            _ if crate::ops::cpu_act_smooth::SmoothActCpu::applies(*self, z) => {
-                let grad = crate::rules::ActBackward {
-                    act: *self,
-                    rule: crate::rules::ActRule::Gradient,
-                    zref: None,
-                };
-                crate::ops::fused1(
-                    &z.contiguous()?,
-                    crate::ops::cpu_act_smooth::SmoothActCpu(*self),
-                    grad,
-                )
+            _ if SmoothActCpu::applies(self.into(), z) => {
+                // The vectorised kernel, with the exact derivative as its backward.
+                crate::ops::fused1(&z.contiguous()?, SmoothActCpu(self.into()), Derivative(*self))
             }
             Self::Tanh => z.tanh(),
             Self::Sigmoid => sigmoid(z),
@@ -121,5 +116,55 @@ impl Activation {
             }
             Self::Identity => z.ones_like(),
         }
+    }
+}
+
+impl From<&Activation> for Function {
+    fn from(a: &Activation) -> Self {
+        match *a {
+            Activation::Relu => Function::Relu,
+            Activation::Relu6 => Function::Relu6,
+            Activation::LeakyRelu(s) => Function::LeakyRelu(s),
+            Activation::Elu(a) => Function::Elu(a),
+            Activation::Tanh => Function::Tanh,
+            Activation::Sigmoid => Function::Sigmoid,
+            Activation::Softplus => Function::Softplus,
+            Activation::Gelu => Function::Gelu,
+            Activation::GeluTanh => Function::GeluTanh,
+            Activation::Identity => Function::Identity,
+        }
+    }
+}
+
+impl From<Activation> for Function {
+    fn from(a: Activation) -> Self {
+        Function::from(&a)
+    }
+}
+
+/// `grad · f'(z)` as a backward: one pass on the kernel where it applies.
+pub(crate) struct Derivative(pub Activation);
+
+impl InputGrad for Derivative {
+    fn name(&self) -> &'static str {
+        "candle-explain-activation"
+    }
+    fn input_grad(&self, z: &Tensor, _a: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let kernel = match z.device() {
+            candle_core::Device::Cpu => {
+                crate::ops::activation::smooth::supports(self.0.into())
+                    && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            }
+            candle_core::Device::Cuda(_) => cfg!(feature = "cuda") && z.dtype().is_float(),
+            _ => false,
+        };
+        if kernel && grad.dtype() == z.dtype() && z.dims() == grad.dims() {
+            let op = SmoothActGrad {
+                act: self.0.into(),
+                guided: false,
+            };
+            return z.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op);
+        }
+        grad * self.0.derivative(z)?
     }
 }

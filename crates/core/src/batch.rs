@@ -9,6 +9,10 @@ use crate::{Explainable, Result, RuleCtx};
 use candle_core::{Tensor, Var};
 use std::ops::Range;
 
+/// Rows per chunk for a model whose memory the probe cannot see (its forward routes no
+/// operation through the context).
+pub const UNMEASURED_ROWS: usize = 32;
+
 /// How rows are cut into chunks.
 #[derive(Debug, Clone)]
 pub struct Batching {
@@ -57,6 +61,11 @@ impl Batching {
         let probe = RuleCtx::probe();
         let one = row.narrow(0, 0, 1)?;
         let out = model.forward_with(&one, &probe)?;
+        if probe.routed_ops() == 0 {
+            // The forward asked the context for nothing, so nothing was measured: "0 bytes per
+            // row" would make one chunk of everything. Small chunks instead.
+            return Ok(self.max_rows.map_or(UNMEASURED_ROWS, |m| m.min(UNMEASURED_ROWS)));
+        }
         let fwd = probe.probed_bytes()
             + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();
         let per_row = if backward { 3 * fwd } else { fwd }.max(1);
@@ -121,6 +130,7 @@ pub fn gradient(
     let var = Var::from_tensor(&x.detach())?;
     let out = model.forward_with(var.as_tensor(), ctx)?;
     check_output(&out, x.dim(0)?)?;
+    ctx.check_rules_applied()?;
     let scores = (&out * seed)?.sum(1)?;
     let grads = scores.sum_all()?.backward()?;
     let grad = match grads.get(var.as_tensor()) {
@@ -142,6 +152,7 @@ pub fn relevance(
     let var = Var::from_tensor(&x.detach())?;
     let out = model.forward_with(var.as_tensor(), ctx)?;
     check_output(&out, x.dim(0)?)?;
+    ctx.check_rules_applied()?;
     let r_out = (seed * out.detach())?;
     let grads = (&out * &r_out)?.sum_all()?.backward()?;
     let rel = match grads.get(var.as_tensor()) {

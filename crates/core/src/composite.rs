@@ -1,5 +1,10 @@
-//! Composites: which rule each layer gets. Plain data, no registry: a list of
-//! (selector, rule) pairs, the first match wins, plus one rule for the nonlinearities.
+//! Composites: which rule each operation gets. Plain data, no registry: a list of
+//! (selector, rule) pairs, the first match wins, plus one rule for the nonlinearities and the
+//! canonizers the model is rewritten with first. A selector picks operations by kind, by call
+//! order (the first and last linear / conv layer, Zennit's `SpecialFirstLayerMapComposite`)
+//! and by name: the layer's `VarBuilder` path (`encoder.layer.3.attention.self.query`) or a
+//! name the model gives with `RuleCtx::enter`, matched against a glob where `*` is any run
+//! of characters (dots included) and `?` one character.
 //!
 //! ```
 //! use candle_explain_core::composite::{Composite, LayerKind, Selector};
@@ -12,12 +17,20 @@
 //!     .with(Selector::kind(LayerKind::Conv2d), LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 })
 //!     .with(Selector::kind(LayerKind::Linear), LayerRule::Epsilon(1e-6));
 //! assert_eq!(mine.rule_for(LayerKind::Conv2d, 3), LayerRule::AlphaBeta { alpha: 2.0, beta: 1.0 });
+//! // By name, with globs: γ on every attention output projection of a BERT.
+//! let bert = Composite::new(ActRule::Pass)
+//!     .with(Selector::name("*encoder.layer.*.attention.output.dense"), LayerRule::Gamma(0.25));
+//! assert_eq!(
+//!     bert.rule_named(LayerKind::Linear, 7, "bert.encoder.layer.3.attention.output.dense"),
+//!     LayerRule::Gamma(0.25)
+//! );
 //! ```
 
 use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
+use crate::rule::{defaults, RuleRef};
 use crate::ActRule;
 
-/// The kinds of layer a composite can address.
+/// The kinds of operation a composite can address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {
     Linear,
@@ -32,6 +45,9 @@ pub enum LayerKind {
     Attention,
     /// Multiplicative gates (`RuleCtx::gate`): gradient (exact) or ε (signal-take-all).
     Gate,
+    /// An elementwise nonlinearity (`RuleCtx::activation`): an [`ActRule`] or any rule with
+    /// [`crate::rule::Rule::activation`]; unmatched ones get the composite's `activation`.
+    Activation,
 }
 
 impl LayerKind {
@@ -39,6 +55,7 @@ impl LayerKind {
     pub fn accepts(&self, rule: &LayerRule) -> bool {
         match self {
             Self::Linear | Self::Conv2d => true,
+            Self::Activation => false,
             Self::AvgPool2d | Self::Sum | Self::LayerNorm | Self::Attention | Self::Gate => {
                 matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_))
             }
@@ -46,44 +63,135 @@ impl LayerKind {
     }
 }
 
-/// Which layers a rule applies to. Linear and conv layers are numbered by the order in which
-/// the forward asks the context for them, from 0; pools and sums have no index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which call of a linear / conv layer (they are numbered from 0 in the order the forward asks
+/// the context for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Index(usize),
+    /// The last one (the composite learns the count from one forward before the rule pass).
+    Last,
+}
+
+/// Which operations a rule applies to: every condition given must hold. Nonlinearities are
+/// matched only by selectors of kind [`LayerKind::Activation`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selector {
     pub kind: Option<LayerKind>,
+    /// Call order among linear and conv layers; pools, sums and the other ops have none.
     pub index: Option<usize>,
+    /// The last linear / conv layer.
+    pub last: bool,
+    /// A glob over the operation's name (`*` any run of characters, `?` one).
+    pub name: Option<String>,
 }
 
 impl Selector {
     pub fn kind(kind: LayerKind) -> Self {
         Self {
             kind: Some(kind),
-            index: None,
+            ..Self::default()
         }
     }
     /// The first linear or conv layer (the one that sees the input).
     pub fn first() -> Self {
         Self::index(0)
     }
+    /// The last linear or conv layer (the one that gives the output).
+    pub fn last() -> Self {
+        Self {
+            last: true,
+            ..Self::default()
+        }
+    }
     pub fn index(i: usize) -> Self {
         Self {
-            kind: None,
             index: Some(i),
+            ..Self::default()
+        }
+    }
+    /// Operations whose name matches `glob`.
+    pub fn name(glob: impl Into<String>) -> Self {
+        Self {
+            name: Some(glob.into()),
+            ..Self::default()
         }
     }
     pub fn any() -> Self {
         Self::default()
     }
-    fn matches(&self, kind: LayerKind, index: Option<usize>) -> bool {
-        self.kind.is_none_or(|k| k == kind) && self.index.is_none_or(|i| Some(i) == index)
+    /// This selector restricted to one kind.
+    pub fn and_kind(mut self, kind: LayerKind) -> Self {
+        self.kind = Some(kind);
+        self
     }
+    fn matches(&self, op: &Op) -> bool {
+        // Nonlinearities are only ever chosen explicitly: `any()` or a name alone means the
+        // layers, whose rules have no backward for a nonlinearity.
+        if op.kind == LayerKind::Activation && self.kind != Some(LayerKind::Activation) {
+            return false;
+        }
+        self.kind.is_none_or(|k| k == op.kind)
+            && self.index.is_none_or(|i| Some(i) == op.index)
+            && (!self.last || matches!((op.index, op.count), (Some(i), Some(n)) if i + 1 == n))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|g| op.name.is_some_and(|n| glob_match(g, n)))
+    }
+}
+
+/// One operation as a selector sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op<'a> {
+    pub kind: LayerKind,
+    pub index: Option<usize>,
+    /// How many linear / conv layers the model has, when known.
+    pub count: Option<usize>,
+    pub name: Option<&'a str>,
+}
+
+/// `*` matches any run of characters, `?` any one character, everything else itself.
+pub fn glob_match(glob: &str, name: &str) -> bool {
+    let (g, n): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
+    // Iterative matching with backtracking to the last star: O(|g|·|n|) at worst.
+    let (mut gi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
+            gi += 1;
+            ni += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some(gi);
+            mark = ni;
+            gi += 1;
+        } else if let Some(s) = star {
+            gi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|c| *c == '*')
+}
+
+/// A model-level rewrite applied before the rules (Zennit's canonizers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canonizer {
+    /// BatchNorm folded into the conv / linear layer before it, so that rules see one
+    /// affine layer (a rule on a BatchNorm alone breaks conservation). Applied through
+    /// [`crate::Explainable::canonized`]; a model with BatchNorms that cannot fold them is an
+    /// error under such a composite.
+    MergeBatchNorm,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Composite {
-    /// What the nonlinearities do: `Pass` for LRP (relevance goes through unchanged).
+    /// What the nonlinearities do unless a selector of kind `Activation` matches them: `Pass`
+    /// for LRP (relevance goes through unchanged).
     pub activation: ActRule,
-    pub layers: Vec<(Selector, LayerRule)>,
+    pub layers: Vec<(Selector, RuleRef)>,
+    /// Applied to the model, in order, before the rule pass.
+    pub canonizers: Vec<Canonizer>,
 }
 
 impl Composite {
@@ -91,37 +199,67 @@ impl Composite {
         Self {
             activation,
             layers: vec![],
+            canonizers: vec![],
         }
     }
 
-    pub fn with(mut self, s: Selector, rule: LayerRule) -> Self {
-        self.layers.push((s, rule));
+    /// Adds a (selector, rule) pair; earlier pairs win.
+    pub fn with(mut self, s: Selector, rule: impl Into<RuleRef>) -> Self {
+        self.layers.push((s, rule.into()));
         self
     }
 
-    /// The rule of layer `index` of kind `kind`; the gradient when nothing matches.
-    pub fn rule_for(&self, kind: LayerKind, index: usize) -> LayerRule {
-        self.rule_at(kind, Some(index))
+    /// Adds a canonizer.
+    pub fn with_canonizer(mut self, c: Canonizer) -> Self {
+        self.canonizers.push(c);
+        self
+    }
+
+    /// The rule of linear / conv layer `index` of kind `kind` (no name); the default when
+    /// nothing matches.
+    pub fn rule_for(&self, kind: LayerKind, index: usize) -> RuleRef {
+        self.select(&Op {
+            kind,
+            index: Some(index),
+            count: None,
+            name: None,
+        })
+        .unwrap_or_else(defaults::layer)
+    }
+
+    /// The rule of linear / conv layer `index` named `name`.
+    pub fn rule_named(&self, kind: LayerKind, index: usize, name: &str) -> RuleRef {
+        self.select(&Op {
+            kind,
+            index: Some(index),
+            count: None,
+            name: Some(name),
+        })
+        .unwrap_or_else(defaults::layer)
     }
 
     /// The rule of a pool or sum (which have no index).
-    pub fn rule_for_unindexed(&self, kind: LayerKind) -> LayerRule {
-        self.rule_at(kind, None)
+    pub fn rule_for_unindexed(&self, kind: LayerKind) -> RuleRef {
+        self.select(&Op {
+            kind,
+            index: None,
+            count: None,
+            name: None,
+        })
+        .unwrap_or_else(defaults::parameter_free)
     }
 
-    /// The rule a selector gives this unindexed kind, if any does.
-    pub(crate) fn explicit_rule(&self, kind: LayerKind) -> Option<LayerRule> {
+    /// The first matching rule, if any.
+    pub(crate) fn select(&self, op: &Op) -> Option<RuleRef> {
         self.layers
             .iter()
-            .find(|(s, _)| s.matches(kind, None))
-            .map(|(_, r)| *r)
+            .find(|(s, _)| s.matches(op))
+            .map(|(_, r)| r.clone())
     }
 
-    fn rule_at(&self, kind: LayerKind, index: Option<usize>) -> LayerRule {
-        self.layers
-            .iter()
-            .find(|(s, _)| s.matches(kind, index))
-            .map_or(LayerRule::Gradient, |(_, r)| *r)
+    /// Whether a selector needs the number of linear / conv layers (`Selector::last`).
+    pub fn needs_layer_count(&self) -> bool {
+        self.layers.iter().any(|(s, _)| s.last)
     }
 
     pub fn validate(&self) -> crate::Result<()> {
@@ -183,5 +321,22 @@ impl Composite {
     /// Deconvnet as a composite.
     pub fn deconvnet() -> Self {
         Self::new(ActRule::Deconvnet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_whole_names() {
+        assert!(glob_match("encoder.layer.*.attention", "encoder.layer.3.attention"));
+        assert!(glob_match("*.dense", "bert.pooler.dense"));
+        assert!(glob_match("conv_layers.?", "conv_layers.7"));
+        assert!(!glob_match("conv_layers.?", "conv_layers.10"));
+        assert!(!glob_match("encoder.layer.*.attention", "encoder.layer.3.attention.output"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "a.x.b.y.c"));
+        assert!(!glob_match("a*b*c", "a.x.b.y"));
     }
 }

@@ -47,6 +47,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("{method}: the model's forward asked the RuleCtx for no operation (nonlinearity, linear / conv layer, pool, sum, LayerNorm, attention, gate), so no rule applied and the result would silently be the plain gradient. Route them through the context (ctx.activation, ctx.linear, ctx.conv2d, ctx.max_pool2d, …; the layers of candle_explain_core::nn do), or use a method that needs only gradients (Saliency, Integrated Gradients, SmoothGrad) or forward passes (Occlusion, Shapley values)")]
+    RulesNotApplied { method: String },
+
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
 

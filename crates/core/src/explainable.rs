@@ -25,6 +25,13 @@ pub trait Explainable {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, &RuleCtx::plain())
     }
+
+    /// The same function rewritten for rules, when the model has such a form: every
+    /// BatchNorm folded into the conv / linear layer before it (`canonize`). Composites with
+    /// [`crate::composite::Canonizer::MergeBatchNorm`] run on it. `None`: nothing to fold.
+    fn canonized(&self) -> Result<Option<Box<dyn Explainable + '_>>> {
+        Ok(None)
+    }
 }
 
 impl<T: Explainable + ?Sized> Explainable for &T {
@@ -34,6 +41,9 @@ impl<T: Explainable + ?Sized> Explainable for &T {
     fn input_shape(&self) -> Option<Vec<usize>> {
         (**self).input_shape()
     }
+    fn canonized(&self) -> Result<Option<Box<dyn Explainable + '_>>> {
+        (**self).canonized()
+    }
 }
 
 impl<T: Explainable + ?Sized> Explainable for Box<T> {
@@ -42,5 +52,8 @@ impl<T: Explainable + ?Sized> Explainable for Box<T> {
     }
     fn input_shape(&self) -> Option<Vec<usize>> {
         (**self).input_shape()
+    }
+    fn canonized(&self) -> Result<Option<Box<dyn Explainable + '_>>> {
+        (**self).canonized()
     }
 }

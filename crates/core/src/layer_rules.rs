@@ -10,7 +10,9 @@
 
 use crate::ops::conv::ConvGeometry;
 use crate::ops::InputGrad;
-use crate::rules::stabilized_div;
+use crate::rule::{Group, Propagation, RuleRef, Term};
+use crate::ops::is_half;
+use crate::ops::stabilize::stabilized_div;
 use candle_core::{DType, Result, Tensor};
 
 /// Zennit's default stabiliser for every rule but ε.
@@ -82,6 +84,41 @@ impl LayerRule {
     }
 }
 
+impl crate::rule::Rule for LayerRule {
+    fn name(&self) -> String {
+        LayerRule::name(self).to_string()
+    }
+
+    fn layer(&self, l: &crate::rule::LayerInput) -> Result<crate::rule::Propagation> {
+        if *self == LayerRule::Gradient {
+            return Ok(crate::rule::Propagation::Gradient);
+        }
+        Ok(crate::rule::Propagation::Terms(self.groups(l)?))
+    }
+
+    fn treatment(&self, kind: crate::composite::LayerKind) -> crate::Result<crate::rule::Treatment> {
+        match *self {
+            LayerRule::Gradient => Ok(crate::rule::Treatment::Exact),
+            LayerRule::Epsilon(epsilon) => Ok(crate::rule::Treatment::Conservative { epsilon }),
+            _ => Err(crate::error::invalid(
+                "composite",
+                format!(
+                    "rule {} cannot be applied to a {kind:?} op: use gradient (exact) or epsilon (conservative)",
+                    LayerRule::name(self)
+                ),
+            )),
+        }
+    }
+
+    fn validate(&self) -> crate::Result<()> {
+        LayerRule::validate(self)
+    }
+
+    fn wants_positive_output(&self) -> bool {
+        *self == LayerRule::ZPlus
+    }
+}
+
 /// The affine map a rule is applied to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Affine {
@@ -94,8 +131,8 @@ pub(crate) enum Affine {
 impl Affine {
     fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         match self {
-            Affine::Linear => crate::ctx::linear_fwd(x, w, b),
-            Affine::Conv(g) => crate::ctx::conv_fwd_no_grad(x, w, b, *g),
+            Affine::Linear => crate::ops::linear::forward(x, w, b),
+            Affine::Conv(g) => crate::ops::conv::forward_no_grad(x, w, b, *g),
             Affine::AvgPool(p) => crate::ops::pool::avg_pool(x, *p),
         }
     }
@@ -109,14 +146,10 @@ impl Affine {
         input: &Tensor,
     ) -> Result<Tensor> {
         if let Affine::Conv(geom) = self {
-            let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == g.dtype();
-            if fits(g) && fits(w) && fits(input) && input.dims() == x.dims() {
-                let op = crate::ops::cpu_conv::Conv2dInputGradTimesCpu { g: *geom };
-                return g.contiguous()?.apply_op3_no_bwd(
-                    &w.contiguous()?,
-                    &input.contiguous()?,
-                    &op,
-                );
+            if input.dims() == x.dims() {
+                if let Some(r) = crate::ops::conv::input_grad_times(g, w, input, *geom)? {
+                    return Ok(r);
+                }
             }
         }
         input * self.transpose(g, w, x)?
@@ -124,26 +157,11 @@ impl Affine {
 
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
     fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
-        if let (Affine::Linear, Some(r)) = (
-            self,
-            in_f32_on_cpu(g, w, None, |g, w, _| self.transpose(g, w, x)),
-        ) {
-            return r;
-        }
         match self {
-            Affine::Linear => match g.rank() {
-                2 => g.matmul(w),
-                _ => {
-                    let rows = g.elem_count() / g.dim(candle_core::D::Minus1)?;
-                    g.contiguous()?
-                        .reshape((rows, ()))?
-                        .matmul(w)?
-                        .reshape(x.shape())
-                }
-            },
+            Affine::Linear => crate::ops::linear::input_grad(g, w, x),
             Affine::Conv(geom) => {
                 let (_, _, h, wd) = x.dims4()?;
-                crate::ctx::conv_input_grad(g, w, *geom, (h, wd))
+                crate::ops::conv::input_grad(g, w, *geom, (h, wd))
             }
             Affine::AvgPool(p) => {
                 let (_, _, h, wd) = x.dims4()?;
@@ -160,21 +178,6 @@ enum Part {
     Any,
 }
 
-struct Term {
-    sign: f64,
-    input: Tensor,
-    weight: Tensor,
-    bias: Option<Tensor>,
-    input_part: Part,
-}
-
-struct Group {
-    coef: f64,
-    terms: Vec<Term>,
-    /// Which outputs this group explains (Gamma); all when `None`.
-    mask: Option<Tensor>,
-}
-
 fn pos(t: &Tensor) -> Result<Tensor> {
     t.relu()
 }
@@ -182,10 +185,11 @@ fn neg(t: &Tensor) -> Result<Tensor> {
     t.neg()?.relu()?.neg()
 }
 
-/// The backward of a linear / conv layer under an LRP rule.
+/// The backward of a linear / conv layer (or an average pool) under a rule.
 pub(crate) struct LayerBackward {
     pub affine: Affine,
-    pub rule: LayerRule,
+    pub kind: crate::composite::LayerKind,
+    pub rule: RuleRef,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     /// z⁺'s normaliser `W⁺x + b⁺`, when the forward computed it alongside `Wx + b` (an input
@@ -194,33 +198,38 @@ pub(crate) struct LayerBackward {
 }
 
 impl LayerBackward {
-    pub fn new(affine: Affine, rule: LayerRule, weight: &Tensor, bias: Option<&Tensor>) -> Self {
+    pub fn new(
+        affine: Affine,
+        kind: crate::composite::LayerKind,
+        rule: RuleRef,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Self {
         Self {
             affine,
+            kind,
             rule,
             weight: weight.clone(),
             bias: bias.cloned(),
             zplus: None,
         }
     }
+}
 
-    fn groups(&self, x: &Tensor, z: &Tensor) -> Result<Vec<Group>> {
-        let (w, b) = (&self.weight, self.bias.as_ref());
-        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
-            sign,
-            input,
-            weight,
-            bias,
-            input_part: Part::Any,
+impl LayerRule {
+    /// The built-in rules' term tables (Zennit's), with the terms that add exactly nothing
+    /// dropped: after a ReLU the negative part of the input is identically zero.
+    fn groups(&self, l: &crate::rule::LayerInput) -> Result<Vec<Group>> {
+        let (x, z, w, b) = (l.input, l.output, l.weight, l.bias);
+        let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| {
+            (Part::Any, Term { sign, input, weight, bias })
         };
-        // After a ReLU the negative part of the input is identically zero: its terms add
-        // exactly nothing, so sign-split rules drop them (half the work on most layers).
         let sign_split = matches!(
-            self.rule,
+            self,
             LayerRule::ZPlus | LayerRule::AlphaBeta { .. } | LayerRule::Gamma(_)
         );
         let f = || x.flatten_all()?.to_dtype(candle_core::DType::F32);
-        let min = if self.zplus.is_some() {
+        let min = if l.positive_output.is_some() {
             0.0
         } else if sign_split {
             f()?.min(0)?.to_scalar::<f32>()?
@@ -232,10 +241,7 @@ impl LayerBackward {
         } else {
             1.0
         };
-        let keep = |t: &Term| {
-            !((min >= 0.0 && t.input_part == Part::Neg)
-                || (max <= 0.0 && t.input_part == Part::Pos))
-        };
+        let keep = |p: Part| !((min >= 0.0 && p == Part::Neg) || (max <= 0.0 && p == Part::Pos));
         let map_b = |f: fn(&Tensor) -> Result<Tensor>| b.map(f).transpose();
         // Each split is a pass over the activations. Rules without a sign split never read
         // them; for x ≥ 0 (after a ReLU) x is its own positive part and the negative terms are
@@ -246,39 +252,32 @@ impl LayerBackward {
             (pos(x)?, neg(x)?)
         };
         let (wp, wn) = (pos(w)?, neg(w)?);
-        let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
-            sign: 1.0,
-            input,
-            weight,
-            bias,
-            input_part: Part::Pos,
+        let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| {
+            (Part::Pos, Term { sign: 1.0, input, weight, bias })
         };
-        let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| Term {
-            sign: 1.0,
-            input,
-            weight,
-            bias,
-            input_part: Part::Neg,
+        let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| {
+            (Part::Neg, Term { sign: 1.0, input, weight, bias })
         };
-        let one = |coef, terms| Group {
-            coef,
-            terms,
-            mask: None,
-        };
-        let groups = match self.rule {
+        let group = |coef: f64, terms: Vec<(Part, Term)>, mask: Option<Tensor>| (coef, terms, mask);
+        let groups = match *self {
             LayerRule::Gradient | LayerRule::Epsilon(_) => {
-                vec![one(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())])]
+                vec![group(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())], None)]
             }
-            LayerRule::ZPlus => vec![one(1.0, vec![tp(xp, wp, map_b(pos)?), tn(xn, wn, None)])],
+            LayerRule::ZPlus => vec![group(
+                1.0,
+                vec![tp(xp, wp, map_b(pos)?), tn(xn, wn, None)],
+                None,
+            )],
             LayerRule::AlphaBeta { alpha, beta } => vec![
-                one(
+                group(
                     alpha,
                     vec![
                         tp(xp.clone(), wp.clone(), map_b(pos)?),
                         tn(xn.clone(), wn.clone(), None),
                     ],
+                    None,
                 ),
-                one(-beta, vec![tp(xp, wn, map_b(neg)?), tn(xn, wp, None)]),
+                group(-beta, vec![tp(xp, wn, map_b(neg)?), tn(xn, wp, None)], None),
             ],
             LayerRule::Gamma(g) => {
                 let (w_up, w_dn) = ((w + (&wp * g)?)?, (w + (&wn * g)?)?);
@@ -288,45 +287,64 @@ impl LayerBackward {
                 };
                 let dt = z.dtype();
                 vec![
-                    Group {
-                        coef: 1.0,
-                        terms: vec![
+                    group(
+                        1.0,
+                        vec![
                             tp(xp.clone(), w_up.clone(), b_up),
                             tn(xn.clone(), w_dn.clone(), None),
                         ],
-                        mask: Some(z.gt(0.0)?.to_dtype(dt)?),
-                    },
-                    Group {
-                        coef: 1.0,
-                        terms: vec![tp(xp, w_dn, b_dn), tn(xn, w_up, None)],
-                        mask: Some(z.lt(0.0)?.to_dtype(dt)?),
-                    },
+                        Some(z.gt(0.0)?.to_dtype(dt)?),
+                    ),
+                    group(
+                        1.0,
+                        vec![tp(xp, w_dn, b_dn), tn(xn, w_up, None)],
+                        Some(z.lt(0.0)?.to_dtype(dt)?),
+                    ),
                 ]
             }
-            LayerRule::Flat => vec![one(1.0, vec![t(1.0, x.ones_like()?, w.ones_like()?, None)])],
-            LayerRule::WSquare => vec![one(
+            LayerRule::Flat => vec![group(
                 1.0,
-                vec![t(
-                    1.0,
-                    x.ones_like()?,
-                    w.sqr()?,
-                    b.map(|b| b.sqr()).transpose()?,
-                )],
+                vec![t(1.0, x.ones_like()?, w.ones_like()?, None)],
+                None,
             )],
-            LayerRule::ZBox { low, high } => vec![one(
+            LayerRule::WSquare => vec![group(
+                1.0,
+                vec![t(1.0, x.ones_like()?, w.sqr()?, b.map(|b| b.sqr()).transpose()?)],
+                None,
+            )],
+            LayerRule::ZBox { low, high } => vec![group(
                 1.0,
                 vec![
                     t(1.0, x.clone(), w.clone(), b.cloned()),
                     t(-1.0, x.ones_like()?.affine(low, 0.0)?, wp, map_b(pos)?),
                     t(-1.0, x.ones_like()?.affine(high, 0.0)?, wn, map_b(neg)?),
                 ],
+                None,
             )],
+        };
+        // ε normalises by the layer's own output, which the forward already computed, and
+        // so does z⁺ when the forward stacked W⁺ beside W.
+        let normaliser = match self {
+            LayerRule::Epsilon(_) => Some(z.clone()),
+            LayerRule::ZPlus => l.positive_output.cloned(),
+            _ => None,
+        };
+        let stabilizer = match self {
+            LayerRule::Epsilon(e) => *e,
+            _ => DEFAULT_STABILIZER,
         };
         Ok(groups
             .into_iter()
-            .map(|g| Group {
-                terms: g.terms.into_iter().filter(&keep).collect(),
-                ..g
+            .map(|(coef, terms, mask)| Group {
+                coef,
+                terms: terms
+                    .into_iter()
+                    .filter(|(p, _)| keep(*p))
+                    .map(|(_, t)| t)
+                    .collect(),
+                mask,
+                normaliser: normaliser.clone(),
+                stabilizer,
             })
             .filter(|g| !g.terms.is_empty())
             .collect())
@@ -339,7 +357,8 @@ impl InputGrad for LayerBackward {
     }
 
     fn input_grad(&self, x: &Tensor, z: &Tensor, r: &Tensor) -> Result<Tensor> {
-        if self.rule == LayerRule::Gradient {
+        let plain = self.rule.downcast::<LayerRule>() == Some(&LayerRule::Gradient);
+        if plain {
             return self.affine.transpose(r, &self.weight, x);
         }
         // The rules divide by the layer's output, which half precision rounds coarsely near
@@ -348,7 +367,8 @@ impl InputGrad for LayerBackward {
             let up = |t: &Tensor| t.to_dtype(DType::F32);
             let f32_layer = LayerBackward::new(
                 self.affine,
-                self.rule,
+                self.kind,
+                self.rule.clone(),
                 &up(&self.weight)?,
                 self.bias.as_ref().map(up).transpose()?.as_ref(),
             );
@@ -360,19 +380,21 @@ impl InputGrad for LayerBackward {
                 .input_grad(&x32, &z32, &up(r)?)?
                 .to_dtype(x.dtype());
         }
-        let eps = match self.rule {
-            LayerRule::Epsilon(e) => e,
-            _ => DEFAULT_STABILIZER,
+        let input = crate::rule::LayerInput {
+            kind: self.kind,
+            input: x,
+            weight: &self.weight,
+            bias: self.bias.as_ref(),
+            output: z,
+            positive_output: self.zplus.as_ref(),
+        };
+        let groups = match self.rule.layer(&input)? {
+            Propagation::Gradient => return self.affine.transpose(r, &self.weight, x),
+            Propagation::Terms(groups) => groups,
         };
         let mut acc: Option<Tensor> = None;
-        for g in self.groups(x, z)? {
-            // ε normalises by the layer's own output, which the forward already computed, and
-            // so does z⁺ when the forward stacked W⁺ beside W.
-            let mut zg: Option<Tensor> = match self.rule {
-                LayerRule::Epsilon(_) => Some(z.clone()),
-                LayerRule::ZPlus => self.zplus.clone(),
-                _ => None,
-            };
+        for g in groups {
+            let mut zg = g.normaliser.clone();
             let known = zg.is_some();
             for t in g.terms.iter().filter(|_| !known) {
                 let o = (self.affine.forward(&t.input, &t.weight, t.bias.as_ref())? * t.sign)?;
@@ -381,7 +403,10 @@ impl InputGrad for LayerBackward {
                     Some(a) => (a + o)?,
                 });
             }
-            let mut s = stabilized_div(r, &zg.expect("a group has terms"), eps)?;
+            let Some(zg) = zg else {
+                continue;
+            };
+            let mut s = stabilized_div(r, &zg, g.stabilizer)?;
             if let Some(m) = &g.mask {
                 s = (s * m)?;
             }
@@ -406,27 +431,6 @@ impl InputGrad for LayerBackward {
     }
 }
 
-pub(crate) fn is_half(dt: DType) -> bool {
-    matches!(dt, DType::BF16 | DType::F16)
-}
-
-/// Candle's CPU matmul has no bf16 / f16: for a half-precision `x` on the CPU, `f` runs on f32
-/// copies of `x`, `w` and `b` (f32 accumulation) and the result is rounded back to `x`'s
-/// dtype. `None` elsewhere (the caller computes as usual).
-pub(crate) fn in_f32_on_cpu(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    f: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>,
-) -> Option<Result<Tensor>> {
-    if !(x.device().is_cpu() && is_half(x.dtype())) {
-        return None;
-    }
-    let up = |t: &Tensor| t.to_dtype(DType::F32);
-    Some((|| {
-        f(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype())
-    })())
-}
 
 /// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
 /// summands share the relevance in proportion to their contribution).

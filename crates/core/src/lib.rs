@@ -46,8 +46,10 @@ pub mod methods;
 pub mod nn;
 pub mod ops;
 pub mod quadrature;
+pub mod rule;
 pub mod rules;
 pub mod target;
+pub(crate) mod train;
 #[doc(hidden)]
 pub mod test_utils;
 pub mod validate;

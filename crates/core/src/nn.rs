@@ -20,16 +20,34 @@ fn torch_init(fan_in: usize) -> candle_nn::Init {
 mod sequence;
 pub use sequence::{LayerNorm, Lstm, LstmDirection};
 
+/// A `VarBuilder`'s path (`encoder.layer.0.attention.self.query`), `None` at the root.
+pub(crate) fn path_of(vb: &VarBuilder) -> Option<String> {
+    let p = vb.prefix();
+    (!p.is_empty()).then_some(p)
+}
+
 /// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// What composites select it by: its `VarBuilder` path when loaded through one.
+    pub name: Option<String>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            name: None,
+        }
+    }
+
+    /// The layer named `name` (composites select rules by name).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Loads `weight (out, in)` and `bias (out)`. With a `VarMap` behind the builder (a fresh
@@ -38,7 +56,7 @@ impl Linear {
         let init = torch_init(in_dim);
         let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
         let bias = vb.get_with_hints(out_dim, "bias", init)?;
-        Ok(Self::new(weight, Some(bias)))
+        Ok(Self::new(weight, Some(bias)).named_by(&vb))
     }
 
     /// Loads a layer without bias.
@@ -46,12 +64,21 @@ impl Linear {
         Ok(Self::new(
             vb.get_with_hints((out_dim, in_dim), "weight", torch_init(in_dim))?,
             None,
-        ))
+        )
+        .named_by(&vb))
+    }
+
+    fn named_by(self, vb: &VarBuilder) -> Self {
+        match path_of(vb) {
+            Some(p) => self.with_name(p),
+            None => self,
+        }
     }
 }
 
 impl Explainable for Linear {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        let _name = self.name.as_deref().map(|n| ctx.enter(n));
         ctx.linear(x, &self.weight, self.bias.as_ref())
     }
 }
@@ -62,6 +89,8 @@ pub struct Conv2d {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub geometry: ConvGeometry,
+    /// What composites select it by: its `VarBuilder` path when loaded through one.
+    pub name: Option<String>,
 }
 
 impl Conv2d {
@@ -70,7 +99,14 @@ impl Conv2d {
             weight,
             bias,
             geometry,
+            name: None,
         }
+    }
+
+    /// The layer named `name` (composites select rules by name).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Loads `weight (out, in/groups, k, k)` and `bias (out)` (PyTorch's init for a fresh
@@ -89,7 +125,11 @@ impl Conv2d {
             torch_init(fan_in),
         )?;
         let bias = vb.get_with_hints(out_ch, "bias", torch_init(fan_in))?;
-        Ok(Self::new(weight, Some(bias), geometry))
+        let conv = Self::new(weight, Some(bias), geometry);
+        Ok(match path_of(&vb) {
+            Some(p) => conv.with_name(p),
+            None => conv,
+        })
     }
 
     /// Loads `weight` only (`nn.Conv2d(…, bias=False)`, the conv before a BatchNorm).
@@ -106,12 +146,17 @@ impl Conv2d {
             "weight",
             torch_init(fan_in),
         )?;
-        Ok(Self::new(weight, None, geometry))
+        let conv = Self::new(weight, None, geometry);
+        Ok(match path_of(&vb) {
+            Some(p) => conv.with_name(p),
+            None => conv,
+        })
     }
 }
 
 impl Explainable for Conv2d {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        let _name = self.name.as_deref().map(|n| ctx.enter(n));
         ctx.conv2d(x, &self.weight, self.bias.as_ref(), self.geometry)
     }
 }
@@ -160,7 +205,12 @@ pub struct Named<L> {
 
 impl<L: Explainable> Explainable for Named<L> {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
-        ctx.tap(&self.name, &self.layer.forward_with(x, ctx)?)
+        let y = {
+            // Its operations carry the tap's name too (composites select by it).
+            let _name = ctx.enter(&self.name);
+            self.layer.forward_with(x, ctx)?
+        };
+        ctx.tap(&self.name, &y)
     }
 }
 
@@ -207,7 +257,10 @@ impl Sequential {
 impl Explainable for Sequential {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
         let mut h = x.clone();
-        for layer in &self.layers {
+        // Children are named by position under the enclosing name, as PyTorch names the
+        // modules of an `nn.Sequential` ("0", "1", … or "features.0", …).
+        for (i, layer) in self.layers.iter().enumerate() {
+            let _name = ctx.enter_child(&i.to_string());
             h = layer.forward_with(&h, ctx)?;
         }
         Ok(h)
@@ -277,74 +330,12 @@ impl BatchNorm {
 impl BatchNorm {
     /// PyTorch's default momentum of the running averages.
     pub const MOMENTUM: f64 = 0.1;
-
-    /// Training-mode normalisation: the batch's mean and biased variance over every axis but
-    /// the channels (axis 1); the running averages move towards the batch's mean and
-    /// *unbiased* variance by [`BatchNorm::MOMENTUM`], as in PyTorch.
-    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
-        let c = self.weight.elem_count();
-        if x.rank() < 2 || x.dim(1)? != c {
-            return Err(crate::error::invalid(
-                "batch_norm",
-                format!("input {:?}: need (batch, {c}, …)", x.dims()),
-            ));
-        }
-        let m = Self::MOMENTUM;
-        let update = |run: &Tensor, batch: Tensor| -> Result<()> {
-            let new =
-                ((run * (1.0 - m))? + (batch.detach().flatten_all()?.to_dtype(run.dtype())? * m)?)?;
-            Ok(run.slice_set(&new, 0, 0)?)
-        };
-        let n = x.elem_count() / c;
-        if n < 2 {
-            return Err(crate::error::invalid(
-                "batch_norm",
-                "training needs more than one value per channel",
-            ));
-        }
-        let unbias = n as f64 / (n - 1) as f64;
-        let fits = |t: &Tensor| crate::ops::cpu_conv::applies(t) && t.dtype() == x.dtype();
-        if fits(x) && fits(&self.weight) && fits(&self.bias) {
-            use crate::ops::cpu_batch_norm::{BatchNormTrainCpu, BatchStats};
-            let stats = std::sync::Arc::new(std::sync::Mutex::new(BatchStats::default()));
-            let op = BatchNormTrainCpu {
-                eps: self.eps,
-                stats: stats.clone(),
-            };
-            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let st = stats
-                .lock()
-                .map_err(|_| crate::error::invalid("batch_norm", "statistics lock poisoned"))?
-                .clone();
-            let dev = x.device();
-            update(&self.running_mean, Tensor::new(st.mean.as_slice(), dev)?)?;
-            update(
-                &self.running_var,
-                (Tensor::new(st.var.as_slice(), dev)? * unbias)?,
-            )?;
-            return Ok(y);
-        }
-        // Elsewhere, Candle ops: (C, rest) so that the statistics are row reductions.
-        let rows = x.transpose(0, 1)?.contiguous()?.reshape((c, ()))?;
-        let mean = rows.mean_keepdim(1)?;
-        let centred = rows.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(1)?;
-        update(&self.running_mean, mean)?;
-        update(&self.running_var, (&var * unbias)?)?;
-        let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        let y = y
-            .broadcast_mul(&self.weight.reshape((c, 1))?)?
-            .broadcast_add(&self.bias.reshape((c, 1))?)?;
-        let mut dims = x.dims().to_vec();
-        dims.swap(0, 1);
-        Ok(y.reshape(dims)?.transpose(0, 1)?)
-    }
 }
 
 impl Explainable for BatchNorm {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
         if ctx.is_training() {
-            return self.forward_train(x);
+            return crate::train::batch_norm_forward(self, x);
         }
         let (scale, shift) = self.scale_shift()?;
         ctx.channel_affine(x, &scale, &shift)

@@ -5,6 +5,7 @@
 //! compute `grad · g(z)` (or, for guided backprop and deconvnet, a function of `grad`).
 
 use crate::activation::Activation;
+use crate::ops::stabilize::stabilize;
 use crate::ops::InputGrad;
 use candle_core::{Result, Tensor};
 
@@ -31,25 +32,75 @@ pub enum ActRule {
     Pass,
 }
 
-/// `z + ε·sign(z)` with `sign(0) = +1`: never closer to zero than ε.
-pub(crate) fn stabilize(z: &Tensor, eps: f64) -> Result<Tensor> {
-    let sign = z.ge(0.0)?.to_dtype(z.dtype())?.affine(2.0, -1.0)?;
-    z + (sign * eps)?
+impl ActRule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActRule::Gradient => "gradient",
+            ActRule::Epsilon(_) => "epsilon",
+            ActRule::Rescale { .. } => "rescale",
+            ActRule::GuidedBackprop => "guided_backprop",
+            ActRule::Deconvnet => "deconvnet",
+            ActRule::Pass => "pass",
+        }
+    }
 }
 
-/// `r / stabilize(z, eps)`, in one pass on the CPU.
-pub(crate) fn stabilized_div(r: &Tensor, z: &Tensor, eps: f64) -> Result<Tensor> {
-    if r.device().is_cpu()
-        && r.dtype() == z.dtype()
-        && r.dims() == z.dims()
-        && matches!(r.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-    {
-        return r.contiguous()?.apply_op2_no_bwd(
-            &z.contiguous()?,
-            &crate::ops::cpu_act::StabilizedDivCpu(eps),
-        );
+impl crate::rule::Rule for ActRule {
+    fn name(&self) -> String {
+        ActRule::name(self).to_string()
     }
-    r / stabilize(z, eps)?
+
+    fn activation(&self, op: &crate::rule::ActivationInput, grad: &Tensor) -> Result<Tensor> {
+        ActBackward {
+            act: op.act,
+            rule: *self,
+            zref: op.reference.cloned(),
+        }
+        .input_grad(op.z, op.a, grad)
+    }
+
+    fn needs_reference(&self) -> bool {
+        matches!(self, ActRule::Rescale { .. })
+    }
+
+    fn validate(&self) -> crate::Result<()> {
+        match *self {
+            ActRule::Epsilon(e) if !(e >= 0.0 && e.is_finite()) => Err(crate::error::invalid(
+                "rule",
+                format!("epsilon: ε must be finite and ≥ 0, got {e}"),
+            )),
+            ActRule::Rescale { threshold } if !(threshold >= 0.0 && threshold.is_finite()) => {
+                Err(crate::error::invalid(
+                    "rule",
+                    format!("rescale: the threshold must be finite and ≥ 0, got {threshold}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The backward of one nonlinearity under any [`crate::rule::Rule`] (rules of users'
+/// own; the built-in [`ActRule`]s take [`ActBackward`] and its kernels).
+pub(crate) struct RuleActBackward {
+    pub act: Activation,
+    pub rule: crate::rule::RuleRef,
+    pub zref: Option<Tensor>,
+}
+
+impl InputGrad for RuleActBackward {
+    fn name(&self) -> &'static str {
+        "candle-explain-activation-rule"
+    }
+    fn input_grad(&self, z: &Tensor, a: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let op = crate::rule::ActivationInput {
+            act: self.act,
+            z,
+            a,
+            reference: self.zref.as_ref(),
+        };
+        self.rule.activation(&op, grad)
+    }
 }
 
 /// The backward of one nonlinearity under a rule. `zref` is the baseline's
@@ -93,7 +144,7 @@ impl InputGrad for ActBackward {
 impl ActBackward {
     /// ReLU on the CPU in f32 / f64: the one-pass kernels of `ops::cpu_act`.
     fn relu_cpu(&self, z: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        use crate::ops::cpu_act::{ReluBackwardCpu, ReluRescaleCpu};
+        use crate::ops::activation::relu_cpu::{ReluBackwardCpu, ReluRescaleCpu, ReluRule};
         let fast = self.act == Activation::Relu
             && z.device().is_cpu()
             && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
@@ -107,7 +158,16 @@ impl ActBackward {
                 z.apply_op3_no_bwd(&r.contiguous()?, &g, &ReluRescaleCpu(threshold))?
             }
             (ActRule::Rescale { .. }, _) => return Ok(None),
-            (rule, _) => z.apply_op2_no_bwd(&g, &ReluBackwardCpu(rule))?,
+            (rule, _) => {
+                let kernel_rule = match rule {
+                    ActRule::Gradient => ReluRule::Gradient,
+                    ActRule::GuidedBackprop => ReluRule::Guided,
+                    ActRule::Epsilon(e) => ReluRule::Epsilon(e),
+                    ActRule::Deconvnet => ReluRule::Deconvnet,
+                    _ => ReluRule::Pass,
+                };
+                z.apply_op2_no_bwd(&g, &ReluBackwardCpu(kernel_rule))?
+            }
         }))
     }
 }
@@ -116,7 +176,7 @@ impl ActBackward {
     /// The gradient and guided-backprop rules of the other activations on the CPU in f32 /
     /// f64, and of every activation on CUDA: one pass (`ops::cpu_act_smooth`).
     fn smooth_cpu(&self, z: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        use crate::ops::cpu_act_smooth::{supports, SmoothActGrad};
+        use crate::ops::activation::smooth::{supports, SmoothActGrad};
         let guided = match self.rule {
             ActRule::Gradient => false,
             ActRule::GuidedBackprop => true,
@@ -124,7 +184,7 @@ impl ActBackward {
         };
         let kernel = match z.device() {
             candle_core::Device::Cpu => {
-                supports(self.act)
+                supports(self.act.into())
                     && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
             }
             // Every activation, in every float dtype.
@@ -137,7 +197,7 @@ impl ActBackward {
         Ok(Some(z.contiguous()?.apply_op2_no_bwd(
             &grad.contiguous()?,
             &SmoothActGrad {
-                act: self.act,
+                act: self.act.into(),
                 guided,
             },
         )?))
@@ -169,7 +229,7 @@ mod tests {
     /// (and the guided form), in f32 and f64.
     #[test]
     fn smooth_kernels_match_the_tensor_op_derivatives() -> Result<()> {
-        use crate::ops::cpu_act_smooth::SmoothActGrad;
+        use crate::ops::activation::smooth::SmoothActGrad;
         let dev = Device::Cpu;
         let z = ((Tensor::arange(0u32, 401, &dev)?.to_dtype(DType::F64)? * 0.03)? - 5.0)?;
         let g = (z.sin()? * 1.3)?;
@@ -191,7 +251,7 @@ mod tests {
                 for dt in [DType::F64, DType::F32] {
                     let (zt, gt) = (z.to_dtype(dt)?, g.to_dtype(dt)?);
                     let got = zt
-                        .apply_op2_no_bwd(&gt, &SmoothActGrad { act, guided })?
+                        .apply_op2_no_bwd(&gt, &SmoothActGrad { act: act.into(), guided })?
                         .to_dtype(DType::F64)?;
                     let err = (&got - &want)?.abs()?.max_all()?.to_scalar::<f64>()?;
                     let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };

@@ -164,6 +164,14 @@ impl ResNet {
 }
 
 impl Explainable for ResNet {
+    /// Every BatchNorm folded into its conv ([`ResNet::canonized`]): what composites with
+    /// the `MergeBatchNorm` canonizer explain.
+    fn canonized(
+        &self,
+    ) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
+        Ok(Some(Box::new(ResNet::canonized(self)?)))
+    }
+
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         if x.rank() != 4 || x.dim(1)? != 3 || x.dim(2)? < 32 || x.dim(3)? < 32 {
             return Err(candle_explain_core::Error::InputShape {

@@ -236,6 +236,14 @@ impl SmallResNet {
 }
 
 impl Explainable for SmallResNet {
+    /// Every BatchNorm folded into its conv ([`SmallResNet::canonized`]): what composites with
+    /// the `MergeBatchNorm` canonizer explain.
+    fn canonized(
+        &self,
+    ) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
+        Ok(Some(Box::new(SmallResNet::canonized(self)?)))
+    }
+
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         let mut h = ctx.activation(Activation::Relu, &self.stem.forward(x, ctx)?)?;
         for (s, blocks) in self.layers.iter().enumerate() {

@@ -18,11 +18,11 @@
 
 use super::{Mode, RuleCtx};
 use crate::composite::LayerKind;
-use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
-use crate::ops::cpu_attention::{AttentionCpu, AttentionGrads};
-use crate::ops::cpu_layer_norm::LayerNormCpu;
+use crate::ops::attention::cpu::{AttentionCpu, AttentionGrads};
+use crate::ops::layer_norm::cpu::LayerNormCpu;
+use crate::ops::stabilize::stabilized_div;
 use crate::ops::{boundary, fused3, InputGrad};
-use crate::rules::{stabilized_div, ActRule};
+use crate::rule::Treatment;
 use crate::Result;
 use candle_core::{DType, Tensor, D};
 
@@ -36,19 +36,19 @@ enum Factor {
 }
 
 impl RuleCtx {
+    /// How this context treats the factor of a LayerNorm, attention or gate: the rule the
+    /// composite selects (`rule::defaults` when none), or the nonlinearity rule's default.
     fn factor(&self, kind: LayerKind) -> Result<Factor> {
         let Mode::Rule(act) = self.mode else {
             return Ok(Factor::Exact);
         };
-        match &self.composite {
-            Some(c) => match c.explicit_rule(kind).unwrap_or(LayerRule::Epsilon(DEFAULT_STABILIZER)) {
-                LayerRule::Gradient => Ok(Factor::Exact),
-                LayerRule::Epsilon(e) => Ok(Factor::Relevance(e)),
-                r => Err(crate::error::invalid("composite", format!("rule {} cannot be applied to a {kind:?} op: use gradient (exact) or epsilon (conservative)", r.name()))),
-            },
-            None if matches!(act, ActRule::Gradient | ActRule::Rescale { .. }) => Ok(Factor::Exact),
-            None => Ok(Factor::Detached),
-        }
+        self.routed();
+        let relevance = self.select.composite.is_some();
+        Ok(match (self.select.factor(kind, act)?, relevance) {
+            (Treatment::Exact, _) => Factor::Exact,
+            (Treatment::Conservative { epsilon }, true) => Factor::Relevance(epsilon),
+            (Treatment::Conservative { .. }, false) => Factor::Detached,
+        })
     }
 
     /// LayerNorm over the last dimension (PyTorch's `nn.LayerNorm`): `γ ⊙ (x − μ) / σ + β` with
@@ -250,7 +250,7 @@ impl InputGrad for LayerNormGrad {
         "candle-explain-layer-norm-grad"
     }
     fn input_grad(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
-        let op = crate::ops::cpu_layer_norm::LayerNormInputGrad {
+        let op = crate::ops::layer_norm::cpu::LayerNormInputGrad {
             eps: self.eps,
             exact: self.exact,
         };

@@ -63,6 +63,7 @@ impl Attributor for DeepLift {
             base_outs.push((base_logits * &seed)?.sum(1)?);
             let ctx = RuleCtx::rescale(rec, self.threshold);
             let (out, g) = gradient(model, &xr, &seed, &ctx)?;
+            ctx.finish_replay()?;
             outs.push(out);
             attrs.push(((&xr - &xbr)? * g)?);
             Ok(())

@@ -31,12 +31,30 @@ impl Attributor for Lrp {
         target: &Target,
     ) -> Result<Attribution> {
         self.composite.validate()?;
+        // The composite's canonizers: the model's folded form, when it has one.
+        let folded = match self.composite.canonizers.is_empty() {
+            true => None,
+            false => model.canonized()?,
+        };
+        let model: &dyn Explainable = folded.as_deref().unwrap_or(model);
         let s = setup(model, input, target)?;
         let x = &s.p.x;
         let per = self.batching.rows_per_chunk(model, x, true)?;
+        // `Selector::last` needs the number of linear / conv layers: one forward of one row.
+        let layers = match self.composite.needs_layer_count() {
+            true => {
+                let count = RuleCtx::inference();
+                model.forward_with(&x.narrow(0, 0, 1)?, &count)?;
+                Some(count.layers_seen())
+            }
+            false => None,
+        };
         let (mut outs, mut rels) = (vec![], vec![]);
         self.batching.run(x.dim(0)?, per, "lrp", |r| {
-            let ctx = RuleCtx::composite(self.composite.clone())?;
+            let mut ctx = RuleCtx::composite(self.composite.clone())?;
+            if let Some(n) = layers {
+                ctx = ctx.with_layer_count(n);
+            }
             let (o, rel) = relevance(
                 model,
                 &x.narrow(0, r.start, r.len())?,

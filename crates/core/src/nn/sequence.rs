@@ -12,22 +12,32 @@ pub struct LayerNorm {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub eps: f64,
+    /// What composites select it by: its `VarBuilder` path when loaded through one.
+    pub name: Option<String>,
 }
 
 impl LayerNorm {
     pub fn new(weight: Tensor, bias: Option<Tensor>, eps: f64) -> Self {
-        Self { weight, bias, eps }
+        Self {
+            weight,
+            bias,
+            eps,
+            name: None,
+        }
     }
 
     pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
         let weight = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
         let bias = vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?;
-        Ok(Self::new(weight, Some(bias), eps))
+        let mut ln = Self::new(weight, Some(bias), eps);
+        ln.name = super::path_of(&vb);
+        Ok(ln)
     }
 }
 
 impl Explainable for LayerNorm {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        let _name = self.name.as_deref().map(|n| ctx.enter(n));
         ctx.layer_norm(x, &self.weight, self.bias.as_ref(), self.eps)
     }
 }

@@ -7,24 +7,19 @@
 //! input gradient, as computed by an [`InputGrad`] rule from ordinary tensor ops. The
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
+pub(crate) mod activation;
 pub(crate) mod attention;
 pub mod conv;
-pub(crate) mod cpu_act;
-pub(crate) mod cpu_act_smooth;
-pub(crate) mod cpu_attention;
-pub(crate) mod cpu_batch_norm;
-pub(crate) mod cpu_conv;
-pub(crate) mod cpu_layer_norm;
-pub(crate) mod cpu_linear;
-pub(crate) mod cpu_pool;
 #[cfg(feature = "cuda")]
-pub(crate) mod cuda_kernels;
+pub(crate) mod cuda;
 pub(crate) mod fast_math;
+pub(crate) mod layer_norm;
+pub(crate) mod linear;
 pub mod pool;
-pub(crate) mod softmax_grad;
+pub(crate) mod stabilize;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 /// The elements of a contiguous layout of `s`; an error naming `what` otherwise (our CPU
 /// kernels are given contiguous tensors by their callers).
@@ -209,4 +204,27 @@ pub(crate) fn forward3<K: CpuKernel>(
     kernel: K,
 ) -> candle_core::Result<Tensor> {
     x.apply_op3_no_bwd(p1, p2, &Fused(kernel, NoBackward))
+}
+
+/// Candle's CPU matmul has no bf16 / f16: for a half-precision `x` on the CPU, `f` runs on f32
+/// copies of `x`, `w` and `b` (f32 accumulation) and the result is rounded back to `x`'s
+/// dtype. `None` elsewhere (the caller computes as usual).
+pub(crate) fn in_f32_on_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    f: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> candle_core::Result<Tensor>,
+) -> Option<candle_core::Result<Tensor>> {
+    if !(x.device().is_cpu() && is_half(x.dtype())) {
+        return None;
+    }
+    let up = |t: &Tensor| t.to_dtype(DType::F32);
+    Some((|| {
+        f(&up(x)?, &up(w)?, b.map(up).transpose()?.as_ref())?.to_dtype(x.dtype())
+    })())
+}
+
+/// f16 or bf16.
+pub(crate) fn is_half(dt: DType) -> bool {
+    matches!(dt, DType::BF16 | DType::F16)
 }

@@ -5,15 +5,14 @@
 //! multiplier about ten. These kernels compute each rule's input gradient in one pass. The
 //! tensor-op versions in `rules.rs` stay the reference (and the path on other devices).
 
-use super::slice;
-use crate::rules::ActRule;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
 
 /// `grad` mapped elementwise with `z` under a rule that needs no reference.
-fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+pub(crate) fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::from_f64(0.0); z.len()];
     out.par_chunks_mut(CHUNK)
         .zip(z.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
@@ -25,13 +24,23 @@ fn map2<T: WithDType>(z: &[T], g: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> 
     out
 }
 
+/// The rules these kernels know (the reference-free ones; Rescale has its own kernel).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ReluRule {
+    Gradient,
+    Guided,
+    Epsilon(f64),
+    Deconvnet,
+    Pass,
+}
+
 /// Each rule gets its own loop (a `match` inside the loop would stop vectorisation).
-fn relu_rule<T: WithDType>(rule: ActRule, z: &[T], g: &[T]) -> Vec<T> {
+fn relu_rule<T: WithDType>(rule: ReluRule, z: &[T], g: &[T]) -> Vec<T> {
     let zero = T::from_f64(0.0);
     match rule {
-        ActRule::Gradient => map2(z, g, |z, g| if z > zero { g } else { zero }),
-        ActRule::GuidedBackprop => map2(z, g, |z, g| if z > zero && g > zero { g } else { zero }),
-        ActRule::Epsilon(e) => {
+        ReluRule::Gradient => map2(z, g, |z, g| if z > zero { g } else { zero }),
+        ReluRule::Guided => map2(z, g, |z, g| if z > zero && g > zero { g } else { zero }),
+        ReluRule::Epsilon(e) => {
             // relu(z)/(z + ε·sign z) with sign(0) = +1: z/(z + ε) for z > 0, else 0.
             let eps = T::from_f64(e);
             map2(
@@ -40,13 +49,13 @@ fn relu_rule<T: WithDType>(rule: ActRule, z: &[T], g: &[T]) -> Vec<T> {
                 move |z, g| if z > zero { g * z / (z + eps) } else { zero },
             )
         }
-        ActRule::Deconvnet => map2(z, g, |_, g| if g > zero { g } else { zero }),
-        ActRule::Pass | ActRule::Rescale { .. } => g.to_vec(),
+        ReluRule::Deconvnet => map2(z, g, |_, g| if g > zero { g } else { zero }),
+        ReluRule::Pass => g.to_vec(),
     }
 }
 
 /// `op(z, grad)`: ReLU's input gradient under a rule without reference.
-pub(crate) struct ReluBackwardCpu(pub ActRule);
+pub(crate) struct ReluBackwardCpu(pub ReluRule);
 
 impl CustomOp2 for ReluBackwardCpu {
     fn name(&self) -> &'static str {
@@ -148,53 +157,3 @@ impl CustomOp3 for ReluRescaleCpu {
     }
 }
 
-/// `op(r, z) = r / (z + ε·sign z)` (sign 0 = +1) in one pass: the LRP rules' normalisation,
-/// five tensor-op passes otherwise.
-pub(crate) struct StabilizedDivCpu(pub f64);
-
-impl CustomOp2 for StabilizedDivCpu {
-    fn name(&self) -> &'static str {
-        "candle-explain-stabilized-div-cpu"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "stabilized division: shapes {:?} and {:?} differ",
-                l1.dims(),
-                l2.dims()
-            )
-        }
-        fn div<T: WithDType>(r: &[T], z: &[T], eps: f64) -> Vec<T> {
-            let (zero, eps) = (T::from_f64(0.0), T::from_f64(eps));
-            map2(z, r, move |z, r| {
-                r / if z >= zero { z + eps } else { z - eps }
-            })
-        }
-        let shape = l1.shape().clone();
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(r), CpuStorage::F32(z)) => (
-                CpuStorage::F32(div(
-                    slice(r, l1, "relu kernel input")?,
-                    slice(z, l2, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(r), CpuStorage::F64(z)) => (
-                CpuStorage::F64(div(
-                    slice(r, l1, "relu kernel input")?,
-                    slice(z, l2, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("stabilized division kernel: f32 or f64 only"),
-        })
-    }
-}

@@ -6,31 +6,31 @@
 //! one image's columns per thread, the gemm writes NCHW directly, and the batch is the unit
 //! of parallelism (so a conv with one input channel still uses every core).
 
-use super::conv::ConvGeometry;
-use super::slice;
+use super::geometry::ConvGeometry;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
-struct Dims {
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    ho: usize,
-    wo: usize,
-    g: ConvGeometry,
+pub(crate) struct Dims {
+    pub b: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub g: ConvGeometry,
 }
 
 impl Dims {
-    fn k_per_group(&self) -> usize {
+    pub fn k_per_group(&self) -> usize {
         self.cin / self.g.groups * self.kh * self.kw
     }
-    fn hw_out(&self) -> usize {
+    pub fn hw_out(&self) -> usize {
         self.ho * self.wo
     }
     fn parallelism(&self) -> Parallelism {
@@ -64,7 +64,7 @@ fn valid_cols(j: usize, g: &ConvGeometry, n: usize, n_out: usize) -> (usize, usi
 
 /// One image `(cin, h, w)` → columns `(cin·kh·kw, ho·wo)` of a matrix whose rows are `ld`
 /// apart (`ld = ho·wo` for one image; wider when several images share a gemm).
-fn im2col<T: WithDType>(x: &[T], cols: &mut [T], d: &Dims, ld: usize) {
+pub(crate) fn im2col<T: WithDType>(x: &[T], cols: &mut [T], d: &Dims, ld: usize) {
     let (hw, g) = (d.hw_out(), &d.g);
     for c in 0..d.cin {
         let xc = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
@@ -264,62 +264,7 @@ fn input_grad<T: WithDType>(dy: &[T], wt: &[T], times: Option<&[T]>, d: Dims) ->
     dx
 }
 
-/// `dw (cout, cin/groups, kh, kw) = Σ_b dy_b · im2col(x_b)ᵀ` (training). The batch is cut
-/// into one fixed run of images per thread, each summing into its own buffer, and the
-/// buffers are added in order: the result does not depend on scheduling.
-fn weight_grad<T: WithDType>(x: &[T], dy: &[T], d: Dims) -> Vec<T> {
-    let (hw, k, cout_g) = (d.hw_out(), d.k_per_group(), d.cout / d.g.groups);
-    let (xs, ys, n_w) = (d.cin * d.h * d.w, d.cout * hw, d.cout * k);
-    let runs = rayon::current_num_threads().min(d.b).max(1);
-    let per = d.b.div_ceil(runs);
-    let partial: Vec<Vec<T>> = (0..d.b.div_ceil(per))
-        .into_par_iter()
-        .map(|r| {
-            let mut dw = vec![T::from_f64(0.0); n_w];
-            let mut cols = vec![T::from_f64(0.0); d.cin * d.kh * d.kw * hw];
-            for b in r * per..((r + 1) * per).min(d.b) {
-                im2col(&x[b * xs..(b + 1) * xs], &mut cols, &d, hw);
-                for grp in 0..d.g.groups {
-                    // SAFETY: dw's (cout_g × k) block, dy's (cout_g × hw) block and the (hw × k)
-                    // transpose of the columns' (k × hw) block lie inside their buffers.
-                    unsafe {
-                        gemm::gemm(
-                            cout_g,
-                            k,
-                            hw,
-                            dw.as_mut_ptr().add(grp * cout_g * k),
-                            1,
-                            k as isize,
-                            true,
-                            dy.as_ptr().add(b * ys + grp * cout_g * hw),
-                            1,
-                            hw as isize,
-                            cols.as_ptr().add(grp * k * hw),
-                            hw as isize,
-                            1,
-                            T::from_f64(1.0),
-                            T::from_f64(1.0),
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
-                        );
-                    }
-                }
-            }
-            dw
-        })
-        .collect();
-    let mut out = vec![T::from_f64(0.0); n_w];
-    for p in partial {
-        for (o, v) in out.iter_mut().zip(p) {
-            *o += v;
-        }
-    }
-    out
-}
-
-fn dims(
+pub(crate) fn dims(
     x_shape: &[usize],
     w_shape: &[usize],
     g: ConvGeometry,
@@ -580,112 +525,6 @@ impl CustomOp3 for Conv2dInputGradTimesCpu {
             ),
             _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only, one dtype"),
         })
-    }
-}
-
-/// Gradient w.r.t. a conv's kernel, from its input `x` and output gradient `dy` (training).
-pub(crate) struct Conv2dWeightGradCpu {
-    pub g: ConvGeometry,
-    pub kernel_hw: (usize, usize),
-}
-
-impl CustomOp2 for Conv2dWeightGradCpu {
-    fn name(&self) -> &'static str {
-        "candle-explain-conv2d-weight-grad-cpu"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (&[b, cin, h, w], &[b2, cout, ho, wo]) = (l1.dims(), l2.dims()) else {
-            candle_core::bail!(
-                "conv weight grad: x and dy must be 4-D, got {:?} and {:?}",
-                l1.dims(),
-                l2.dims()
-            )
-        };
-        let (kh, kw) = self.kernel_hw;
-        let g = self.g;
-        if b != b2 || cin % g.groups != 0 || cout % g.groups != 0 {
-            candle_core::bail!(
-                "conv weight grad: x {:?} and dy {:?} do not match ({} groups)",
-                l1.dims(),
-                l2.dims(),
-                g.groups
-            )
-        }
-        let d = Dims {
-            b,
-            cin,
-            h,
-            w,
-            cout,
-            kh,
-            kw,
-            ho,
-            wo,
-            g,
-        };
-        let shape = Shape::from((cout, cin / g.groups, kh, kw));
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(dy)) => (
-                CpuStorage::F32(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(dy)) => (
-                CpuStorage::F64(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d weight-grad cpu kernel: f32 or f64 only, one dtype"),
-        })
-    }
-}
-
-/// `conv(x, w)` whose backward gives both the input's and the kernel's gradient on our
-/// kernels (training; Candle's stock conv backward is a direct loop).
-pub(crate) struct Conv2dTrainCpu(pub ConvGeometry);
-
-impl CustomOp2 for Conv2dTrainCpu {
-    fn name(&self) -> &'static str {
-        "candle-explain-conv2d-train-cpu"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Conv2dCpu(self.0).cpu_fwd(s1, l1, s2, l2)
-    }
-    fn bwd(
-        &self,
-        x: &candle_core::Tensor,
-        w: &candle_core::Tensor,
-        _y: &candle_core::Tensor,
-        dy: &candle_core::Tensor,
-    ) -> Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)> {
-        let (_, _, h, wd) = x.dims4()?;
-        let (_, _, kh, kw) = w.dims4()?;
-        let dy = dy.contiguous()?;
-        let dx = dy.apply_op2_no_bwd(
-            w,
-            &Conv2dInputGradCpu {
-                g: self.0,
-                in_hw: (h, wd),
-            },
-        )?;
-        let dw = x.apply_op2_no_bwd(
-            &dy,
-            &Conv2dWeightGradCpu {
-                g: self.0,
-                kernel_hw: (kh, kw),
-            },
-        )?;
-        Ok((Some(dx), Some(dw)))
     }
 }
 

@@ -5,28 +5,12 @@
 //! Here every window is laid out along a last axis of size `kh·kw`; the forward takes the
 //! max over it and the backward routes the gradient to the first maximum, as PyTorch does.
 
+mod cpu;
+mod geometry;
+
+pub use geometry::PoolGeometry;
+
 use candle_core::{DType, Result, Tensor};
-
-/// Kernel and stride of a max-pool (no padding, floor mode, as `nn.MaxPool2d(k, s)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolGeometry {
-    pub kernel: (usize, usize),
-    pub stride: (usize, usize),
-}
-
-impl PoolGeometry {
-    pub fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
-        let (kh, kw) = self.kernel;
-        if h < kh || w < kw || kh == 0 || kw == 0 || self.stride.0 == 0 || self.stride.1 == 0 {
-            candle_core::bail!("max-pool: input {h}x{w} is smaller than kernel {kh}x{kw} (or a zero kernel/stride)")
-        }
-        Ok(((h - kh) / self.stride.0 + 1, (w - kw) / self.stride.1 + 1))
-    }
-
-    fn non_overlapping(&self) -> bool {
-        self.kernel == self.stride
-    }
-}
 
 /// `(B, C, H, W)` → `(B, C, Ho, Wo, kh·kw)`: every pooling window along the last axis.
 pub fn windows(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
@@ -124,7 +108,7 @@ pub fn max_pool_no_grad(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
     if cpu_kernel_applies(x) {
         return x
             .contiguous()?
-            .apply_op1_no_bwd(&super::cpu_pool::MaxPoolCpu(p));
+            .apply_op1_no_bwd(&cpu::MaxPoolCpu(p));
     }
     max_pool(x, p)
 }
@@ -134,7 +118,7 @@ pub fn max_pool_input_grad(x: &Tensor, p: PoolGeometry, grad: &Tensor) -> Result
     if cpu_kernel_applies(x) && x.dtype() == grad.dtype() {
         return x
             .contiguous()?
-            .apply_op2_no_bwd(&grad.contiguous()?, &super::cpu_pool::MaxPoolGradCpu(p));
+            .apply_op2_no_bwd(&grad.contiguous()?, &cpu::MaxPoolGradCpu(p));
     }
     max_pool_input_grad_generic(x, p, grad)
 }

@@ -6,29 +6,61 @@
 //! (6 layers, 200 × 64 tokens, FFN 1536) that was the largest single cost of the backward.
 //! Each activation gets its own loop so that the body inlines; f32 is computed in f32.
 
-use super::slice;
-use crate::activation::Activation;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
+
+/// The elementwise functions these kernels know (`crate::Activation` converts into it; the
+/// kernels do not depend on the public type).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Function {
+    Relu,
+    Relu6,
+    LeakyRelu(f64),
+    Elu(f64),
+    Tanh,
+    Sigmoid,
+    Softplus,
+    Gelu,
+    GeluTanh,
+    Identity,
+}
+
+impl Function {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Relu => "relu",
+            Self::Relu6 => "relu6",
+            Self::LeakyRelu(_) => "leaky_relu",
+            Self::Elu(_) => "elu",
+            Self::Tanh => "tanh",
+            Self::Sigmoid => "sigmoid",
+            Self::Softplus => "softplus",
+            Self::Gelu => "gelu",
+            Self::GeluTanh => "gelu_new",
+            Self::Identity => "identity",
+        }
+    }
+}
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 /// `(activation, guided)`: op(z, grad) = `grad · f'(z)`, or `max(grad, 0) · f'(z)` if guided.
 pub(crate) struct SmoothActGrad {
-    pub act: Activation,
+    pub act: Function,
     pub guided: bool,
 }
 
 /// Whether [`SmoothActGrad`] has a kernel for `act`.
-pub(crate) fn supports(act: Activation) -> bool {
-    !matches!(act, Activation::Relu)
+pub(crate) fn supports(act: Function) -> bool {
+    !matches!(act, Function::Relu)
 }
 
 macro_rules! kernel {
     ($name:ident, $t:ty, $erf:path) => {
-        fn $name(act: Activation, guided: bool, z: &[$t], g: &[$t]) -> Vec<$t> {
+        fn $name(act: Function, guided: bool, z: &[$t], g: &[$t]) -> Vec<$t> {
             fn run(z: &[$t], g: &[$t], guided: bool, d: impl Fn($t) -> $t + Sync) -> Vec<$t> {
                 let mut out = vec![0.0; z.len()];
                 out.par_chunks_mut(CHUNK)
@@ -48,15 +80,15 @@ macro_rules! kernel {
             }
             let sigmoid = |z: $t| 1.0 / (1.0 + (-z).exp());
             match act {
-                Activation::Relu => run(z, g, guided, |z| if z > 0.0 { 1.0 } else { 0.0 }),
-                Activation::Relu6 => {
+                Function::Relu => run(z, g, guided, |z| if z > 0.0 { 1.0 } else { 0.0 }),
+                Function::Relu6 => {
                     run(z, g, guided, |z| if z > 0.0 && z < 6.0 { 1.0 } else { 0.0 })
                 }
-                Activation::LeakyRelu(s) => {
+                Function::LeakyRelu(s) => {
                     let s = s as $t;
                     run(z, g, guided, move |z| if z > 0.0 { 1.0 } else { s })
                 }
-                Activation::Elu(a) => {
+                Function::Elu(a) => {
                     let a = a as $t;
                     run(
                         z,
@@ -65,25 +97,25 @@ macro_rules! kernel {
                         move |z| if z > 0.0 { 1.0 } else { a * z.exp() },
                     )
                 }
-                Activation::Tanh => run(z, g, guided, |z| {
+                Function::Tanh => run(z, g, guided, |z| {
                     let t = z.tanh();
                     1.0 - t * t
                 }),
-                Activation::Sigmoid => run(z, g, guided, |z| {
+                Function::Sigmoid => run(z, g, guided, |z| {
                     let s = sigmoid(z);
                     s * (1.0 - s)
                 }),
-                Activation::Softplus => run(z, g, guided, sigmoid),
-                Activation::Gelu => run(z, g, guided, |z| {
+                Function::Softplus => run(z, g, guided, sigmoid),
+                Function::Gelu => run(z, g, guided, |z| {
                     0.5 * (1.0 + $erf(z * std::f64::consts::FRAC_1_SQRT_2 as $t))
                         + z * (-0.5 * z * z).exp() * INV_SQRT_2PI as $t
                 }),
-                Activation::GeluTanh => run(z, g, guided, |z| {
+                Function::GeluTanh => run(z, g, guided, |z| {
                     let (c, k) = (SQRT_2_OVER_PI as $t, 0.044715 as $t);
                     let t = (c * (z + k * z * z * z)).tanh();
                     0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * k * z * z)
                 }),
-                Activation::Identity => run(z, g, guided, |_| 1.0),
+                Function::Identity => run(z, g, guided, |_| 1.0),
             }
         }
     };
@@ -92,8 +124,8 @@ macro_rules! kernel {
 kernel!(grad_f32_scalar, f32, candle_core::cpu::erf::erf_f32);
 
 /// f32: the activations built on `exp` run the vectorised loops of `fast_math`.
-fn grad_f32(act: Activation, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
-    use super::fast_math as fm;
+fn grad_f32(act: Function, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
+    use crate::ops::fast_math as fm;
     fn run(z: &[f32], g: &[f32], guided: bool, d: impl Fn(f32) -> f32 + Copy + Sync) -> Vec<f32> {
         let mut out = vec![0.0; z.len()];
         out.par_chunks_mut(CHUNK)
@@ -109,48 +141,48 @@ fn grad_f32(act: Activation, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
     }
     let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
     match act {
-        Activation::Gelu => run(z, g, guided, |z| {
+        Function::Gelu => run(z, g, guided, |z| {
             let (cdf, pdf) = fm::normal_cdf_pdf(z);
             cdf + z * pdf
         }),
-        Activation::GeluTanh => run(z, g, guided, move |z| {
+        Function::GeluTanh => run(z, g, guided, move |z| {
             let t = fm::tanh(c * (z + k * z * z * z));
             0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * k * z * z)
         }),
-        Activation::Tanh => run(z, g, guided, |z| {
+        Function::Tanh => run(z, g, guided, |z| {
             let t = fm::tanh(z);
             1.0 - t * t
         }),
-        Activation::Sigmoid => run(z, g, guided, |z| {
+        Function::Sigmoid => run(z, g, guided, |z| {
             let s = fm::sigmoid(z);
             s * (1.0 - s)
         }),
-        Activation::Softplus => run(z, g, guided, fm::sigmoid),
+        Function::Softplus => run(z, g, guided, fm::sigmoid),
         _ => grad_f32_scalar(act, guided, z, g),
     }
 }
 
 /// The forward of GELU (both forms), tanh and the sigmoid on f32 CPU tensors through the
 /// vectorised loops (the kernel of `ops::fused1`, whose backward is the activation's rule).
-pub(crate) struct SmoothActCpu(pub Activation);
+pub(crate) struct SmoothActCpu(pub Function);
 
 impl SmoothActCpu {
-    pub(crate) fn applies(act: Activation, z: &candle_core::Tensor) -> bool {
+    pub(crate) fn applies(act: Function, z: &candle_core::Tensor) -> bool {
         z.device().is_cpu()
             && z.dtype() == candle_core::DType::F32
             && matches!(
                 act,
-                Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid
+                Function::Gelu | Function::GeluTanh | Function::Tanh | Function::Sigmoid
             )
     }
 }
 
-impl super::CpuKernel for SmoothActCpu {
+impl crate::ops::CpuKernel for SmoothActCpu {
     fn cpu_fwd(&self, args: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
         let &[(s, l)] = args else {
             candle_core::bail!("activation kernel: one input")
         };
-        use super::fast_math as fm;
+        use crate::ops::fast_math as fm;
         let CpuStorage::F32(z) = s else {
             candle_core::bail!("activation kernel: f32 only")
         };
@@ -159,7 +191,7 @@ impl super::CpuKernel for SmoothActCpu {
         let (c, k) = (SQRT_2_OVER_PI as f32, 0.044715f32);
         if !matches!(
             self.0,
-            Activation::Gelu | Activation::GeluTanh | Activation::Tanh | Activation::Sigmoid
+            Function::Gelu | Function::GeluTanh | Function::Tanh | Function::Sigmoid
         ) {
             candle_core::bail!(
                 "activation kernel: no vectorised forward for {}",
@@ -167,12 +199,12 @@ impl super::CpuKernel for SmoothActCpu {
             )
         }
         let f = |o: &mut [f32], z: &[f32]| match self.0 {
-            Activation::Gelu => fm::map1(z, o, |z| z * fm::normal_cdf_pdf(z).0),
-            Activation::GeluTanh => fm::map1(z, o, move |z| {
+            Function::Gelu => fm::map1(z, o, |z| z * fm::normal_cdf_pdf(z).0),
+            Function::GeluTanh => fm::map1(z, o, move |z| {
                 0.5 * z * (1.0 + fm::tanh(c * (z + k * z * z * z)))
             }),
-            Activation::Tanh => fm::map1(z, o, fm::tanh),
-            Activation::Sigmoid => fm::map1(z, o, fm::sigmoid),
+            Function::Tanh => fm::map1(z, o, fm::tanh),
+            Function::Sigmoid => fm::map1(z, o, fm::sigmoid),
             _ => {}
         };
         out.par_chunks_mut(CHUNK)
@@ -185,18 +217,18 @@ kernel!(grad_f64, f64, candle_core::cpu::erf::erf_f64);
 
 /// The activation's number in `kernels/attribution.cu` and its parameter.
 #[cfg(feature = "cuda")]
-fn cuda_code(act: Activation) -> (i32, f64) {
+fn cuda_code(act: Function) -> (i32, f64) {
     match act {
-        Activation::Gelu => (0, 0.0),
-        Activation::GeluTanh => (1, 0.0),
-        Activation::Tanh => (2, 0.0),
-        Activation::Sigmoid => (3, 0.0),
-        Activation::Softplus => (4, 0.0),
-        Activation::Elu(a) => (5, a),
-        Activation::LeakyRelu(s) => (6, s),
-        Activation::Relu6 => (7, 0.0),
-        Activation::Identity => (8, 0.0),
-        Activation::Relu => (9, 0.0),
+        Function::Gelu => (0, 0.0),
+        Function::GeluTanh => (1, 0.0),
+        Function::Tanh => (2, 0.0),
+        Function::Sigmoid => (3, 0.0),
+        Function::Softplus => (4, 0.0),
+        Function::Elu(a) => (5, a),
+        Function::LeakyRelu(s) => (6, s),
+        Function::Relu6 => (7, 0.0),
+        Function::Identity => (8, 0.0),
+        Function::Relu => (9, 0.0),
     }
 }
 
@@ -220,7 +252,7 @@ impl CustomOp2 for SmoothActGrad {
                 l2.dims()
             )
         }
-        super::cuda_kernels::act_grad((s1, l1), (s2, l2), cuda_code(self.act), self.guided)
+        crate::ops::cuda::act_grad((s1, l1), (s2, l2), cuda_code(self.act), self.guided)
     }
     fn cpu_fwd(
         &self,

@@ -3,7 +3,7 @@
 //! contexts use it where the fused CPU attention op does not apply (CUDA, half precision):
 //! from tensor ops it is four passes and three buffers of `(…, Lq, Lk)`.
 
-use super::slice;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -60,7 +60,7 @@ impl CustomOp2 for SoftmaxGrad {
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         check(l1, l2)?;
-        super::cuda_kernels::softmax_grad((s1, l1), (s2, l2))
+        crate::ops::cuda::softmax_grad((s1, l1), (s2, l2))
     }
 }
 

@@ -10,7 +10,7 @@
 //! `(…, Lq, Lk)` tensor about eight times and, having three inputs reach one output through
 //! three boundaries, zero-fills and sums three gradient buffers.
 
-use super::fast_math;
+use crate::ops::fast_math;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, WithDType};
 use gemm::Parallelism;
 use rayon::prelude::*;

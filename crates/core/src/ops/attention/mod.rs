@@ -6,7 +6,10 @@
 //! Metal and half precision. One op instead of one boundary per input saves two copies of
 //! the output, a zero tensor and two sums per layer.
 
-use super::softmax_grad::softmax_grad;
+pub(crate) mod cpu;
+pub(crate) mod softmax_grad;
+
+use softmax_grad::softmax_grad;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 

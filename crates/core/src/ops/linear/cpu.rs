@@ -2,8 +2,8 @@
 //! into the output before the gemm accumulates (no separate bias pass), used as the kernel of
 //! the linear layer's boundary op (no copy of the output either).
 
-use super::slice;
-use super::CpuKernel;
+use crate::ops::slice;
+use crate::ops::CpuKernel;
 use candle_core::{CpuStorage, Layout, Result, Shape, WithDType};
 use gemm::Parallelism;
 

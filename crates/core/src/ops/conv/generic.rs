@@ -5,27 +5,8 @@
 //! correlation of the (stride-dilated) output gradient with the flipped, in/out-swapped
 //! kernel, which Candle computes with its im2col + gemm path.
 
+use super::geometry::ConvGeometry;
 use candle_core::{DType, Result, Tensor};
-
-/// Geometry of a 2-D convolution (PyTorch's `Conv2d` arguments; symmetric padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub padding: usize,
-    pub stride: usize,
-    pub dilation: usize,
-    pub groups: usize,
-}
-
-impl Default for ConvGeometry {
-    fn default() -> Self {
-        Self {
-            padding: 0,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-        }
-    }
-}
 
 /// `w (Cout, Cin/g, kh, kw)` → flipped in space, in/out swapped per group: `(Cin, Cout/g, kh, kw)`.
 pub fn flipped_kernel(w: &Tensor, groups: usize) -> Result<Tensor> {

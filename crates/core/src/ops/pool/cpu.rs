@@ -2,8 +2,8 @@
 //! to its first maximum (recomputed from the input, so nothing is stored between passes).
 //! One `(batch, channel)` plane per task, in parallel.
 
-use super::pool::PoolGeometry;
-use super::slice;
+use super::geometry::PoolGeometry;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
 

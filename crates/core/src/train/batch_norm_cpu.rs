@@ -6,7 +6,7 @@
 //! activation; measured on a (128, 16, 28, 28) batch, forward + backward took 187 ms against
 //! 50 ms for the conv before it. Channels run in parallel; sums accumulate in f64.
 
-use super::slice;
+use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};

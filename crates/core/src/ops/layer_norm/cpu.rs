@@ -10,7 +10,7 @@
 //! The forward (`LayerNormCpu`) is the kernel of the gradient contexts' boundary op: one
 //! pass per row instead of the eight tensor ops (and their buffers) of the composed form.
 
-use super::{slice, CpuKernel};
+use crate::ops::{slice, CpuKernel};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
 
@@ -121,7 +121,7 @@ impl CustomOp3 for LayerNormInputGrad {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda_kernels::layer_norm_input_grad(
+        crate::ops::cuda::layer_norm_input_grad(
             (s1, l1),
             (s2, l2),
             (s3, l3),
