@@ -65,7 +65,11 @@ impl Activation {
             }
             _ if SmoothActCpu::applies(self.into(), z) => {
                 // The vectorised kernel, with the exact derivative as its backward.
-                crate::ops::fused1(&z.contiguous()?, SmoothActCpu(self.into()), Derivative(*self))
+                crate::ops::fused1(
+                    &z.contiguous()?,
+                    SmoothActCpu(self.into()),
+                    Derivative(*self),
+                )
             }
             Self::Tanh => z.tanh(),
             Self::Sigmoid => sigmoid(z),

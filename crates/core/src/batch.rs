@@ -64,7 +64,9 @@ impl Batching {
         if probe.routed_ops() == 0 {
             // The forward asked the context for nothing, so nothing was measured: "0 bytes per
             // row" would make one chunk of everything. Small chunks instead.
-            return Ok(self.max_rows.map_or(UNMEASURED_ROWS, |m| m.min(UNMEASURED_ROWS)));
+            return Ok(self
+                .max_rows
+                .map_or(UNMEASURED_ROWS, |m| m.min(UNMEASURED_ROWS)));
         }
         let fwd = probe.probed_bytes()
             + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();

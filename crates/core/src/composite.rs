@@ -26,42 +26,11 @@
 //! );
 //! ```
 
+pub use crate::rule::LayerKind;
+
 use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
-use crate::rule::{defaults, RuleRef};
+use crate::rule::{RuleRef, Treatment};
 use crate::ActRule;
-
-/// The kinds of operation a composite can address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerKind {
-    Linear,
-    Conv2d,
-    /// Average pooling (a linear map without parameters): gradient or ε (Zennit's Norm).
-    AvgPool2d,
-    /// An explicit sum of two branches (residual connections, `RuleCtx::add`): gradient or ε.
-    Sum,
-    /// LayerNorm (`RuleCtx::layer_norm`): gradient (exact) or ε (σ held constant, Ali et al.).
-    LayerNorm,
-    /// Attention (`RuleCtx::attention`): gradient (exact) or ε (softmax weights held constant).
-    Attention,
-    /// Multiplicative gates (`RuleCtx::gate`): gradient (exact) or ε (signal-take-all).
-    Gate,
-    /// An elementwise nonlinearity (`RuleCtx::activation`): an [`ActRule`] or any rule with
-    /// [`crate::rule::Rule::activation`]; unmatched ones get the composite's `activation`.
-    Activation,
-}
-
-impl LayerKind {
-    /// Parameter-free layers take only these rules.
-    pub fn accepts(&self, rule: &LayerRule) -> bool {
-        match self {
-            Self::Linear | Self::Conv2d => true,
-            Self::Activation => false,
-            Self::AvgPool2d | Self::Sum | Self::LayerNorm | Self::Attention | Self::Gate => {
-                matches!(rule, LayerRule::Gradient | LayerRule::Epsilon(_))
-            }
-        }
-    }
-}
 
 /// Which call of a linear / conv layer (they are numbered from 0 in the order the forward asks
 /// the context for them).
@@ -324,17 +293,62 @@ impl Composite {
     }
 }
 
+/// What an operation gets when no selector of the composite matches it, in one place.
+pub mod defaults {
+    use super::*;
+    use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
+
+    /// A linear or conv layer: the exact gradient (Zennit leaves unmatched layers alone).
+    pub fn layer() -> RuleRef {
+        RuleRef::new(LayerRule::Gradient)
+    }
+
+    /// An average pool or a residual sum: the exact gradient (a composite that wants
+    /// Zennit's Norm says so, as the presets do).
+    pub fn parameter_free() -> RuleRef {
+        RuleRef::new(LayerRule::Gradient)
+    }
+
+    /// LayerNorm, attention and gates under a composite: conservative with the default
+    /// stabiliser (Ali et al. 2022; Arras et al. 2017), because their exact gradient does
+    /// not conserve relevance.
+    pub fn factor_under_composite() -> RuleRef {
+        RuleRef::new(LayerRule::Epsilon(DEFAULT_STABILIZER))
+    }
+
+    /// The same ops in a gradient context (no composite): exact for the gradient and
+    /// DeepLIFT's Rescale, the factor held constant for the other nonlinearity rules
+    /// (ε-LRP, guided backprop, deconvnet).
+    pub fn factor_without_composite(act: ActRule) -> Treatment {
+        match act {
+            ActRule::Gradient | ActRule::Rescale { .. } => Treatment::Exact,
+            _ => Treatment::Conservative { epsilon: 0.0 },
+        }
+    }
+
+    /// Which kinds of op take [`Rule::treatment`] rather than [`Rule::layer`].
+    pub fn is_parameter_free(kind: LayerKind) -> bool {
+        !matches!(kind, LayerKind::Linear | LayerKind::Conv2d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::glob_match;
 
     #[test]
     fn globs_match_whole_names() {
-        assert!(glob_match("encoder.layer.*.attention", "encoder.layer.3.attention"));
+        assert!(glob_match(
+            "encoder.layer.*.attention",
+            "encoder.layer.3.attention"
+        ));
         assert!(glob_match("*.dense", "bert.pooler.dense"));
         assert!(glob_match("conv_layers.?", "conv_layers.7"));
         assert!(!glob_match("conv_layers.?", "conv_layers.10"));
-        assert!(!glob_match("encoder.layer.*.attention", "encoder.layer.3.attention.output"));
+        assert!(!glob_match(
+            "encoder.layer.*.attention",
+            "encoder.layer.3.attention.output"
+        ));
         assert!(glob_match("*", ""));
         assert!(glob_match("a*b*c", "a.x.b.y.c"));
         assert!(!glob_match("a*b*c", "a.x.b.y"));

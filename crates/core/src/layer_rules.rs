@@ -9,14 +9,13 @@
 //! with `sign(0) = +1`. A rule is only the table of its terms: each is a few lines below.
 
 use crate::ops::conv::ConvGeometry;
-use crate::ops::InputGrad;
-use crate::rule::{Group, Propagation, RuleRef, Term};
 use crate::ops::is_half;
 use crate::ops::stabilize::stabilized_div;
+use crate::ops::InputGrad;
+use crate::rule::{Group, Propagation, RuleRef, Term};
 use candle_core::{DType, Result, Tensor};
 
-/// Zennit's default stabiliser for every rule but ε.
-pub const DEFAULT_STABILIZER: f64 = 1e-6;
+pub use crate::rule::DEFAULT_STABILIZER;
 
 /// The rule applied to a linear or convolution layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,7 +95,7 @@ impl crate::rule::Rule for LayerRule {
         Ok(crate::rule::Propagation::Terms(self.groups(l)?))
     }
 
-    fn treatment(&self, kind: crate::composite::LayerKind) -> crate::Result<crate::rule::Treatment> {
+    fn treatment(&self, kind: crate::rule::LayerKind) -> crate::Result<crate::rule::Treatment> {
         match *self {
             LayerRule::Gradient => Ok(crate::rule::Treatment::Exact),
             LayerRule::Epsilon(epsilon) => Ok(crate::rule::Treatment::Conservative { epsilon }),
@@ -188,7 +187,7 @@ fn neg(t: &Tensor) -> Result<Tensor> {
 /// The backward of a linear / conv layer (or an average pool) under a rule.
 pub(crate) struct LayerBackward {
     pub affine: Affine,
-    pub kind: crate::composite::LayerKind,
+    pub kind: crate::rule::LayerKind,
     pub rule: RuleRef,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -200,7 +199,7 @@ pub(crate) struct LayerBackward {
 impl LayerBackward {
     pub fn new(
         affine: Affine,
-        kind: crate::composite::LayerKind,
+        kind: crate::rule::LayerKind,
         rule: RuleRef,
         weight: &Tensor,
         bias: Option<&Tensor>,
@@ -222,7 +221,15 @@ impl LayerRule {
     fn groups(&self, l: &crate::rule::LayerInput) -> Result<Vec<Group>> {
         let (x, z, w, b) = (l.input, l.output, l.weight, l.bias);
         let t = |sign: f64, input: Tensor, weight: Tensor, bias: Option<Tensor>| {
-            (Part::Any, Term { sign, input, weight, bias })
+            (
+                Part::Any,
+                Term {
+                    sign,
+                    input,
+                    weight,
+                    bias,
+                },
+            )
         };
         let sign_split = matches!(
             self,
@@ -253,15 +260,35 @@ impl LayerRule {
         };
         let (wp, wn) = (pos(w)?, neg(w)?);
         let tp = |input: Tensor, weight: Tensor, bias: Option<Tensor>| {
-            (Part::Pos, Term { sign: 1.0, input, weight, bias })
+            (
+                Part::Pos,
+                Term {
+                    sign: 1.0,
+                    input,
+                    weight,
+                    bias,
+                },
+            )
         };
         let tn = |input: Tensor, weight: Tensor, bias: Option<Tensor>| {
-            (Part::Neg, Term { sign: 1.0, input, weight, bias })
+            (
+                Part::Neg,
+                Term {
+                    sign: 1.0,
+                    input,
+                    weight,
+                    bias,
+                },
+            )
         };
         let group = |coef: f64, terms: Vec<(Part, Term)>, mask: Option<Tensor>| (coef, terms, mask);
         let groups = match *self {
             LayerRule::Gradient | LayerRule::Epsilon(_) => {
-                vec![group(1.0, vec![t(1.0, x.clone(), w.clone(), b.cloned())], None)]
+                vec![group(
+                    1.0,
+                    vec![t(1.0, x.clone(), w.clone(), b.cloned())],
+                    None,
+                )]
             }
             LayerRule::ZPlus => vec![group(
                 1.0,
@@ -309,7 +336,12 @@ impl LayerRule {
             )],
             LayerRule::WSquare => vec![group(
                 1.0,
-                vec![t(1.0, x.ones_like()?, w.sqr()?, b.map(|b| b.sqr()).transpose()?)],
+                vec![t(
+                    1.0,
+                    x.ones_like()?,
+                    w.sqr()?,
+                    b.map(|b| b.sqr()).transpose()?,
+                )],
                 None,
             )],
             LayerRule::ZBox { low, high } => vec![group(
@@ -431,7 +463,6 @@ impl InputGrad for LayerBackward {
     }
 }
 
-
 /// Zennit's Norm rule for one summand of `y = a + b`: `R_a = a ⊙ R / stab(y)` (so the
 /// summands share the relevance in proportion to their contribution).
 pub(crate) struct SumShare {
@@ -450,5 +481,11 @@ impl InputGrad for SumShare {
                 .to_dtype(a.dtype());
         }
         a * stabilized_div(r, &self.total, self.eps)?
+    }
+}
+
+impl PartialEq<LayerRule> for RuleRef {
+    fn eq(&self, other: &LayerRule) -> bool {
+        self.downcast::<LayerRule>() == Some(other)
     }
 }

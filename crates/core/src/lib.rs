@@ -49,9 +49,9 @@ pub mod quadrature;
 pub mod rule;
 pub mod rules;
 pub mod target;
-pub(crate) mod train;
 #[doc(hidden)]
 pub mod test_utils;
+pub(crate) mod train;
 pub mod validate;
 
 pub use activation::Activation;
@@ -75,3 +75,9 @@ pub mod prelude {
         LayerKind, LayerRule, Quadrature, RuleCtx, Selector, Target,
     };
 }
+
+/// The crate README's code blocks (the "Write your own rule" example), compiled and run as
+/// doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

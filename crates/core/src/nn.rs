@@ -10,21 +10,11 @@ use crate::{Explainable, Result, RuleCtx};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-/// PyTorch's default init for linear and conv layers: U(±1/√fan_in). Only used when the
-/// builder creates variables (training); loading a checkpoint ignores it.
-fn torch_init(fan_in: usize) -> candle_nn::Init {
-    let b = 1.0 / (fan_in.max(1) as f64).sqrt();
-    candle_nn::Init::Uniform { lo: -b, up: b }
-}
-
+mod init;
 mod sequence;
 pub use sequence::{LayerNorm, Lstm, LstmDirection};
 
-/// A `VarBuilder`'s path (`encoder.layer.0.attention.self.query`), `None` at the root.
-pub(crate) fn path_of(vb: &VarBuilder) -> Option<String> {
-    let p = vb.prefix();
-    (!p.is_empty()).then_some(p)
-}
+use init::{path_of, torch_init};
 
 /// `y = x · Wᵀ + b` (PyTorch's `nn.Linear`).
 #[derive(Debug, Clone)]
@@ -329,13 +319,18 @@ impl BatchNorm {
 
 impl BatchNorm {
     /// PyTorch's default momentum of the running averages.
-    pub const MOMENTUM: f64 = 0.1;
+    pub const MOMENTUM: f64 = crate::train::BATCH_NORM_MOMENTUM;
 }
 
 impl Explainable for BatchNorm {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
         if ctx.is_training() {
-            return crate::train::batch_norm_forward(self, x);
+            return crate::train::batch_norm_forward(
+                x,
+                (&self.weight, &self.bias),
+                (&self.running_mean, &self.running_var),
+                self.eps,
+            );
         }
         let (scale, shift) = self.scale_shift()?;
         ctx.channel_affine(x, &scale, &shift)

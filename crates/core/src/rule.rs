@@ -5,14 +5,14 @@
 //!
 //! | operation | asks | built-in rules |
 //! |---|---|---|
-//! | a nonlinearity `a = f(z)` | [`Rule::activation`] | [`ActRule`]: gradient, ε, Rescale, guided, deconvnet, pass |
-//! | a linear or conv layer | [`Rule::layer`] | [`LayerRule`]: gradient, ε, z⁺, αβ, γ, flat, w², z^B |
-//! | an average pool, a residual sum, LayerNorm, attention, a gate | [`Rule::treatment`] | [`LayerRule::Gradient`] (exact), [`LayerRule::Epsilon`] (conservative: Norm, LN, AH, signal-take-all) |
+//! | a nonlinearity `a = f(z)` | [`Rule::activation`] | [`crate::ActRule`]: gradient, ε, Rescale, guided, deconvnet, pass |
+//! | a linear or conv layer | [`Rule::layer`] | [`crate::LayerRule`]: gradient, ε, z⁺, αβ, γ, flat, w², z^B |
+//! | an average pool, a residual sum, LayerNorm, attention, a gate | [`Rule::treatment`] | `LayerRule::Gradient` (exact), `LayerRule::Epsilon` (conservative: Norm, LN, AH, signal-take-all) |
 //!
 //! A method a rule does not implement is an error naming the rule and the operation, so a
 //! rule put on the wrong layer is never silently replaced by another. Composites
 //! ([`crate::Composite`]) choose a rule per operation by kind, call order and name; what an
-//! operation gets when nothing matches is written once, in [`defaults`].
+//! operation gets when nothing matches is written once, in `composite::defaults`.
 //!
 //! # Write your own rule
 //!
@@ -47,13 +47,33 @@
 //! An activation rule implements [`Rule::activation`] instead (see `tests/own_rules.rs`).
 
 use crate::activation::Activation;
-use crate::composite::LayerKind;
-use crate::layer_rules::LayerRule;
-use crate::rules::ActRule;
 use candle_core::Tensor;
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+
+/// Zennit's default stabiliser `ε` of `stab(z) = z + ε·sign(z)` for every rule but ε.
+pub const DEFAULT_STABILIZER: f64 = 1e-6;
+
+/// The kinds of operation a composite can address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Linear,
+    Conv2d,
+    /// Average pooling (a linear map without parameters): gradient or ε (Zennit's Norm).
+    AvgPool2d,
+    /// An explicit sum of two branches (residual connections, `RuleCtx::add`): gradient or ε.
+    Sum,
+    /// LayerNorm (`RuleCtx::layer_norm`): gradient (exact) or ε (σ held constant, Ali et al.).
+    LayerNorm,
+    /// Attention (`RuleCtx::attention`): gradient (exact) or ε (softmax weights held constant).
+    Attention,
+    /// Multiplicative gates (`RuleCtx::gate`): gradient (exact) or ε (signal-take-all).
+    Gate,
+    /// An elementwise nonlinearity (`RuleCtx::activation`): an [`ActRule`] or any rule with
+    /// [`crate::rule::Rule::activation`]; unmatched ones get the composite's `activation`.
+    Activation,
+}
 
 /// A rule: what the backward of an operation computes. Implement the methods for the
 /// operations the rule applies to; the others are errors when the rule is put there.
@@ -168,7 +188,7 @@ impl Group {
             terms,
             mask: None,
             normaliser: None,
-            stabilizer: crate::layer_rules::DEFAULT_STABILIZER,
+            stabilizer: DEFAULT_STABILIZER,
         }
     }
 }
@@ -238,59 +258,10 @@ impl<R: Rule> From<R> for RuleRef {
 }
 
 impl PartialEq for RuleRef {
+    /// The same rule object, or rules of one type with the same parameters (their `Debug`).
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
-            || matches!((self.downcast::<LayerRule>(), other.downcast::<LayerRule>()), (Some(a), Some(b)) if a == b)
-            || matches!((self.downcast::<ActRule>(), other.downcast::<ActRule>()), (Some(a), Some(b)) if a == b)
-    }
-}
-
-impl PartialEq<LayerRule> for RuleRef {
-    fn eq(&self, other: &LayerRule) -> bool {
-        self.downcast::<LayerRule>() == Some(other)
-    }
-}
-
-impl PartialEq<ActRule> for RuleRef {
-    fn eq(&self, other: &ActRule) -> bool {
-        self.downcast::<ActRule>() == Some(other)
-    }
-}
-
-/// What an operation gets when no selector of the composite matches it, in one place.
-pub mod defaults {
-    use super::*;
-
-    /// A linear or conv layer: the exact gradient (Zennit leaves unmatched layers alone).
-    pub fn layer() -> RuleRef {
-        RuleRef::new(LayerRule::Gradient)
-    }
-
-    /// An average pool or a residual sum: the exact gradient (a composite that wants
-    /// Zennit's Norm says so, as the presets do).
-    pub fn parameter_free() -> RuleRef {
-        RuleRef::new(LayerRule::Gradient)
-    }
-
-    /// LayerNorm, attention and gates under a composite: conservative with the default
-    /// stabiliser (Ali et al. 2022; Arras et al. 2017), because their exact gradient does
-    /// not conserve relevance.
-    pub fn factor_under_composite() -> RuleRef {
-        RuleRef::new(LayerRule::Epsilon(crate::layer_rules::DEFAULT_STABILIZER))
-    }
-
-    /// The same ops in a gradient context (no composite): exact for the gradient and
-    /// DeepLIFT's Rescale, the factor held constant for the other nonlinearity rules
-    /// (ε-LRP, guided backprop, deconvnet).
-    pub fn factor_without_composite(act: ActRule) -> Treatment {
-        match act {
-            ActRule::Gradient | ActRule::Rescale { .. } => Treatment::Exact,
-            _ => Treatment::Conservative { epsilon: 0.0 },
-        }
-    }
-
-    /// Which kinds of op take [`Rule::treatment`] rather than [`Rule::layer`].
-    pub fn is_parameter_free(kind: LayerKind) -> bool {
-        !matches!(kind, LayerKind::Linear | LayerKind::Conv2d)
+            || ((self.0.as_ref() as &dyn Any).type_id() == (other.0.as_ref() as &dyn Any).type_id()
+                && format!("{:?}", self.0) == format!("{:?}", other.0))
     }
 }

@@ -80,6 +80,12 @@ impl crate::rule::Rule for ActRule {
     }
 }
 
+impl PartialEq<ActRule> for crate::rule::RuleRef {
+    fn eq(&self, other: &ActRule) -> bool {
+        self.downcast::<ActRule>() == Some(other)
+    }
+}
+
 /// The backward of one nonlinearity under any [`crate::rule::Rule`] (rules of users'
 /// own; the built-in [`ActRule`]s take [`ActBackward`] and its kernels).
 pub(crate) struct RuleActBackward {
@@ -251,7 +257,13 @@ mod tests {
                 for dt in [DType::F64, DType::F32] {
                     let (zt, gt) = (z.to_dtype(dt)?, g.to_dtype(dt)?);
                     let got = zt
-                        .apply_op2_no_bwd(&gt, &SmoothActGrad { act: act.into(), guided })?
+                        .apply_op2_no_bwd(
+                            &gt,
+                            &SmoothActGrad {
+                                act: act.into(),
+                                guided,
+                            },
+                        )?
                         .to_dtype(DType::F64)?;
                     let err = (&got - &want)?.abs()?.max_all()?.to_scalar::<f64>()?;
                     let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };

@@ -187,8 +187,10 @@ fn residual_network_conserves(dev: &Device) -> anyhow::Result<()> {
     }
     // A gradient through the sum instead of Norm double counts: conservation breaks.
     let mut c = Composite::epsilon_plus();
-    c.layers
-        .insert(0, (Selector::kind(LayerKind::Sum), LayerRule::Gradient.into()));
+    c.layers.insert(
+        0,
+        (Selector::kind(LayerKind::Sum), LayerRule::Gradient.into()),
+    );
     let r = Lrp::new(c).attribute(&m, &x, &Target::Class(0))?;
     assert!(max_abs(r.delta.as_ref().unwrap()) > 1e-3);
     // Rules that need weights cannot go on a pool.

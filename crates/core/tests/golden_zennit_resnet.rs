@@ -84,9 +84,10 @@ fn zennit_resnet(dev: &Device) -> anyhow::Result<()> {
             .collect(),
     );
     let mut nosum = Composite::epsilon_plus();
-    nosum
-        .layers
-        .insert(0, (Selector::kind(LayerKind::Sum), LayerRule::Gradient.into()));
+    nosum.layers.insert(
+        0,
+        (Selector::kind(LayerKind::Sum), LayerRule::Gradient.into()),
+    );
     for (name, c) in [
         ("epsilon_plus", Composite::epsilon_plus()),
         ("epsilon_gamma_box", Composite::epsilon_gamma_box(-1.0, 2.0)),

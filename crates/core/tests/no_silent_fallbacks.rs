@@ -24,10 +24,17 @@ impl Explainable for Plain {
 
 fn plain(dev: &Device) -> Plain {
     let w = |r: usize, c: usize, k: f32| {
-        Tensor::from_vec((0..r * c).map(|i| ((i as f32 + 1.0) * k).sin()).collect(), (r, c), dev)
-            .unwrap()
+        Tensor::from_vec(
+            (0..r * c).map(|i| ((i as f32 + 1.0) * k).sin()).collect(),
+            (r, c),
+            dev,
+        )
+        .unwrap()
     };
-    Plain { w1: w(6, 4, 0.7), w2: w(3, 6, 1.1) }
+    Plain {
+        w1: w(6, 4, 0.7),
+        w2: w(3, 6, 1.1),
+    }
 }
 
 #[test]
@@ -37,17 +44,35 @@ fn rule_based_methods_refuse_a_model_that_ignores_the_context() -> anyhow::Resul
     let x = Tensor::rand(0f32, 1., (2, 1, 2, 2), &dev)?;
     let t = Target::Class(1);
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
-        ("lrp epsilon_plus", Box::new(Lrp::new(Composite::epsilon_plus()))),
-        ("lrp epsilon_plus_flat", Box::new(Lrp::new(Composite::epsilon_plus_flat()))),
-        ("lrp epsilon_gamma_box", Box::new(Lrp::new(Composite::epsilon_gamma_box(0.0, 1.0)))),
-        ("lrp epsilon_alpha2_beta1", Box::new(Lrp::new(Composite::epsilon_alpha2_beta1()))),
-        ("lrp guided_backprop", Box::new(Lrp::new(Composite::guided_backprop()))),
+        (
+            "lrp epsilon_plus",
+            Box::new(Lrp::new(Composite::epsilon_plus())),
+        ),
+        (
+            "lrp epsilon_plus_flat",
+            Box::new(Lrp::new(Composite::epsilon_plus_flat())),
+        ),
+        (
+            "lrp epsilon_gamma_box",
+            Box::new(Lrp::new(Composite::epsilon_gamma_box(0.0, 1.0))),
+        ),
+        (
+            "lrp epsilon_alpha2_beta1",
+            Box::new(Lrp::new(Composite::epsilon_alpha2_beta1())),
+        ),
+        (
+            "lrp guided_backprop",
+            Box::new(Lrp::new(Composite::guided_backprop())),
+        ),
         ("lrp deconvnet", Box::new(Lrp::new(Composite::deconvnet()))),
         ("epsilon lrp", Box::new(EpsilonLrp::default())),
         ("deeplift", Box::new(DeepLift::default())),
         ("guided backprop", Box::new(GuidedBackprop::default())),
         ("deconvnet", Box::new(Deconvnet::default())),
-        ("guided grad-cam", Box::new(GuidedGradCam(GradCam::new("hidden")))),
+        (
+            "guided grad-cam",
+            Box::new(GuidedGradCam(GradCam::new("hidden"))),
+        ),
     ];
     for (name, method) in methods {
         match method.attribute(&m, &x, &t) {
@@ -81,9 +106,13 @@ impl Explainable for Branching {
         let h = if s > self.t {
             ctx.activation(candle_explain_core::Activation::Tanh, &h)?
         } else if s < -self.t {
-            let p = candle_explain_core::ops::pool::PoolGeometry { kernel: (1, 1), stride: (1, 1) };
+            let p = candle_explain_core::ops::pool::PoolGeometry {
+                kernel: (1, 1),
+                stride: (1, 1),
+            };
             let n = h.dim(0)?;
-            ctx.max_pool2d(&h.reshape((n, 1, 1, 4))?, p)?.reshape((n, 4))?
+            ctx.max_pool2d(&h.reshape((n, 1, 1, 4))?, p)?
+                .reshape((n, 4))?
         } else {
             h
         };
@@ -97,11 +126,26 @@ fn a_deeplift_replay_that_does_not_match_is_an_error() -> anyhow::Result<()> {
     let up = Tensor::new(&[[1f32, 2., 3., 4.]], &dev)?;
     let cases = [
         // The input runs more operations than the (zero) baseline recorded.
-        (Branching { t: 0.5 }, up.clone(), Baseline::Zero, "recorded only"),
+        (
+            Branching { t: 0.5 },
+            up.clone(),
+            Baseline::Zero,
+            "recorded only",
+        ),
         // Fewer: the baseline (all 5) branches, the input does not.
-        (Branching { t: 12.0 }, up.clone(), Baseline::Constant(5.0), "ran 1 recorded operations but the baseline's ran 2"),
+        (
+            Branching { t: 12.0 },
+            up.clone(),
+            Baseline::Constant(5.0),
+            "ran 1 recorded operations but the baseline's ran 2",
+        ),
         // Another kind of operation at the same position.
-        (Branching { t: 2.0 }, (up.clone() * 2.0)?, Baseline::Constant(-1.0), "is a nonlinearity for the input but was a max-pool"),
+        (
+            Branching { t: 2.0 },
+            (up.clone() * 2.0)?,
+            Baseline::Constant(-1.0),
+            "is a nonlinearity for the input but was a max-pool",
+        ),
     ];
     for (model, x, baseline, expect) in cases {
         let e = DeepLift::default()
@@ -109,7 +153,10 @@ fn a_deeplift_replay_that_does_not_match_is_an_error() -> anyhow::Result<()> {
             .attribute(&model, &x, &Target::Class(0))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("DeepLIFT replay") && e.contains(expect), "expected {expect:?} in {e}");
+        assert!(
+            e.contains("DeepLIFT replay") && e.contains(expect),
+            "expected {expect:?} in {e}"
+        );
     }
     // The same model on inputs that take the baseline's path is fine.
     let ok = DeepLift::default().attribute(&Branching { t: 100.0 }, &up, &Target::Class(0))?;

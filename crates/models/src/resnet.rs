@@ -166,9 +166,7 @@ impl ResNet {
 impl Explainable for ResNet {
     /// Every BatchNorm folded into its conv ([`ResNet::canonized`]): what composites with
     /// the `MergeBatchNorm` canonizer explain.
-    fn canonized(
-        &self,
-    ) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
+    fn canonized(&self) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
         Ok(Some(Box::new(ResNet::canonized(self)?)))
     }
 

@@ -238,9 +238,7 @@ impl SmallResNet {
 impl Explainable for SmallResNet {
     /// Every BatchNorm folded into its conv ([`SmallResNet::canonized`]): what composites with
     /// the `MergeBatchNorm` canonizer explain.
-    fn canonized(
-        &self,
-    ) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
+    fn canonized(&self) -> candle_explain_core::Result<Option<Box<dyn Explainable + '_>>> {
         Ok(Some(Box::new(SmallResNet::canonized(self)?)))
     }
 

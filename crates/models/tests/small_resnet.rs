@@ -40,6 +40,38 @@ fn model(dev: &Device) -> SmallResNet {
     .expect("weights/fashion_resnet.safetensors is committed")
 }
 
+/// A composite with the BatchNorm canonizer runs on the folded model by itself: the same
+/// relevance as LRP on `canonized()`; without the canonizer the unfolded model is explained
+/// as it is (BatchNorm's gradient), which differs.
+#[test]
+fn composites_fold_batch_norms_through_their_canonizer() -> anyhow::Result<()> {
+    use candle_explain_core::composite::Canonizer;
+    let dev = Device::Cpu;
+    let (x, _) = fashion("t10k", &dev);
+    let x = x.narrow(0, 0, 4)?;
+    let t = Target::Class(3);
+    let m = model(&dev);
+    let with = Lrp::new(Composite::epsilon_plus().with_canonizer(Canonizer::MergeBatchNorm))
+        .attribute(&m, &x, &t)?
+        .attributions;
+    let folded = Lrp::new(Composite::epsilon_plus())
+        .attribute(&m.canonized()?, &x, &t)?
+        .attributions;
+    let unfolded = Lrp::new(Composite::epsilon_plus())
+        .attribute(&m, &x, &t)?
+        .attributions;
+    let d = |a: &Tensor, b: &Tensor| -> anyhow::Result<f32> {
+        Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?)
+    };
+    assert!(
+        d(&with, &folded)? < 1e-5,
+        "canonizer vs folded: {}",
+        d(&with, &folded)?
+    );
+    assert!(d(&with, &unfolded)? > 1e-3, "the canonizer changed nothing");
+    Ok(())
+}
+
 /// weights/README.md: 91.02 % on the 10,000 test images, as measured after training.
 #[test]
 fn reproduces_the_reported_test_accuracy() -> anyhow::Result<()> {

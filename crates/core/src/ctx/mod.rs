@@ -28,8 +28,8 @@ use std::cell::Cell;
 mod probe;
 mod selection;
 mod sequence;
-mod taps;
 mod tape;
+mod taps;
 
 use tape::{Entry, Tape};
 

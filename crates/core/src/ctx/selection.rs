@@ -2,8 +2,8 @@
 //! the call order of linear / conv layers, and the composite's selectors, with the defaults
 //! of `rule::defaults` where none matches.
 
-use crate::composite::{Composite, LayerKind, Op};
-use crate::rule::{defaults, RuleRef, Treatment};
+use crate::composite::{defaults, Composite, LayerKind, Op};
+use crate::rule::{RuleRef, Treatment};
 use crate::{ActRule, Result};
 use std::cell::{Cell, RefCell};
 
@@ -58,7 +58,9 @@ impl Selection {
         self.layer_index.set(i + 1);
         match &self.composite {
             None => defaults::layer(),
-            Some(c) => self.op(kind, Some(i), |op| c.select(op).unwrap_or_else(defaults::layer)),
+            Some(c) => self.op(kind, Some(i), |op| {
+                c.select(op).unwrap_or_else(defaults::layer)
+            }),
         }
     }
 
@@ -78,7 +80,9 @@ impl Selection {
         match &self.composite {
             None => defaults::parameter_free().treatment(kind),
             Some(c) => self
-                .op(kind, None, |op| c.select(op).unwrap_or_else(defaults::parameter_free))
+                .op(kind, None, |op| {
+                    c.select(op).unwrap_or_else(defaults::parameter_free)
+                })
                 .treatment(kind),
         }
     }
@@ -89,7 +93,8 @@ impl Selection {
             None => Ok(defaults::factor_without_composite(context_rule)),
             Some(c) => self
                 .op(kind, None, |op| {
-                    c.select(op).unwrap_or_else(defaults::factor_under_composite)
+                    c.select(op)
+                        .unwrap_or_else(defaults::factor_under_composite)
                 })
                 .treatment(kind),
         }

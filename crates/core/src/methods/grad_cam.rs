@@ -122,7 +122,7 @@ impl Attributor for GuidedGradCam {
         target: &Target,
     ) -> Result<Attribution> {
         let cam = self.0.attribute(model, input, target)?;
-        let guided = super::GuidedBackprop {
+        let guided = super::gradient::GuidedBackprop {
             batching: self.0.batching.clone(),
         }
         .attribute(model, input, target)?;

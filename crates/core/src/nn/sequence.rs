@@ -1,6 +1,6 @@
 //! Layers of sequence models: LayerNorm and LSTM, in PyTorch's layout and parameter names.
 
-use super::torch_init;
+use super::init::{path_of, torch_init};
 use crate::activation::Activation;
 use crate::{Explainable, Result, RuleCtx};
 use candle_core::Tensor;
@@ -30,7 +30,7 @@ impl LayerNorm {
         let weight = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
         let bias = vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?;
         let mut ln = Self::new(weight, Some(bias), eps);
-        ln.name = super::path_of(&vb);
+        ln.name = path_of(&vb);
         Ok(ln)
     }
 }

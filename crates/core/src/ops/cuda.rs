@@ -214,8 +214,8 @@ pub(crate) fn act_grad(
 mod tests {
     use crate::activation::Activation;
     use crate::ops::activation::smooth::SmoothActGrad;
-    use crate::ops::layer_norm::cpu::LayerNormInputGrad;
     use crate::ops::attention::softmax_grad::SoftmaxGrad;
+    use crate::ops::layer_norm::cpu::LayerNormInputGrad;
     use candle_core::{DType, Device, Tensor, D};
 
     fn rel(got: &Tensor, want: &Tensor) -> candle_core::Result<f64> {
@@ -293,7 +293,13 @@ mod tests {
                     let upstream = if guided { gr.relu()? } else { gr };
                     let want = (&upstream * act.derivative(&zr)?)?;
                     let on = |t: &Tensor| t.to_dtype(dt)?.to_device(&gpu);
-                    let got = on(&z)?.apply_op2_no_bwd(&on(&g)?, &SmoothActGrad { act: act.into(), guided })?;
+                    let got = on(&z)?.apply_op2_no_bwd(
+                        &on(&g)?,
+                        &SmoothActGrad {
+                            act: act.into(),
+                            guided,
+                        },
+                    )?;
                     let e = rel(&got, &want)?;
                     assert!(
                         e < tolerance(dt),

@@ -7,12 +7,33 @@
 //! input gradient, as computed by an [`InputGrad`] rule from ordinary tensor ops. The
 //! weights' gradients are never computed: that is the whole point (see PERFORMANCE.md).
 
+/// The CPU storage `$body` makes from the f32 or f64 elements of the inputs (all of one
+/// dtype), each bound to its name after slicing by its layout: the dtype dispatch every CPU
+/// kernel needs, written once.
+macro_rules! float_kernel {
+    ($what:expr, [$(($s:expr, $l:expr) => $v:ident),+ $(,)?], $body:expr) => {
+        match ($($s,)+) {
+            ($(candle_core::CpuStorage::F32($v),)+) => {
+                $(let $v = $crate::ops::slice($v, $l, $what)?;)+
+                candle_core::CpuStorage::F32($body)
+            }
+            ($(candle_core::CpuStorage::F64($v),)+) => {
+                $(let $v = $crate::ops::slice($v, $l, $what)?;)+
+                candle_core::CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("{}: f32 or f64 only, one dtype", $what),
+        }
+    };
+}
+pub(crate) use float_kernel;
+
 pub(crate) mod activation;
 pub(crate) mod attention;
 pub mod conv;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 pub(crate) mod fast_math;
+pub(crate) mod gemm;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub mod pool;

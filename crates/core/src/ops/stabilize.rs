@@ -2,7 +2,6 @@
 //! the CPU (five tensor-op passes otherwise).
 
 use super::activation::relu_cpu::map2;
-use super::slice;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 /// `z + ε·sign(z)` with `sign(0) = +1`: never closer to zero than ε.
@@ -18,10 +17,9 @@ pub(crate) fn stabilized_div(r: &Tensor, z: &Tensor, eps: f64) -> Result<Tensor>
         && r.dims() == z.dims()
         && matches!(r.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
-        return r.contiguous()?.apply_op2_no_bwd(
-            &z.contiguous()?,
-            &StabilizedDivCpu(eps),
-        );
+        return r
+            .contiguous()?
+            .apply_op2_no_bwd(&z.contiguous()?, &StabilizedDivCpu(eps));
     }
     r / stabilize(z, eps)?
 }
@@ -55,24 +53,13 @@ impl CustomOp2 for StabilizedDivCpu {
             })
         }
         let shape = l1.shape().clone();
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(r), CpuStorage::F32(z)) => (
-                CpuStorage::F32(div(
-                    slice(r, l1, "relu kernel input")?,
-                    slice(z, l2, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(r), CpuStorage::F64(z)) => (
-                CpuStorage::F64(div(
-                    slice(r, l1, "relu kernel input")?,
-                    slice(z, l2, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("stabilized division kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("stabilized division kernel", [(s1, l1) => r, (s2, l2) => z], div(
+                r,
+                z,
+                self.0,
+            )),
+            shape,
+        ))
     }
 }

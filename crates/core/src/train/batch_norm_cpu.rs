@@ -6,7 +6,7 @@
 //! activation; measured on a (128, 16, 28, 28) batch, forward + backward took 187 ms against
 //! 50 ms for the conv before it. Channels run in parallel; sums accumulate in f64.
 
-use crate::ops::slice;
+use crate::ops::{float_kernel, slice};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -239,30 +239,16 @@ impl CustomOp3 for BatchNormTrainGradCpu {
             )
         }
         let shape = Shape::from(l1.shape().elem_count() + 2 * c);
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => (
-                CpuStorage::F32(backward(
-                    slice(x, l1, "x")?,
-                    slice(g, l2, "weight")?,
-                    slice(d, l3, "dy")?,
-                    &self.stats,
-                    self.eps,
-                    geo,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => (
-                CpuStorage::F64(backward(
-                    slice(x, l1, "x")?,
-                    slice(g, l2, "weight")?,
-                    slice(d, l3, "dy")?,
-                    &self.stats,
-                    self.eps,
-                    geo,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("batch norm backward cpu kernel: f32 or f64 only, one dtype"),
-        })
+        Ok((
+            float_kernel!("batch norm backward cpu kernel", [(s1, l1) => x, (s2, l2) => g, (s3, l3) => d], backward(
+                x,
+                g,
+                d,
+                &self.stats,
+                self.eps,
+                geo,
+            )),
+            shape,
+        ))
     }
 }

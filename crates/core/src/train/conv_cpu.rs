@@ -3,9 +3,9 @@
 
 use crate::ops::conv::cpu::{im2col, Conv2dCpu, Conv2dInputGradCpu, Dims};
 use crate::ops::conv::ConvGeometry;
-use crate::ops::slice;
+use crate::ops::float_kernel;
+use crate::ops::gemm::{matmul, Parallelism, View};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, WithDType};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// `dw (cout, cin/groups, kh, kw) = Σ_b dy_b · im2col(x_b)ᵀ` (training). The batch is cut
@@ -27,25 +27,13 @@ fn weight_grad<T: WithDType>(x: &[T], dy: &[T], d: Dims) -> Vec<T> {
                     // SAFETY: dw's (cout_g × k) block, dy's (cout_g × hw) block and the (hw × k)
                     // transpose of the columns' (k × hw) block lie inside their buffers.
                     unsafe {
-                        gemm::gemm(
-                            cout_g,
-                            k,
-                            hw,
-                            dw.as_mut_ptr().add(grp * cout_g * k),
-                            1,
-                            k as isize,
+                        matmul(
+                            (cout_g, k, hw),
+                            View::rows(dw.as_mut_ptr().add(grp * cout_g * k), k),
+                            View::rows(dy.as_ptr().add(b * ys + grp * cout_g * hw), hw),
+                            View::transposed(cols.as_ptr().add(grp * k * hw), hw),
                             true,
-                            dy.as_ptr().add(b * ys + grp * cout_g * hw),
-                            1,
-                            hw as isize,
-                            cols.as_ptr().add(grp * k * hw),
-                            hw as isize,
-                            1,
-                            T::from_f64(1.0),
-                            T::from_f64(1.0),
-                            false,
-                            false,
-                            false,
+                            1.0,
                             Parallelism::None,
                         );
                     }
@@ -110,17 +98,10 @@ impl CustomOp2 for Conv2dWeightGradCpu {
             g,
         };
         let shape = Shape::from((cout, cin / g.groups, kh, kw));
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(dy)) => (
-                CpuStorage::F32(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(dy)) => (
-                CpuStorage::F64(weight_grad(slice(x, l1, "x")?, slice(dy, l2, "dy")?, d)),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d weight-grad cpu kernel: f32 or f64 only, one dtype"),
-        })
+        Ok((
+            float_kernel!("conv2d weight-grad cpu kernel", [(s1, l1) => x, (s2, l2) => dy], weight_grad(x, dy, d)),
+            shape,
+        ))
     }
 }
 
@@ -168,4 +149,3 @@ impl CustomOp2 for Conv2dTrainCpu {
         Ok((Some(dx), Some(dw)))
     }
 }
-

@@ -3,9 +3,11 @@
 //! contexts never reach this module, so attribution never computes a weight gradient.
 
 pub(crate) mod batch_norm_cpu;
+
+/// PyTorch's default momentum of BatchNorm's running averages.
+pub(crate) const BATCH_NORM_MOMENTUM: f64 = 0.1;
 mod conv_cpu;
 
-use crate::nn::BatchNorm;
 use crate::ops::conv::ConvGeometry;
 use crate::Result;
 use candle_core::Tensor;
@@ -32,16 +34,21 @@ pub(crate) fn conv_forward(
 
 /// Training-mode normalisation: the batch's mean and biased variance over every axis but
 /// the channels (axis 1); the running averages move towards the batch's mean and
-/// *unbiased* variance by [`BatchNorm::MOMENTUM`], as in PyTorch.
-pub(crate) fn batch_norm_forward(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
-    let c = bn.weight.elem_count();
+/// *unbiased* variance by [`BATCH_NORM_MOMENTUM`], as in PyTorch.
+pub(crate) fn batch_norm_forward(
+    x: &Tensor,
+    (weight, bias): (&Tensor, &Tensor),
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f64,
+) -> Result<Tensor> {
+    let c = weight.elem_count();
     if x.rank() < 2 || x.dim(1)? != c {
         return Err(crate::error::invalid(
             "batch_norm",
             format!("input {:?}: need (batch, {c}, …)", x.dims()),
         ));
     }
-    let m = BatchNorm::MOMENTUM;
+    let m = BATCH_NORM_MOMENTUM;
     let update = |run: &Tensor, batch: Tensor| -> Result<()> {
         let new =
             ((run * (1.0 - m))? + (batch.detach().flatten_all()?.to_dtype(run.dtype())? * m)?)?;
@@ -56,22 +63,22 @@ pub(crate) fn batch_norm_forward(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
     }
     let unbias = n as f64 / (n - 1) as f64;
     let fits = |t: &Tensor| crate::ops::conv::cpu::applies(t) && t.dtype() == x.dtype();
-    if fits(x) && fits(&bn.weight) && fits(&bn.bias) {
+    if fits(x) && fits(weight) && fits(bias) {
         use batch_norm_cpu::{BatchNormTrainCpu, BatchStats};
         let stats = std::sync::Arc::new(std::sync::Mutex::new(BatchStats::default()));
         let op = BatchNormTrainCpu {
-            eps: bn.eps,
+            eps,
             stats: stats.clone(),
         };
-        let y = x.contiguous()?.apply_op3(&bn.weight, &bn.bias, op)?;
+        let y = x.contiguous()?.apply_op3(weight, bias, op)?;
         let st = stats
             .lock()
             .map_err(|_| crate::error::invalid("batch_norm", "statistics lock poisoned"))?
             .clone();
         let dev = x.device();
-        update(&bn.running_mean, Tensor::new(st.mean.as_slice(), dev)?)?;
+        update(running_mean, Tensor::new(st.mean.as_slice(), dev)?)?;
         update(
-            &bn.running_var,
+            running_var,
             (Tensor::new(st.var.as_slice(), dev)? * unbias)?,
         )?;
         return Ok(y);
@@ -81,12 +88,12 @@ pub(crate) fn batch_norm_forward(bn: &BatchNorm, x: &Tensor) -> Result<Tensor> {
     let mean = rows.mean_keepdim(1)?;
     let centred = rows.broadcast_sub(&mean)?;
     let var = centred.sqr()?.mean_keepdim(1)?;
-    update(&bn.running_mean, mean)?;
-    update(&bn.running_var, (&var * unbias)?)?;
-    let y = centred.broadcast_div(&(var + bn.eps)?.sqrt()?)?;
+    update(running_mean, mean)?;
+    update(running_var, (&var * unbias)?)?;
+    let y = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
     let y = y
-        .broadcast_mul(&bn.weight.reshape((c, 1))?)?
-        .broadcast_add(&bn.bias.reshape((c, 1))?)?;
+        .broadcast_mul(&weight.reshape((c, 1))?)?
+        .broadcast_add(&bias.reshape((c, 1))?)?;
     let mut dims = x.dims().to_vec();
     dims.swap(0, 1);
     Ok(y.reshape(dims)?.transpose(0, 1)?)

@@ -5,7 +5,6 @@
 //! multiplier about ten. These kernels compute each rule's input gradient in one pass. The
 //! tensor-op versions in `rules.rs` stay the reference (and the path on other devices).
 
-use crate::ops::slice;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
 use rayon::prelude::*;
 
@@ -69,25 +68,14 @@ impl CustomOp2 for ReluBackwardCpu {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let shape = l1.shape().clone();
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(z), CpuStorage::F32(g)) => (
-                CpuStorage::F32(relu_rule(
-                    self.0,
-                    slice(z, l1, "relu kernel input")?,
-                    slice(g, l2, "relu kernel input")?,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(z), CpuStorage::F64(g)) => (
-                CpuStorage::F64(relu_rule(
-                    self.0,
-                    slice(z, l1, "relu kernel input")?,
-                    slice(g, l2, "relu kernel input")?,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("relu kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("relu kernel", [(s1, l1) => z, (s2, l2) => g], relu_rule(
+                self.0,
+                z,
+                g,
+            )),
+            shape,
+        ))
     }
 }
 
@@ -133,27 +121,14 @@ impl CustomOp3 for ReluRescaleCpu {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let shape = l1.shape().clone();
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(z), CpuStorage::F32(r), CpuStorage::F32(g)) => (
-                CpuStorage::F32(rescale(
-                    slice(z, l1, "relu kernel input")?,
-                    slice(r, l2, "relu kernel input")?,
-                    slice(g, l3, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(z), CpuStorage::F64(r), CpuStorage::F64(g)) => (
-                CpuStorage::F64(rescale(
-                    slice(z, l1, "relu kernel input")?,
-                    slice(r, l2, "relu kernel input")?,
-                    slice(g, l3, "relu kernel input")?,
-                    self.0,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("relu rescale kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("relu rescale kernel", [(s1, l1) => z, (s2, l2) => r, (s3, l3) => g], rescale(
+                z,
+                r,
+                g,
+                self.0,
+            )),
+            shape,
+        ))
     }
 }
-

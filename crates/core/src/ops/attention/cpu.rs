@@ -11,8 +11,8 @@
 //! three boundaries, zero-fills and sums three gradient buffers.
 
 use crate::ops::fast_math;
+use crate::ops::gemm::{Parallelism, View};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, WithDType};
-use gemm::Parallelism;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -82,25 +82,18 @@ unsafe fn matmul<T: WithDType>(
     accumulate: bool,
     beta: f64,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
+    let view = |(ptr, row_stride, col_stride): (*const T, isize, isize)| View {
+        ptr,
+        row_stride,
+        col_stride,
+    };
+    crate::ops::gemm::matmul(
+        (m, n, k),
+        View::rows(dst, n),
+        view(lhs),
+        view(rhs),
         accumulate,
-        lhs.0,
-        lhs.2,
-        lhs.1,
-        rhs.0,
-        rhs.2,
-        rhs.1,
-        T::from_f64(if accumulate { 1.0 } else { 0.0 }),
-        T::from_f64(beta),
-        false,
-        false,
-        false,
+        beta,
         Parallelism::None,
     )
 }

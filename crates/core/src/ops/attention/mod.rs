@@ -9,9 +9,9 @@
 pub(crate) mod cpu;
 pub(crate) mod softmax_grad;
 
-use softmax_grad::softmax_grad;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use softmax_grad::softmax_grad;
 
 struct AttentionBoundary {
     /// The forward's output and weights, from detached inputs.

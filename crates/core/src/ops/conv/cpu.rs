@@ -7,9 +7,8 @@
 //! of parallelism (so a conv with one input channel still uses every core).
 
 use super::geometry::ConvGeometry;
-use crate::ops::slice;
+use crate::ops::gemm::{matmul, Parallelism, View};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, WithDType};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -179,25 +178,13 @@ fn forward<T: WithDType>(x: &[T], wt: &[T], bias: Option<&[T]>, d: Dims, parts: 
                 // SAFETY: the pointers cover (cout_g × ld), (cout_g × k) and (k × ld) row-major
                 // blocks inside their buffers, which do not overlap.
                 unsafe {
-                    gemm::gemm(
-                        cout_g,
-                        ld,
-                        k,
-                        out.as_mut_ptr().add(grp * cout_g * ld),
-                        1,
-                        ld as isize,
+                    matmul(
+                        (cout_g, ld, k),
+                        View::rows(out.as_mut_ptr().add(grp * cout_g * ld), ld),
+                        View::rows(wt.as_ptr().add(grp * cout_g * k), k),
+                        View::rows(cols.as_ptr().add(grp * k * ld), ld),
                         true,
-                        wt.as_ptr().add(grp * cout_g * k),
-                        1,
-                        k as isize,
-                        cols.as_ptr().add(grp * k * ld),
-                        1,
-                        ld as isize,
-                        T::from_f64(1.0),
-                        T::from_f64(1.0),
-                        false,
-                        false,
-                        false,
+                        1.0,
                         par,
                     );
                 }
@@ -229,25 +216,13 @@ fn input_grad<T: WithDType>(dy: &[T], wt: &[T], times: Option<&[T]>, d: Dims) ->
                 for grp in 0..d.g.groups {
                     // SAFETY: as in `forward`; the kernel block is read transposed through its strides.
                     unsafe {
-                        gemm::gemm(
-                            k,
-                            hw,
-                            cout_g,
-                            cols.as_mut_ptr().add(grp * k * hw),
-                            1,
-                            hw as isize,
+                        matmul(
+                            (k, hw, cout_g),
+                            View::rows(cols.as_mut_ptr().add(grp * k * hw), hw),
+                            View::transposed(wt.as_ptr().add(grp * cout_g * k), k),
+                            View::rows(dyb.as_ptr().add(grp * cout_g * hw), hw),
                             false,
-                            wt.as_ptr().add(grp * cout_g * k),
-                            k as isize,
-                            1,
-                            dyb.as_ptr().add(grp * cout_g * hw),
-                            1,
-                            hw as isize,
-                            T::from_f64(0.0),
-                            T::from_f64(1.0),
-                            false,
-                            false,
-                            false,
+                            1.0,
                             par,
                         );
                     }
@@ -329,17 +304,10 @@ impl CustomOp2 for Conv2dCpu {
     ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1.dims(), l2.dims(), self.0, None)?;
         let shape = Shape::from((d.b, d.cout, d.ho, d.wo));
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => (
-                CpuStorage::F32(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d, 1)),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => (
-                CpuStorage::F64(forward(slice(x, l1, "x")?, slice(w, l2, "w")?, None, d, 1)),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("conv2d cpu kernel", [(s1, l1) => x, (s2, l2) => w], forward(x, w, None, d, 1)),
+            shape,
+        ))
     }
 }
 
@@ -405,29 +373,16 @@ impl CustomOp3 for Conv2dStackedCpu {
         } else {
             Shape::from((parts, d.b, d.cout / parts, d.ho, d.wo))
         };
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (
-                CpuStorage::F32(forward(
-                    slice(x, l1, "x")?,
-                    slice(w, l2, "w")?,
-                    Some(slice(b, l3, "bias")?),
-                    d,
-                    parts,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => (
-                CpuStorage::F64(forward(
-                    slice(x, l1, "x")?,
-                    slice(w, l2, "w")?,
-                    Some(slice(b, l3, "bias")?),
-                    d,
-                    parts,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d cpu kernel: f32 or f64 only, one dtype"),
-        })
+        Ok((
+            float_kernel!("conv2d cpu kernel", [(s1, l1) => x, (s2, l2) => w, (s3, l3) => b], forward(
+                x,
+                w,
+                Some(b),
+                d,
+                parts,
+            )),
+            shape,
+        ))
     }
 }
 
@@ -450,27 +405,15 @@ impl CustomOp2 for Conv2dInputGradCpu {
     ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1.dims(), l2.dims(), self.g, Some(self.in_hw))?;
         let shape = Shape::from((d.b, d.cin, d.h, d.w));
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(dy), CpuStorage::F32(w)) => (
-                CpuStorage::F32(input_grad(
-                    slice(dy, l1, "dy")?,
-                    slice(w, l2, "w")?,
-                    None,
-                    d,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(dy), CpuStorage::F64(w)) => (
-                CpuStorage::F64(input_grad(
-                    slice(dy, l1, "dy")?,
-                    slice(w, l2, "w")?,
-                    None,
-                    d,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("conv2d input-grad cpu kernel", [(s1, l1) => dy, (s2, l2) => w], input_grad(
+                dy,
+                w,
+                None,
+                d,
+            )),
+            shape,
+        ))
     }
 }
 
@@ -504,27 +447,15 @@ impl CustomOp3 for Conv2dInputGradTimesCpu {
             )
         }
         let shape = Shape::from((d.b, d.cin, d.h, d.w));
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(dy), CpuStorage::F32(w), CpuStorage::F32(x)) => (
-                CpuStorage::F32(input_grad(
-                    slice(dy, l1, "dy")?,
-                    slice(w, l2, "w")?,
-                    Some(slice(x, l3, "x")?),
-                    d,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(dy), CpuStorage::F64(w), CpuStorage::F64(x)) => (
-                CpuStorage::F64(input_grad(
-                    slice(dy, l1, "dy")?,
-                    slice(w, l2, "w")?,
-                    Some(slice(x, l3, "x")?),
-                    d,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("conv2d input-grad cpu kernel: f32 or f64 only, one dtype"),
-        })
+        Ok((
+            float_kernel!("conv2d input-grad cpu kernel", [(s1, l1) => dy, (s2, l2) => w, (s3, l3) => x], input_grad(
+                dy,
+                w,
+                Some(x),
+                d,
+            )),
+            shape,
+        ))
     }
 }
 

@@ -13,7 +13,12 @@ use super::in_f32_on_cpu;
 use candle_core::{Result, Tensor};
 
 /// `conv(x, w) + b`, differentiable by Candle's autograd (prediction).
-pub(crate) fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: ConvGeometry) -> Result<Tensor> {
+pub(crate) fn forward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: ConvGeometry,
+) -> Result<Tensor> {
     if let Some(r) = in_f32_on_cpu(x, w, b, |x, w, b| forward(x, w, b, g)) {
         return r;
     }
@@ -83,9 +88,9 @@ pub(crate) fn forward_with_positive(
     };
     let wk = Tensor::cat(&[w, &w.relu()?], 0)?;
     let bk = Tensor::cat(&[&b, &b.relu()?], 0)?;
-    let both = x
-        .contiguous()?
-        .apply_op3_no_bwd(&wk, &bk, &cpu::Conv2dStackedCpu { g, parts: 2 })?;
+    let both =
+        x.contiguous()?
+            .apply_op3_no_bwd(&wk, &bk, &cpu::Conv2dStackedCpu { g, parts: 2 })?;
     Ok(Some((both.get(0)?, both.get(1)?)))
 }
 

@@ -121,13 +121,7 @@ impl CustomOp3 for LayerNormInputGrad {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        crate::ops::cuda::layer_norm_input_grad(
-            (s1, l1),
-            (s2, l2),
-            (s3, l3),
-            self.eps,
-            self.exact,
-        )
+        crate::ops::cuda::layer_norm_input_grad((s1, l1), (s2, l2), (s3, l3), self.eps, self.exact)
     }
     fn cpu_fwd(
         &self,
@@ -148,28 +142,15 @@ impl CustomOp3 for LayerNormInputGrad {
             )
         }
         let shape = l1.shape().clone();
-        Ok(match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => (
-                CpuStorage::F32(input_grad(
-                    slice(x, l1, "x")?,
-                    slice(g, l2, "γ")?,
-                    slice(d, l3, "dy")?,
-                    self.eps,
-                    self.exact,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => (
-                CpuStorage::F64(input_grad(
-                    slice(x, l1, "x")?,
-                    slice(g, l2, "γ")?,
-                    slice(d, l3, "dy")?,
-                    self.eps,
-                    self.exact,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("layer norm backward kernel: f32 or f64 only, one dtype"),
-        })
+        Ok((
+            float_kernel!("layer norm backward kernel", [(s1, l1) => x, (s2, l2) => g, (s3, l3) => d], input_grad(
+                x,
+                g,
+                d,
+                self.eps,
+                self.exact,
+            )),
+            shape,
+        ))
     }
 }

@@ -2,10 +2,10 @@
 //! into the output before the gemm accumulates (no separate bias pass), used as the kernel of
 //! the linear layer's boundary op (no copy of the output either).
 
+use crate::ops::gemm::{matmul, Parallelism, View};
 use crate::ops::slice;
 use crate::ops::CpuKernel;
 use candle_core::{CpuStorage, Layout, Result, Shape, WithDType};
-use gemm::Parallelism;
 
 pub(crate) struct LinearCpu;
 
@@ -23,25 +23,13 @@ fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], (m, k, n): (usize, usize, us
     // SAFETY: y is (m × n) row-major, x (m × k) row-major, and Wᵀ is read from the (n × k)
     // row-major W through its strides (column step k, row step 1); all lie in their buffers.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            y.as_mut_ptr(),
-            1,
-            n as isize,
+        matmul(
+            (m, n, k),
+            View::rows(y.as_mut_ptr(), n),
+            View::rows(x.as_ptr(), k),
+            View::transposed(w.as_ptr(), k),
             true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            T::from_f64(1.0),
-            T::from_f64(1.0),
-            false,
-            false,
-            false,
+            1.0,
             par,
         );
     }

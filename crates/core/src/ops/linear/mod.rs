@@ -9,7 +9,11 @@ use candle_core::{Result, Tensor};
 
 /// `(x, w, b)` ready for the fused CPU kernel (contiguous, one dtype of f32 / f64, a zero
 /// bias when there is none), or `None` where it does not apply.
-fn cpu_args(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+fn cpu_args(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     let fits = |t: &Tensor| super::conv::cpu::applies(t) && t.dtype() == x.dtype();
     if !fits(x) || !fits(w) || !b.is_none_or(fits) || x.rank() == 0 {
         return Ok(None);

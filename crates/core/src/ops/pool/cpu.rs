@@ -205,34 +205,18 @@ impl CustomOp2 for MaxPoolGradCpu {
             )
         }
         let shape = l1.shape().clone();
-        Ok(match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => (
-                CpuStorage::F32(backward(
-                    slice(x, l1, "max-pool kernel input")?,
-                    slice(g, l2, "max-pool kernel input")?,
-                    n,
-                    h,
-                    w,
-                    ho,
-                    wo,
-                    self.0,
-                )),
-                shape,
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => (
-                CpuStorage::F64(backward(
-                    slice(x, l1, "max-pool kernel input")?,
-                    slice(g, l2, "max-pool kernel input")?,
-                    n,
-                    h,
-                    w,
-                    ho,
-                    wo,
-                    self.0,
-                )),
-                shape,
-            ),
-            _ => candle_core::bail!("max-pool grad cpu kernel: f32 or f64 only"),
-        })
+        Ok((
+            float_kernel!("max-pool grad cpu kernel", [(s1, l1) => x, (s2, l2) => g], backward(
+                x,
+                g,
+                n,
+                h,
+                w,
+                ho,
+                wo,
+                self.0,
+            )),
+            shape,
+        ))
     }
 }

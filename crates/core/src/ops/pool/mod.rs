@@ -106,9 +106,7 @@ fn cpu_kernel_applies(x: &Tensor) -> bool {
 /// [`max_pool`] for values that need no gradient: a CPU kernel where it applies.
 pub fn max_pool_no_grad(x: &Tensor, p: PoolGeometry) -> Result<Tensor> {
     if cpu_kernel_applies(x) {
-        return x
-            .contiguous()?
-            .apply_op1_no_bwd(&cpu::MaxPoolCpu(p));
+        return x.contiguous()?.apply_op1_no_bwd(&cpu::MaxPoolCpu(p));
     }
     max_pool(x, p)
 }
