@@ -30,7 +30,10 @@ pub fn fold_conv_batch_norm(conv: &Conv2d, bn: &BatchNorm) -> Result<Conv2d> {
         Some(b) => ((b * &scale)? + &shift)?,
         None => shift,
     };
-    Ok(Conv2d::new(weight, Some(bias), conv.geometry))
+    let mut folded = Conv2d::new(weight, Some(bias), conv.geometry);
+    // Composites select the folded layer by the conv's name.
+    folded.name = conv.name.clone();
+    Ok(folded)
 }
 
 /// `bn(linear(x))` as one linear layer.
@@ -43,5 +46,7 @@ pub fn fold_linear_batch_norm(lin: &Linear, bn: &BatchNorm) -> Result<Linear> {
         Some(b) => ((b * &scale)? + &shift)?,
         None => shift,
     };
-    Ok(Linear::new(weight, Some(bias)))
+    let mut folded = Linear::new(weight, Some(bias));
+    folded.name = lin.name.clone();
+    Ok(folded)
 }

@@ -32,17 +32,9 @@ use crate::layer_rules::{LayerRule, DEFAULT_STABILIZER};
 use crate::rule::{RuleRef, Treatment};
 use crate::ActRule;
 
-/// Which call of a linear / conv layer (they are numbered from 0 in the order the forward asks
-/// the context for them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    Index(usize),
-    /// The last one (the composite learns the count from one forward before the rule pass).
-    Last,
-}
-
 /// Which operations a rule applies to: every condition given must hold. Nonlinearities are
-/// matched only by selectors of kind [`LayerKind::Activation`].
+/// matched only by selectors of kind [`LayerKind::Activation`]; a name without a kind matches
+/// linear and conv layers only (add `and_kind` for the others).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selector {
     pub kind: Option<LayerKind>,
@@ -97,6 +89,14 @@ impl Selector {
         // Nonlinearities are only ever chosen explicitly: `any()` or a name alone means the
         // layers, whose rules have no backward for a nonlinearity.
         if op.kind == LayerKind::Activation && self.kind != Some(LayerKind::Activation) {
+            return false;
+        }
+        // A name alone means linear / conv layers (a block's name also names its LayerNorm);
+        // other kinds by name need `and_kind`.
+        if self.name.is_some()
+            && self.kind.is_none()
+            && !matches!(op.kind, LayerKind::Linear | LayerKind::Conv2d)
+        {
             return false;
         }
         self.kind.is_none_or(|k| k == op.kind)
@@ -232,6 +232,24 @@ impl Composite {
     }
 
     pub fn validate(&self) -> crate::Result<()> {
+        // A rule that needs the baseline's activations (DeepLIFT's Rescale) gets them only
+        // from DeepLift's record / replay, never under a composite.
+        let reference = self
+            .layers
+            .iter()
+            .find(|(s, r)| s.kind == Some(LayerKind::Activation) && r.needs_reference());
+        if let Some((_, r)) = reference {
+            return Err(crate::error::invalid(
+                "composite",
+                format!("rule {} needs the baseline's activations, which only DeepLift records: it cannot be used in a composite", r.name()),
+            ));
+        }
+        if matches!(self.activation, ActRule::Rescale { .. }) {
+            return Err(crate::error::invalid(
+                "composite",
+                "Rescale needs the baseline's activations, which only DeepLift records: it cannot be a composite's activation rule",
+            ));
+        }
         self.layers.iter().try_for_each(|(_, r)| r.validate())
     }
 
@@ -324,11 +342,6 @@ pub mod defaults {
             ActRule::Gradient | ActRule::Rescale { .. } => Treatment::Exact,
             _ => Treatment::Conservative { epsilon: 0.0 },
         }
-    }
-
-    /// Which kinds of op take [`Rule::treatment`] rather than [`Rule::layer`].
-    pub fn is_parameter_free(kind: LayerKind) -> bool {
-        !matches!(kind, LayerKind::Linear | LayerKind::Conv2d)
     }
 }
 

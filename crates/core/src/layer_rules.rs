@@ -192,7 +192,7 @@ pub(crate) struct LayerBackward {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     /// z⁺'s normaliser `W⁺x + b⁺`, when the forward computed it alongside `Wx + b` (an input
-    /// known to be ≥ 0, see `ctx::conv_with_zplus`).
+    /// known to be ≥ 0, see `ops::conv::forward_with_positive`).
     pub zplus: Option<Tensor>,
 }
 

@@ -228,3 +228,30 @@ fn first_and_last_select_by_position() -> anyhow::Result<()> {
     assert!((c - b)?.abs()?.max_all()?.to_scalar::<f64>()? > 1e-6);
     Ok(())
 }
+
+/// Names survive canonizing, and a name alone selects linear / conv layers only.
+#[test]
+fn names_survive_folding_and_select_layers() -> anyhow::Result<()> {
+    use candle_explain_core::canonize::fold_linear_batch_norm;
+    use candle_explain_core::nn::BatchNorm;
+    let dev = Device::Cpu;
+    let lin = Linear::new(Tensor::ones((2, 3), DType::F64, &dev)?, None).with_name("encoder.0");
+    let ones = Tensor::ones(2, DType::F64, &dev)?;
+    let bn = BatchNorm {
+        weight: ones.clone(),
+        bias: ones.zeros_like()?,
+        running_mean: ones.zeros_like()?,
+        running_var: ones,
+        eps: 1e-5,
+    };
+    assert_eq!(
+        fold_linear_batch_norm(&lin, &bn)?.name.as_deref(),
+        Some("encoder.0")
+    );
+    let c = Composite::new(ActRule::Pass).with(Selector::name("encoder.*"), LayerRule::ZPlus);
+    assert_eq!(
+        c.rule_named(LayerKind::Linear, 0, "encoder.0"),
+        LayerRule::ZPlus
+    );
+    Ok(())
+}

@@ -257,7 +257,10 @@ impl Unanimity {
 }
 
 impl Explainable for Unanimity {
-    fn forward_with(&self, x: &Tensor, _ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        // A polynomial with nothing a rule could replace: rule-based methods read it as
+        // Gradient × Input, as the module docs say, instead of refusing it.
+        ctx.rule_free();
         let s = self.sums(x)?;
         let mut out = x.ones_like()?.flatten_from(1)?.narrow(1, 0, 1)?;
         for i in (0..s.dim(1)?).filter(|i| self.set >> i & 1 == 1) {

@@ -193,6 +193,21 @@ fn allocation_errors_of_gradient_x_input_and_integrated_gradients_on_a_product(
             "G×I principles {pe:?}"
         );
     }
+    // The probes have nothing a rule replaces, so DeepLIFT and ε-LRP read as Gradient × Input
+    // there (they declare themselves rule-free; they are not refused as "rules not applied").
+    for (name, m) in [
+        ("DeepLIFT", &DeepLift::default() as &dyn Attributor),
+        ("ε-LRP", &EpsilonLrp::default()),
+    ] {
+        let p = h.principle_errors(m, &r, &x, &a, 16)?;
+        for e in 0..p.interaction.len() {
+            assert!(
+                (p.interaction[e] - pe.interaction[e]).abs() < 1e-6
+                    && (p.independent[e] - pe.independent[e]).abs() < 1e-6,
+                "{name}: {p:?} vs G×I {pe:?}"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -72,6 +72,8 @@ pub struct RuleCtx {
     /// Rule-bearing operations (nonlinearities, linear / conv layers, pools, sums, LayerNorm,
     /// attention, gates) the forward asked this context for.
     routed: Cell<usize>,
+    /// The forward declared it has none (`RuleCtx::rule_free`).
+    rule_free: Cell<bool>,
 }
 
 /// Leaves the name entered by [`RuleCtx::enter`] when dropped.
@@ -94,6 +96,7 @@ impl RuleCtx {
             taps: taps::Taps::default(),
             training: false,
             routed: Cell::new(0),
+            rule_free: Cell::new(false),
         }
     }
 
@@ -213,6 +216,13 @@ impl RuleCtx {
         self.probe.bytes()
     }
 
+    /// Declares that the forward has no operation a rule could replace (a polynomial probe,
+    /// a linear map written with tensor ops on purpose): rule-based methods then run it with
+    /// the plain gradient instead of refusing it (`Error::RulesNotApplied`).
+    pub fn rule_free(&self) {
+        self.rule_free.set(true);
+    }
+
     /// How many rule-bearing operations the forward asked this context for.
     pub fn routed_ops(&self) -> usize {
         self.routed.get()
@@ -238,7 +248,31 @@ impl RuleCtx {
         let Mode::Rule(rule) = self.mode else {
             return Ok(());
         };
-        if self.routed.get() > 0 || (rule == ActRule::Gradient && self.select.composite.is_none()) {
+        let composite = self.select.composite.as_ref();
+        if let Some(c) = composite {
+            if c.needs_layer_count() && self.select.layer_count.is_none() {
+                return Err(crate::error::invalid(
+                    "composite",
+                    "Selector::last needs the model's number of linear / conv layers: use Lrp \
+                     (which counts them), or RuleCtx::composite(c)?.with_layer_count(n)",
+                ));
+            }
+        }
+        if self.rule_free.get() || (rule == ActRule::Gradient && composite.is_none()) {
+            return Ok(());
+        }
+        // A composite that selects layers needs layers routed through the context; anything
+        // else needs at least one rule-bearing op.
+        let wants_layers = composite.is_some_and(|c| {
+            c.layers
+                .iter()
+                .any(|(s, _)| s.kind != Some(LayerKind::Activation))
+        });
+        let applied = match wants_layers {
+            true => self.select.layers_seen() > 0,
+            false => self.routed.get() > 0,
+        };
+        if applied {
             return Ok(());
         }
         let method = match (rule, &self.select.composite) {
@@ -432,6 +466,7 @@ impl RuleCtx {
     /// passes through scaled. Under a composite that merges BatchNorms (the LRP presets), a
     /// model must fold them first (`Explainable::canonized`): this is then an error.
     pub fn channel_affine(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        self.routed();
         if let (Mode::Rule(_), Some(c)) = (&self.mode, &self.select.composite) {
             if c.canonizers.contains(&Canonizer::MergeBatchNorm) {
                 return Err(crate::Error::Unsupported(

@@ -1,6 +1,6 @@
-//! The chunker's memory probe: bytes of every intermediate a forward produces, and how many
-//! operations went through the context at all. A model that routed none gives no reading,
-//! which the chunker must not take as "0 bytes per row".
+//! The chunker's memory probe: bytes of every intermediate a forward produces. (Whether any
+//! operation went through the context at all is `RuleCtx::routed_ops`: a model that routed
+//! none gives no reading, which the chunker must not take as "0 bytes per row".)
 
 use candle_core::Tensor;
 use std::cell::Cell;

@@ -1,6 +1,6 @@
 //! Which rule each operation gets: the names the forward is inside of (`RuleCtx::enter`),
 //! the call order of linear / conv layers, and the composite's selectors, with the defaults
-//! of `rule::defaults` where none matches.
+//! of `composite::defaults` where none matches.
 
 use crate::composite::{defaults, Composite, LayerKind, Op};
 use crate::rule::{RuleRef, Treatment};

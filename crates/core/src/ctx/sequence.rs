@@ -37,12 +37,11 @@ enum Factor {
 
 impl RuleCtx {
     /// How this context treats the factor of a LayerNorm, attention or gate: the rule the
-    /// composite selects (`rule::defaults` when none), or the nonlinearity rule's default.
+    /// composite selects (`composite::defaults` when none), or the nonlinearity rule's default.
     fn factor(&self, kind: LayerKind) -> Result<Factor> {
         let Mode::Rule(act) = self.mode else {
             return Ok(Factor::Exact);
         };
-        self.routed();
         let relevance = self.select.composite.is_some();
         Ok(match (self.select.factor(kind, act)?, relevance) {
             (Treatment::Exact, _) => Factor::Exact,
@@ -60,6 +59,7 @@ impl RuleCtx {
         beta: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
+        self.routed();
         // The fused kernels take β always.
         let zero;
         let beta_or_zero = match beta {
@@ -146,6 +146,7 @@ impl RuleCtx {
         mask: Option<&Tensor>,
         scale: f64,
     ) -> Result<Tensor> {
+        self.routed();
         let factor = self.factor(LayerKind::Attention)?;
         let weights = |q: &Tensor, k: &Tensor, differentiable: bool| -> Result<Tensor> {
             Ok(crate::ops::attention::weights(
@@ -207,6 +208,7 @@ impl RuleCtx {
     /// `gate ⊙ signal` (an LSTM's gates): the conservative rules give the signal all the
     /// relevance and the gate none.
     pub fn gate(&self, gate: &Tensor, signal: &Tensor) -> Result<Tensor> {
+        self.routed();
         let y = match self.factor(LayerKind::Gate)? {
             Factor::Exact => (gate * signal)?,
             Factor::Detached => (gate.detach() * signal)?,
