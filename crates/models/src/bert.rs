@@ -401,11 +401,20 @@ pub fn load_tokenizer(
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
-    // tokenizers 0.23 panics (`expect("Helper")`) on some malformed "decoder" objects
-    // instead of returning its error (found by fuzz/): caught here and made an error.
-    let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path))
+    // tokenizers 0.23 panics (`expect("Helper")`) instead of returning its error when the
+    // JSON is malformed inside "decoder" (found by fuzz/): the syntax is checked here first.
+    let text = std::fs::read(path)?;
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&text) {
+        return Err(Error::Checkpoint {
+            path: path.display().to_string(),
+            reason: format!("not valid JSON: {e}"),
+        });
+    }
+    // Other panics of the crate on well-formed but wrong values (a "Precompiled" normaliser
+    // whose charsmap is not base64) are caught and made errors.
+    let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&text))
         .unwrap_or_else(|_| {
-            Err("the \"decoder\" entry is malformed (the tokenizers crate panicked on it)".into())
+            Err("a malformed entry (the tokenizers crate panicked on it)".into())
         });
     let mut t = parsed.map_err(|e| Error::Checkpoint {
         path: path.display().to_string(),
