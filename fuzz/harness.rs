@@ -68,7 +68,9 @@ pub fn load_checkpoint(data: &[u8]) {
     let skip_tokenizer = cfg!(fuzzing) && tokenizer.windows(11).any(|w| w == b"Precompiled");
     let tok = match skip_tokenizer {
         true => None,
-        false => candle_explain::models::bert::load_tokenizer(dir.join("tokenizer.json"), &cfg).ok(),
+        false => {
+            candle_explain::models::bert::load_tokenizer(dir.join("tokenizer.json"), &cfg).ok()
+        }
     };
     if let Some(tok) = tok {
         let _ =

@@ -63,10 +63,12 @@ impl Batching {
         let out = model.forward_with(&one, &probe)?;
         if probe.routed_ops() == 0 {
             // The forward asked the context for nothing, so nothing was measured: "0 bytes per
-            // row" would make one chunk of everything. Small chunks instead.
-            return Ok(self
-                .max_rows
-                .map_or(UNMEASURED_ROWS, |m| m.min(UNMEASURED_ROWS)));
+            // row" would make one chunk of everything. The model's own figure, or small chunks.
+            let rows = match model.row_bytes() {
+                Some(b) => (self.budget_bytes / (if backward { 3 } else { 1 } * b).max(1)).max(1),
+                None => UNMEASURED_ROWS,
+            };
+            return Ok(self.max_rows.map_or(rows, |m| m.min(rows)));
         }
         let fwd = probe.probed_bytes()
             + (one.elem_count() + out.elem_count()) * one.dtype().size_in_bytes();

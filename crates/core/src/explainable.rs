@@ -21,6 +21,12 @@ pub trait Explainable {
         None
     }
 
+    /// Activation memory one row takes through the forward, in bytes, for a model whose
+    /// forward the chunker's probe cannot see (it routes nothing through the context).
+    fn row_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Forward with the ordinary rules.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, &RuleCtx::plain())
@@ -44,6 +50,9 @@ impl<T: Explainable + ?Sized> Explainable for &T {
     fn canonized(&self) -> Result<Option<Box<dyn Explainable + '_>>> {
         (**self).canonized()
     }
+    fn row_bytes(&self) -> Option<usize> {
+        (**self).row_bytes()
+    }
 }
 
 impl<T: Explainable + ?Sized> Explainable for Box<T> {
@@ -55,5 +64,8 @@ impl<T: Explainable + ?Sized> Explainable for Box<T> {
     }
     fn canonized(&self) -> Result<Option<Box<dyn Explainable + '_>>> {
         (**self).canonized()
+    }
+    fn row_bytes(&self) -> Option<usize> {
+        (**self).row_bytes()
     }
 }

@@ -33,6 +33,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod activation;
+pub mod any_model;
 pub mod attribution;
 pub mod baseline;
 pub mod batch;
@@ -55,6 +56,7 @@ pub(crate) mod train;
 pub mod validate;
 
 pub use activation::Activation;
+pub use any_model::AnyModel;
 pub use attribution::{Attribution, Attributor};
 pub use baseline::Baseline;
 pub use batch::Batching;
@@ -71,8 +73,8 @@ pub use target::Target;
 pub mod prelude {
     pub use crate::methods::*;
     pub use crate::{
-        ActRule, Activation, Attribution, Attributor, Baseline, Batching, Composite, Explainable,
-        LayerKind, LayerRule, Quadrature, RuleCtx, Selector, Target,
+        ActRule, Activation, AnyModel, Attribution, Attributor, Baseline, Batching, Composite,
+        Explainable, LayerKind, LayerRule, Quadrature, RuleCtx, Selector, Target,
     };
 }
 

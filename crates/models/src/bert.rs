@@ -413,9 +413,7 @@ pub fn load_tokenizer(
     // Other panics of the crate on well-formed but wrong values (a "Precompiled" normaliser
     // whose charsmap is not base64) are caught and made errors.
     let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&text))
-        .unwrap_or_else(|_| {
-            Err("a malformed entry (the tokenizers crate panicked on it)".into())
-        });
+        .unwrap_or_else(|_| Err("a malformed entry (the tokenizers crate panicked on it)".into()));
     let mut t = parsed.map_err(|e| Error::Checkpoint {
         path: path.display().to_string(),
         reason: e.to_string(),
