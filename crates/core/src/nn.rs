@@ -11,6 +11,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 mod init;
+mod interop;
 mod sequence;
 pub use sequence::{LayerNorm, Lstm, LstmDirection};
 
@@ -148,6 +149,35 @@ impl Explainable for Conv2d {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
         let _name = self.name.as_deref().map(|n| ctx.enter(n));
         ctx.conv2d(x, &self.weight, self.bias.as_ref(), self.geometry)
+    }
+}
+
+/// A lookup table of vectors (PyTorch's `nn.Embedding`): ids `(batch, length)` → vectors
+/// `(batch, length, dim)`. Not a layer a rule applies to: methods attribute at its output.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub weight: Tensor,
+}
+
+impl Embedding {
+    pub fn new(weight: Tensor) -> Self {
+        Self { weight }
+    }
+
+    /// The vectors of `ids`; an id outside the table is an error naming it.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let rows = self.weight.dim(0)?;
+        let flat = ids.flatten_all()?.to_dtype(candle_core::DType::U32)?;
+        let max = flat.max(0)?.to_scalar::<u32>()? as usize;
+        if max >= rows {
+            return Err(crate::error::invalid(
+                "ids",
+                format!("id {max} is outside the embedding table of {rows} rows"),
+            ));
+        }
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.weight.dim(1)?);
+        Ok(self.weight.index_select(&flat, 0)?.reshape(dims)?)
     }
 }
 

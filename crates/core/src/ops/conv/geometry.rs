@@ -1,21 +1,6 @@
-//! The geometry of a 2-D convolution, shared by its kernels.
+//! The geometry of a 2-D convolution, shared by its kernels: Candle's own `Conv2dConfig`
+//! (padding, stride, dilation, groups; its cuDNN algorithm choice is ignored here), so that a
+//! `candle_nn::Conv2d` converts without translation.
 
 /// Geometry of a 2-D convolution (PyTorch's `Conv2d` arguments; symmetric padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub padding: usize,
-    pub stride: usize,
-    pub dilation: usize,
-    pub groups: usize,
-}
-
-impl Default for ConvGeometry {
-    fn default() -> Self {
-        Self {
-            padding: 0,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-        }
-    }
-}
+pub type ConvGeometry = candle_nn::Conv2dConfig;
