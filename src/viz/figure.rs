@@ -140,8 +140,13 @@ impl Figure {
         let width = (2 * MARGIN + grid_w).max(2 * MARGIN + LEGEND_W);
         let title = text::wrap(&self.title, ((width - 2 * MARGIN) / (2 * GLYPH)) as usize);
         let title_h = title.len() as u32 * 2 * LINE + PAD;
-        let mut legend = legend_lines(self.sign);
-        legend.extend(self.notes.iter().flat_map(|n| text::wrap(n, 72)));
+        // The legend's lines wrap to the figure's width.
+        let chars = ((width - 2 * MARGIN) / GLYPH).max(24) as usize;
+        let legend: Vec<String> = legend_lines(self.sign)
+            .iter()
+            .chain(&self.notes)
+            .flat_map(|l| text::wrap(l, chars))
+            .collect();
         let legend_h = BAR_H + LINE + legend.len() as u32 * LINE + PAD;
         let height =
             2 * MARGIN + title_h + header_h + row_h.iter().map(|h| h + PAD).sum::<u32>() + legend_h;
@@ -195,7 +200,7 @@ const BAR_H: u32 = 12;
 /// What the colours mean, under the bar.
 fn legend_lines(sign: Sign) -> Vec<String> {
     let scale = "each map is scaled to its own value s (under it): the 99.5th percentile of |value|; larger values saturate".to_string();
-    let mut lines = match sign {
+    let mut lines: Vec<String> = match sign {
         Sign::Signed => vec![
             "red: positive attribution (raises the explained output)".to_string(),
             "blue: negative attribution (lowers it); white: 0".to_string(),
@@ -203,7 +208,7 @@ fn legend_lines(sign: Sign) -> Vec<String> {
         Sign::Absolute => vec!["red: |attribution|, white: 0".to_string()],
         Sign::Positive => vec!["red: positive attribution; negatives not drawn".to_string()],
     };
-    lines.extend(text::wrap(&scale, 72));
+    lines.push(scale);
     lines
 }
 

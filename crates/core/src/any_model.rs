@@ -11,9 +11,11 @@
 //! - the chunker cannot see inside it: chunks are `batch::UNMEASURED_ROWS` rows unless
 //!   [`AnyModel::with_row_bytes`] says how much memory a row takes.
 //!
-//! Candle's stock autograd has known defects (the max-pool backward scales the gradient by
-//! 1/(k·k); the conv backward fails on strided convs that leave rows uncovered). So that they
-//! never give silently wrong attributions, the first gradient pass checks the autograd
+//! Candle's stock autograd has known defects: ops without a backward stop the gradient
+//! (`candle_nn::ops::softmax_last_dim`, in the attention of many `candle-transformers`
+//! models), the max-pool backward scales the gradient by 1/(k·k), and the conv backward fails
+//! on strided convs that leave rows uncovered. So that they never give silently wrong
+//! attributions, the first gradient pass checks the autograd
 //! directional derivative of the model against central finite differences, on one row, and
 //! refuses the model with an error that says what disagreed.
 
@@ -152,11 +154,12 @@ where
     Ok(Err(format!(
         "Candle's autograd gradient of this model disagrees with finite differences: the \
          directional derivative is {autograd:.6e} by autograd and {:.6e} by differences \
-         (relative error {best:.2}). A known cause is Candle's max_pool2d backward, which \
-         scales the gradient by 1/(k·k); another is a strided conv whose backward Candle gets \
-         wrong. Build the pooling / conv layers from candle_explain_core::nn (or route them \
-         through the RuleCtx), or explain with forward-only methods (Occlusion, Shapley \
-         values, FeatureAblation)",
+         (relative error {best:.2}). Known causes in Candle: an op without a backward, which \
+         stops the gradient (candle_nn::ops::softmax_last_dim, used by the attention of many \
+         candle-transformers models: the gradient is then 0); max_pool2d's backward, which \
+         scales the gradient by 1/(k·k); a strided conv whose backward Candle gets wrong. Build \
+         those layers from candle_explain_core::nn (or route them through the RuleCtx), or \
+         explain with forward-only methods (Occlusion, Shapley values, FeatureAblation)",
         diffs[0]
     )))
 }
