@@ -60,7 +60,8 @@ impl Batching {
     ) -> Result<usize> {
         let probe = RuleCtx::probe();
         let one = row.narrow(0, 0, 1)?;
-        let out = model.forward_with(&one, &probe)?;
+        let first = view_range(model, &(0..1), row.device())?;
+        let out = first.forward_with(&one, &probe)?;
         if probe.routed_ops() == 0 {
             // The forward asked the context for nothing, so nothing was measured: "0 bytes per
             // row" would make one chunk of everything. The model's own figure, or small chunks.
@@ -122,6 +123,43 @@ impl Batching {
         }
         Ok(())
     }
+}
+
+/// A model for some rows of the batch it explains (`Explainable::for_rows`): the model itself
+/// when its rows need nothing, a view that selects its inputs per row otherwise.
+pub enum View<'a> {
+    Same(&'a dyn Explainable),
+    Rows(Box<dyn Explainable + 'a>),
+}
+
+impl<'a> std::ops::Deref for View<'a> {
+    type Target = dyn Explainable + 'a;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            View::Same(m) => *m,
+            View::Rows(b) => b.as_ref(),
+        }
+    }
+}
+
+/// `model` for the rows `rows` (u32 indices into its batch).
+pub fn view<'a>(model: &'a dyn Explainable, rows: &Tensor) -> Result<View<'a>> {
+    Ok(match model.for_rows(rows)? {
+        Some(b) => View::Rows(b),
+        None => View::Same(model),
+    })
+}
+
+/// `model` for the consecutive rows `r` of its batch.
+pub fn view_range<'a>(
+    model: &'a dyn Explainable,
+    r: &Range<usize>,
+    device: &candle_core::Device,
+) -> Result<View<'a>> {
+    view(
+        model,
+        &Tensor::arange(r.start as u32, r.end as u32, device)?,
+    )
 }
 
 /// Scores `Σ_c seed_c · S_c(x)` per row and their gradient w.r.t. `x`, under `ctx`'s rules.
@@ -205,7 +243,7 @@ pub fn perturbation_sweep<E: From<crate::Error> + From<candle_core::Error>>(
         let xi = x.index_select(&ex, 0)?;
         let m = mask_of(&r, &ex)?.reshape(xi.dims())?.to_dtype(x.dtype())?;
         let pert = (&xi + ((baseline.index_select(&ex, 0)? - &xi)? * &m)?)?;
-        let sc = scores(model, &pert, &seed.index_select(&ex, 0)?)?;
+        let sc = scores(&*view(model, &ex)?, &pert, &seed.index_select(&ex, 0)?)?;
         on_chunk(&ex, &m, sc)
     })
 }

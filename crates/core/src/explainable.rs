@@ -27,6 +27,15 @@ pub trait Explainable {
         None
     }
 
+    /// This model for the rows `rows` (indices into the batch it is explaining) of a batch a
+    /// method expands (IG's steps, noise samples, perturbations, several classes): a model
+    /// with inputs per example beside the attributed one ([`crate::WithInputs`]: an attention
+    /// mask, token-type ids) selects them row by row. `None`: rows need nothing.
+    fn for_rows(&self, rows: &Tensor) -> Result<Option<Box<dyn Explainable + '_>>> {
+        let _ = rows;
+        Ok(None)
+    }
+
     /// Forward with the ordinary rules.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, &RuleCtx::plain())
@@ -53,6 +62,9 @@ impl<T: Explainable + ?Sized> Explainable for &T {
     fn row_bytes(&self) -> Option<usize> {
         (**self).row_bytes()
     }
+    fn for_rows(&self, rows: &Tensor) -> Result<Option<Box<dyn Explainable + '_>>> {
+        (**self).for_rows(rows)
+    }
 }
 
 impl<T: Explainable + ?Sized> Explainable for Box<T> {
@@ -67,5 +79,8 @@ impl<T: Explainable + ?Sized> Explainable for Box<T> {
     }
     fn row_bytes(&self) -> Option<usize> {
         (**self).row_bytes()
+    }
+    fn for_rows(&self, rows: &Tensor) -> Result<Option<Box<dyn Explainable + '_>>> {
+        (**self).for_rows(rows)
     }
 }

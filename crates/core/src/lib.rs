@@ -54,6 +54,7 @@ pub mod target;
 pub mod test_utils;
 pub(crate) mod train;
 pub mod validate;
+pub mod with_inputs;
 
 pub use activation::Activation;
 pub use any_model::AnyModel;
@@ -68,6 +69,7 @@ pub use layer_rules::LayerRule;
 pub use quadrature::Quadrature;
 pub use rules::ActRule;
 pub use target::Target;
+pub use with_inputs::WithInputs;
 
 /// Everything needed to explain a model.
 pub mod prelude {

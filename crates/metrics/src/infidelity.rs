@@ -80,7 +80,8 @@ impl Infidelity {
                 let mut dims = x.dims().to_vec();
                 dims[0] = r.len();
                 let pert = (&xi - &noise)?.reshape(dims)?;
-                let s = (model.forward_with(&pert, &RuleCtx::inference())?
+                let rows = candle_explain_core::batch::view(model, &ex)?;
+                let s = (rows.forward_with(&pert, &RuleCtx::inference())?
                     * p.seed.index_select(&ex, 0)?)?
                 .sum(1)?;
                 drop.push((p.score.index_select(&ex, 0)? - s)?);

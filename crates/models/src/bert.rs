@@ -307,7 +307,29 @@ impl BertClassifier {
         let heads = self.config.num_attention_heads;
         let hd = h / heads;
         let pos = self.position_embeddings.narrow(0, 0, l)?.unsqueeze(0)?;
-        let types = self.token_type_embeddings.narrow(0, 0, 1)?.unsqueeze(0)?;
+        // Token types given beside the input (`WithInputs`, "token_type_ids" (B, L)), else 0.
+        let types = match ctx.input("token_type_ids") {
+            Some(t) => {
+                if t.dims() != [b, l] {
+                    return Err(candle_explain_core::Error::InputShape {
+                        expected: format!("token_type_ids ({b}, {l}), as the word embeddings"),
+                        got: t.dims().to_vec(),
+                    });
+                }
+                let ids = t.flatten_all()?.to_dtype(DType::U32)?;
+                if ids.max(0)?.to_scalar::<u32>()? as usize >= self.config.type_vocab_size {
+                    return Err(unsupported(format!(
+                        "a token type id is ≥ type_vocab_size {}",
+                        self.config.type_vocab_size
+                    ))
+                    .into());
+                }
+                self.token_type_embeddings
+                    .index_select(&ids, 0)?
+                    .reshape((b, l, h))?
+            }
+            None => self.token_type_embeddings.narrow(0, 0, 1)?.unsqueeze(0)?,
+        };
         let mut x = self
             .embeddings_norm
             .forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?;
@@ -361,7 +383,9 @@ impl BertClassifier {
 }
 
 impl Explainable for BertClassifier {
-    /// `x` is the word embeddings `(B, L, H)` of unpadded sequences.
+    /// `x` is the word embeddings `(B, L, H)`; a padded batch comes with its
+    /// `"attention_mask"` (and optionally `"token_type_ids"`) beside it, through
+    /// `candle_explain_core::WithInputs`.
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         if x.rank() != 3
             || x.dim(2)? != self.config.hidden_size
@@ -376,7 +400,19 @@ impl Explainable for BertClassifier {
                 got: x.dims().to_vec(),
             });
         }
-        self.forward_embeds(x, None, ctx)
+        // A padded batch: the mask given beside the input (`WithInputs`, "attention_mask"
+        // (B, L), 1 for tokens, 0 for padding).
+        let mask = ctx.input("attention_mask");
+        if let Some(m) = &mask {
+            let want = [x.dim(0)?, x.dim(1)?];
+            if m.dims() != want {
+                return Err(candle_explain_core::Error::InputShape {
+                    expected: format!("attention_mask {want:?}, one 0/1 per token"),
+                    got: m.dims().to_vec(),
+                });
+            }
+        }
+        self.forward_embeds(x, mask.as_ref(), ctx)
     }
 }
 

@@ -267,3 +267,73 @@ fn loads_from_the_hub_cache() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&cache)?;
     Ok(())
 }
+
+/// A padded batch of sentences of different lengths, with its attention mask beside the
+/// embeddings (`WithInputs`), is explained in one call exactly as each sentence alone; the
+/// padding gets exactly 0. Also with several classes at once (rows repeated per class).
+#[test]
+fn a_padded_batch_equals_one_sentence_at_a_time() -> anyhow::Result<()> {
+    use candle_explain_core::WithInputs;
+    let dev = Device::Cpu;
+    let (model, tok) = minilm(&dev)?;
+    let texts = [
+        "not bad at all.",
+        "dull",
+        "a moving, funny and well acted film",
+    ];
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| -> anyhow::Result<Vec<u32>> {
+            Ok(encode(&tok, t, &model.config, &dev)?
+                .squeeze(0)?
+                .to_vec1()?)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let l = ids.iter().map(Vec::len).max().unwrap_or(0);
+    let padded: Vec<u32> = ids
+        .iter()
+        .flat_map(|v| v.iter().copied().chain(std::iter::repeat_n(0, l - v.len())))
+        .collect();
+    let mask: Vec<f32> = ids
+        .iter()
+        .flat_map(|v| (0..l).map(move |i| (i < v.len()) as u8 as f32))
+        .collect();
+    let padded = Tensor::from_vec(padded, (texts.len(), l), &dev)?;
+    let mask = Tensor::from_vec(mask, (texts.len(), l), &dev)?;
+    let emb = model.embed(&padded)?;
+    let batch = WithInputs::new(&model).with("attention_mask", mask)?;
+    for target in [Target::Class(1), Target::Classes(vec![0, 1])] {
+        let ig = IntegratedGradients::new(16);
+        let all = ig.attribute(&batch, &emb, &target)?.attributions;
+        for (i, v) in ids.iter().enumerate() {
+            let alone_emb = model.embed(&Tensor::new(v.as_slice(), &dev)?.unsqueeze(0)?)?;
+            let alone = ig.attribute(&model, &alone_emb, &target)?.attributions;
+            let mine = all.narrow(0, i, 1)?;
+            let (tok_axis, n) = (mine.rank() - 2, v.len());
+            let real = mine.narrow(tok_axis, 0, n)?;
+            let scale = alone.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = (&real - &alone)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                diff <= 1e-5 * scale.max(1.0),
+                "{target:?} sentence {i}: differs by {diff} (scale {scale})"
+            );
+            if n < l {
+                let pad = mine
+                    .narrow(tok_axis, n, l - n)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert_eq!(pad, 0.0, "{target:?} sentence {i}: padding got {pad}");
+            }
+        }
+    }
+    // A mask for another batch is a clear error.
+    let wrong =
+        WithInputs::new(&model).with("attention_mask", Tensor::ones((2, l), DType::F32, &dev)?)?;
+    let e = Saliency::signed()
+        .attribute(&wrong, &emb, &Target::Class(0))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("attention_mask"), "{e}");
+    Ok(())
+}

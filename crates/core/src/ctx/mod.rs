@@ -74,6 +74,18 @@ pub struct RuleCtx {
     routed: Cell<usize>,
     /// The forward declared it has none (`RuleCtx::rule_free`).
     rule_free: Cell<bool>,
+    /// Inputs beside the attributed one for the rows being run (`WithInputs`), innermost last.
+    inputs: std::cell::RefCell<Vec<Vec<(String, Tensor)>>>,
+}
+
+/// Withdraws the inputs given by [`RuleCtx::provide_inputs`] when dropped.
+#[must_use = "the inputs apply until this guard is dropped"]
+pub struct InputsGuard<'a>(&'a RuleCtx);
+
+impl Drop for InputsGuard<'_> {
+    fn drop(&mut self) {
+        self.0.inputs.borrow_mut().pop();
+    }
 }
 
 /// Leaves the name entered by [`RuleCtx::enter`] when dropped.
@@ -97,6 +109,7 @@ impl RuleCtx {
             training: false,
             routed: Cell::new(0),
             rule_free: Cell::new(false),
+            inputs: std::cell::RefCell::new(vec![]),
         }
     }
 
@@ -214,6 +227,21 @@ impl RuleCtx {
     /// Bytes of all intermediates seen by a probe forward.
     pub fn probed_bytes(&self) -> usize {
         self.probe.bytes()
+    }
+
+    /// The input named `name` given beside the attributed one (`WithInputs`), for the rows
+    /// of this forward; `None` when the caller gave none by that name.
+    pub fn input(&self, name: &str) -> Option<Tensor> {
+        self.inputs
+            .borrow()
+            .last()
+            .and_then(|v| v.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()))
+    }
+
+    /// Makes `inputs` what [`RuleCtx::input`] answers until the guard drops.
+    pub fn provide_inputs(&self, inputs: &[(String, Tensor)]) -> InputsGuard<'_> {
+        self.inputs.borrow_mut().push(inputs.to_vec());
+        InputsGuard(self)
     }
 
     /// Declares that the forward has no operation a rule could replace (a polynomial probe,

@@ -51,6 +51,8 @@ impl Attributor for BlurIntegratedGradients {
             }
         }
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         if x.rank() != 4 {
             return Err(Error::InputShape {
@@ -81,7 +83,7 @@ impl Attributor for BlurIntegratedGradients {
             let ex: Vec<u32> = r.clone().map(|i| (i % n) as u32).collect();
             let ex = Tensor::new(ex, x.device())?;
             let (_, g) = gradient(
-                model,
+                &*crate::batch::view(model, &ex)?,
                 &pts,
                 &s.seed.index_select(&ex, 0)?,
                 &RuleCtx::rule(ActRule::Gradient)?,

@@ -8,19 +8,35 @@ use crate::{Batching, Explainable, Result, RuleCtx, Target};
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 
-/// A checked, target-expanded batch and its `(rows, classes)` seed.
-pub(crate) struct Setup {
+/// A checked, target-expanded batch, its `(rows, classes)` seed, and the model for its rows
+/// (several classes repeat every example).
+pub(crate) struct Setup<'a> {
     pub p: Prepared,
     pub seed: Tensor,
+    pub model: crate::batch::View<'a>,
 }
 
-pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Setup> {
+pub(crate) fn setup<'a>(
+    model: &'a dyn Explainable,
+    input: &Tensor,
+    target: &Target,
+) -> Result<Setup<'a>> {
     check_input(model, input)?;
     // Views (a permuted HWC → CHW image, a narrowed batch) are laid out once here: the
     // methods gather rows with index_select, which needs contiguous tensors.
     let p = target.prepare(&input.contiguous()?)?;
+    let model = match p.classes_per_example {
+        Some(k) => {
+            let rows: Vec<u32> = (0..p.batch as u32)
+                .flat_map(|i| std::iter::repeat_n(i, k))
+                .collect();
+            crate::batch::view(model, &Tensor::new(rows, p.x.device())?)?
+        }
+        None => crate::batch::View::Same(model),
+    };
     // One row is enough to learn the number of classes (and to catch a wrong input early).
-    let first = model.forward_with(&p.x.narrow(0, 0, 1)?, &RuleCtx::inference())?;
+    let first = crate::batch::view_range(&*model, &(0..1), p.x.device())?
+        .forward_with(&p.x.narrow(0, 0, 1)?, &RuleCtx::inference())?;
     let num_classes = check_output(&first, 1)?;
     if crate::validate::non_finite_count(&first)? > 0 {
         return Err(crate::Error::NonFiniteResult {
@@ -32,7 +48,7 @@ pub(crate) fn setup(model: &dyn Explainable, input: &Tensor, target: &Target) ->
         });
     }
     let seed = p.rows.seed(num_classes, p.x.device(), p.x.dtype())?;
-    Ok(Setup { p, seed })
+    Ok(Setup { p, seed, model })
 }
 
 /// Scores and rule-modified input gradients of `x`'s rows, chunked.
@@ -68,7 +84,7 @@ pub(crate) fn rule_gradient_with(
     batching.run(n, per, "gradient", |r| {
         let ctx = RuleCtx::rule(rule)?;
         let (s, g) = gradient(
-            model,
+            &*crate::batch::view_range(model, &r, x.device())?,
             &x.narrow(0, r.start, r.len())?,
             &seed.narrow(0, r.start, r.len())?,
             &ctx,
@@ -92,7 +108,7 @@ pub(crate) fn chunked_scores(
     let mut out = Vec::new();
     batching.run(n, per, "forward", |r| {
         out.push(crate::batch::scores(
-            model,
+            &*crate::batch::view_range(model, &r, x.device())?,
             &x.narrow(0, r.start, r.len())?,
             &seed.narrow(0, r.start, r.len())?,
         )?);

@@ -20,6 +20,8 @@ impl Attributor for RandomAttribution {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let (n, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
         let mut v = Vec::with_capacity(n * f);
@@ -46,6 +48,8 @@ impl Attributor for SobelEdge {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let (_, c, _, _) = x.dims4().map_err(|_| Error::InputShape {
             expected: "(batch, channels, height, width) for the Sobel control".into(),

@@ -45,6 +45,8 @@ impl Attributor for DeepLift {
     ) -> Result<Attribution> {
         crate::validate::finite_param("threshold", self.threshold)?;
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let n = x.dim(0)?;
@@ -57,6 +59,8 @@ impl Attributor for DeepLift {
                 xbar.narrow(0, r.start, r.len())?,
             );
             let seed = s.seed.narrow(0, r.start, r.len())?;
+            let rows = crate::batch::view_range(model, &r, x.device())?;
+            let model = &*rows;
             let rec = RuleCtx::recording();
             let base_logits = model.forward_with(&xbr, &rec)?;
             check_output(&base_logits, r.len())?;

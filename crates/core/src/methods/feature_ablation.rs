@@ -32,6 +32,8 @@ impl Attributor for FeatureAblation {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let groups = Groups::new(&self.feature_mask, x)?;
         let xbar = self.baseline.resolve(x)?;

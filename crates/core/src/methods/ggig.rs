@@ -59,6 +59,8 @@ impl Attributor for GeometricallyGuidedIg {
             ));
         }
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let xb = self.baseline.resolve(x)?;
         let (n, m) = (x.dim(0)?, self.scales);
@@ -80,6 +82,9 @@ impl Attributor for GeometricallyGuidedIg {
             x.rank(),
         )?;
         let (xr, xbr) = (repeat_rows(x, m)?, repeat_rows(&xb, m)?);
+        // The model for the (example, scale) rows.
+        let rows = crate::batch::view(model, &ex)?;
+        let model = &*rows;
         let diff = (&xr - &xbr)?;
         let (lo, hi) = (xr.minimum(&xbr)?, xr.maximum(&xbr)?);
         let seed = s.seed.index_select(&ex, 0)?;

@@ -86,6 +86,8 @@ impl Attributor for GradCam {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let (mut maps, mut outs) = (vec![], vec![]);
@@ -94,7 +96,8 @@ impl Attributor for GradCam {
                 x.narrow(0, r.start, r.len())?,
                 s.seed.narrow(0, r.start, r.len())?,
             );
-            let (cam, out) = self.layer_map(model, &xr, &sr, ActRule::Gradient)?;
+            let rows = crate::batch::view_range(model, &r, x.device())?;
+            let (cam, out) = self.layer_map(&*rows, &xr, &sr, ActRule::Gradient)?;
             maps.push(upsample_to(&cam, &xr)?);
             outs.push(out);
             Ok(())

@@ -45,6 +45,8 @@ impl Attributor for Saliency {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
         let a = if self.abs { g.abs()? } else { g };
         Attribution::finish(&s.p, "Saliency", a, out, None, None)
@@ -65,6 +67,8 @@ impl Attributor for InputXGradient {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Gradient, &self.batching)?;
         Attribution::finish(&s.p, "Input × Gradient", (&s.p.x * g)?, out, None, None)
     }
@@ -111,6 +115,8 @@ impl Attributor for EpsilonLrp {
             ));
         }
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let (out, g) = rule_gradient(
             model,
             &s.p.x,
@@ -139,6 +145,8 @@ impl Attributor for GuidedBackprop {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let (out, g) = rule_gradient(
             model,
             &s.p.x,
@@ -164,6 +172,8 @@ impl Attributor for Deconvnet {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let (out, g) = rule_gradient(model, &s.p.x, &s.seed, ActRule::Deconvnet, &self.batching)?;
         Attribution::finish(&s.p, "Deconvnet", g, out, None, None)
     }

@@ -54,6 +54,8 @@ impl Attributor for GradientShap {
             ));
         }
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let bl = self
             .baselines
@@ -85,9 +87,15 @@ impl Attributor for GradientShap {
         };
         // S(x̄_b) for every class, once per baseline (not once per sample): the baseline term
         // of the completeness delta is the mean over each example's draws.
-        let bl_logits: Vec<Vec<f64>> = chunked_logits(model, &bl, &self.batching)?
-            .to_dtype(candle_core::DType::F64)?
-            .to_vec2()?;
+        // A model with inputs per example scores the baselines with each example's inputs, in
+        // the loop; otherwise once per baseline here.
+        let per_row_inputs = model.for_rows(&Tensor::new(&[0u32], dev)?)?.is_some();
+        let bl_logits: Vec<Vec<f64>> = match per_row_inputs {
+            true => vec![],
+            false => chunked_logits(model, &bl, &self.batching)?
+                .to_dtype(candle_core::DType::F64)?
+                .to_vec2()?,
+        };
         let seeds: Vec<Vec<f64>> = s.seed.to_dtype(candle_core::DType::F64)?.to_vec2()?;
         let mut bout = vec![0f64; n];
         let per = self.batching.rows_per_chunk(model, x, true)?;
@@ -98,12 +106,14 @@ impl Attributor for GradientShap {
             for row in r.clone() {
                 let (b, a) = draw(row, &mut noise);
                 let e = row / j;
-                let s_b: f64 = bl_logits[b as usize]
-                    .iter()
-                    .zip(&seeds[e])
-                    .map(|(l, w)| l * w)
-                    .sum();
-                bout[e] += s_b / j as f64;
+                if !per_row_inputs {
+                    let s_b: f64 = bl_logits[b as usize]
+                        .iter()
+                        .zip(&seeds[e])
+                        .map(|(l, w)| l * w)
+                        .sum();
+                    bout[e] += s_b / j as f64;
+                }
                 bi.push(b);
                 al.push(a);
             }
@@ -122,7 +132,18 @@ impl Attributor for GradientShap {
             let d = (&xi - &xb)?;
             let pts = (&xb + d.broadcast_mul(&a)?)?;
             let ctx = RuleCtx::rule(ActRule::Gradient)?;
-            let (_, g) = gradient(model, &pts, &s.seed.index_select(&ex, 0)?, &ctx)?;
+            let rows = crate::batch::view(model, &ex)?;
+            let (_, g) = gradient(&*rows, &pts, &s.seed.index_select(&ex, 0)?, &ctx)?;
+            if per_row_inputs {
+                // The baselines' outputs with each example's own inputs (a mask, …).
+                let sb: Vec<f64> =
+                    crate::batch::scores(&*rows, &xb, &s.seed.index_select(&ex, 0)?)?
+                        .to_dtype(candle_core::DType::F64)?
+                        .to_vec1()?;
+                for (row, v) in r.clone().zip(sb) {
+                    bout[row / j] += v / j as f64;
+                }
+            }
             acc = acc.index_add(&ex, &((d * g)? / j as f64)?, 0)?;
             Ok(())
         })?;

@@ -74,6 +74,8 @@ impl Attributor for GuidedIntegratedGradients {
             ));
         }
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let shape = s.p.x.dims().to_vec();
         let n = shape[0];
         // Work on (n, F) in f64-free device tensors of the input's dtype.

@@ -105,7 +105,8 @@ pub(crate) fn path_integral(
             .index_select(&ex, 0)?
             .add(&diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
         let ctx = RuleCtx::rule(ActRule::Gradient)?;
-        let (_, g) = gradient(model, &pts, &seed.index_select(&ex, 0)?, &ctx)?;
+        let rows = crate::batch::view(model, &ex)?;
+        let (_, g) = gradient(&*rows, &pts, &seed.index_select(&ex, 0)?, &ctx)?;
         acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
         Ok(())
     })?;
@@ -121,6 +122,8 @@ impl Attributor for IntegratedGradients {
     ) -> Result<Attribution> {
         crate::validate::positive("steps", self.steps)?;
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let out = chunked_scores(model, x, &s.seed, &self.batching)?;
@@ -133,8 +136,12 @@ impl Attributor for IntegratedGradients {
                 })
             };
             let (xr, xbr) = (pick(x)?, pick(&xbar)?);
+            let m = match rows {
+                Some(i) => crate::batch::view(model, i)?,
+                None => crate::batch::View::Same(model),
+            };
             let grad = path_integral(
-                model,
+                &*m,
                 &xr,
                 &xbr,
                 &pick(&s.seed)?,

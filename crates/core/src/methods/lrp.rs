@@ -38,13 +38,16 @@ impl Attributor for Lrp {
         };
         let model: &dyn Explainable = folded.as_deref().unwrap_or(model);
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         // `Selector::last` needs the number of linear / conv layers: one forward of one row.
         let layers = match self.composite.needs_layer_count() {
             true => {
                 let count = RuleCtx::inference();
-                model.forward_with(&x.narrow(0, 0, 1)?, &count)?;
+                crate::batch::view_range(model, &(0..1), x.device())?
+                    .forward_with(&x.narrow(0, 0, 1)?, &count)?;
                 Some(count.layers_seen())
             }
             false => None,
@@ -56,7 +59,7 @@ impl Attributor for Lrp {
                 ctx = ctx.with_layer_count(n);
             }
             let (o, rel) = relevance(
-                model,
+                &*crate::batch::view_range(model, &r, x.device())?,
                 &x.narrow(0, r.start, r.len())?,
                 &s.seed.narrow(0, r.start, r.len())?,
                 &ctx,

@@ -108,10 +108,11 @@ impl<A: Attributor> Attributor for NoiseTunnel<A> {
             let mut dims = input.dims().to_vec();
             dims[0] = r.len();
             let ex_ids: Vec<u32> = ex.to_vec1()?;
+            let rows = crate::batch::view(model, &ex)?;
             let a = self
                 .inner
                 .attribute(
-                    model,
+                    &*rows,
                     &noisy.reshape(dims)?,
                     &target.select_examples(&ex_ids)?,
                 )
@@ -150,7 +151,8 @@ impl<A: Attributor> Attributor for NoiseTunnel<A> {
         .to_dtype(input.dtype())?;
         // The explained score is the clean input's.
         let clean = super::common::setup(model, &input, target)?;
-        let out = super::common::chunked_scores(model, &clean.p.x, &clean.seed, &self.batching)?;
+        let out =
+            super::common::chunked_scores(&*clean.model, &clean.p.x, &clean.seed, &self.batching)?;
         Attribution::finish(
             &clean.p,
             "NoiseTunnel",

@@ -65,6 +65,8 @@ impl Attributor for Occlusion {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let shape = x.dims()[1..].to_vec();
         if self.window.len() != shape.len() || self.strides.len() != shape.len() {

@@ -64,6 +64,8 @@ impl Attributor for ShapleyValues {
         target: &Target,
     ) -> Result<Attribution> {
         let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
         let x = &s.p.x;
         let groups = Groups::new(&self.feature_mask, x)?;
         let g = groups.count;

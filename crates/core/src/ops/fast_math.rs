@@ -16,6 +16,9 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding 1.5·2²³ rounds to an integer held in the low mantissa bits (|v| < 2²²).
     const ROUND: f32 = 12_582_912.0;
+    // Below the smallest normal result the answer is 0: exactly, so that a masked attention
+    // score (−1e9) gets exactly zero weight and padding exactly zero gradient.
+    let underflow = x < -87.33;
     let x = x.clamp(-87.33, 88.3);
     let shifted = x * LOG2E + ROUND;
     let n = shifted - ROUND;
@@ -27,7 +30,12 @@ pub(crate) fn exp(x: f32) -> f32 {
     let y = p * r * r + r + 1.0;
     // n + 127 as the exponent: `shifted`'s bits are 0x4B40_0000 + n.
     let e = (shifted.to_bits() as i32 - 0x4B40_0000 + 127) as u32;
-    y * f32::from_bits(e << 23)
+    let v = y * f32::from_bits(e << 23);
+    if underflow {
+        0.0
+    } else {
+        v
+    }
 }
 
 /// `(Φ(z), φ(z))`, the standard normal CDF and density, sharing one `exp`: Abramowitz & Stegun
