@@ -397,3 +397,77 @@ fn smoothgrad_memory_is_bounded_by_the_budget() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// The tiny BERT of the fuzz seeds (hidden 4, 16 tokens: `scripts/fuzz/make_seeds.py`) as a
+/// Hugging Face folder.
+fn tiny_bert(name: &str) -> PathBuf {
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/load_checkpoint/tiny_bert"
+    ))
+    .expect("the tiny BERT seed is committed");
+    let dir = out_dir(name);
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    let sep = b"\n--\n";
+    let at = |from: usize| {
+        from + seed[from..]
+            .windows(4)
+            .position(|w| w == sep)
+            .expect("three parts")
+    };
+    let (a, b) = (at(0), at(at(0) + 4));
+    std::fs::write(dir.join("model.safetensors"), &seed[..a]).unwrap();
+    std::fs::write(dir.join("config.json"), &seed[a + 4..b]).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), &seed[b + 4..]).unwrap();
+    dir
+}
+
+/// `--text-file`: sentences of different lengths explained as one padded batch give each
+/// sentence the token scores it gets alone.
+#[test]
+fn a_text_file_is_explained_as_one_padded_batch() {
+    let model = tiny_bert("tinybert");
+    let m = model.to_str().expect("utf-8 path");
+    let out = out_dir("textfile");
+    let o = out.to_str().expect("utf-8 path");
+    std::fs::create_dir_all(&out).unwrap();
+    let lines = ["not bad", "a good film, not a bad film.", "the film"];
+    let file = out.join("sentences.txt");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let f = file.to_str().expect("utf-8 path");
+    ok(&[
+        "explain",
+        "--model",
+        m,
+        "--text-file",
+        f,
+        "--steps",
+        "8",
+        "--out",
+        o,
+    ]);
+    let batch = json(&out.join("result.json"));
+    let sentences = batch["sentences"].as_array().expect("sentences");
+    assert_eq!(sentences.len(), 3);
+    assert!(std::fs::read_to_string(out.join("tokens.html"))
+        .unwrap()
+        .contains("a good film"));
+    for (i, line) in lines.iter().enumerate() {
+        ok(&[
+            "explain", "--model", m, "--text", line, "--steps", "8", "--out", o,
+        ]);
+        let alone = json(&out.join("result.json"));
+        let (b, a) = (&sentences[i]["token_scores"], &alone["token_scores"]);
+        let (b, a) = (b.as_array().unwrap(), a.as_array().unwrap());
+        assert_eq!(b.len(), a.len(), "{line}: token counts");
+        for (x, y) in b.iter().zip(a) {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                "{line}: batch {x} vs alone {y}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&model).ok();
+}

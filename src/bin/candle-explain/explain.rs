@@ -25,6 +25,10 @@ pub struct ExplainArgs {
     /// The text to explain (text models).
     #[arg(long)]
     pub text: Option<String>,
+    /// A file of texts, one per line, explained together (BERT: as one padded batch with its
+    /// attention mask; LSTM: one at a time).
+    #[arg(long, conflicts_with_all = ["text", "image", "index"])]
+    pub text_file: Option<PathBuf>,
     /// See `candle-explain methods`.
     #[arg(long, default_value = "integrated-gradients")]
     pub method: String,
@@ -171,7 +175,13 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                     TEXT_METHODS.join(", ")
                 );
             }
-            let text = a.text.as_deref().context("text models need --text")?;
+            if let Some(file) = &a.text_file {
+                return run_text_file(a, m, file, &device, dtype);
+            }
+            let text = a
+                .text
+                .as_deref()
+                .context("text models need --text (or --text-file)")?;
             let (emb, tokens) = m.embed(text, &device)?;
             let emb = emb.to_dtype(dtype)?;
             let logits = m.explainable().forward(&emb)?;
@@ -286,4 +296,127 @@ fn peak_memory_mb() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// `--text-file`: every line explained, a BERT as one padded batch (its attention mask given
+/// beside the embeddings, so that each sentence gets what it would alone), an LSTM one
+/// sentence at a time; one coloured section per sentence in tokens.html.
+fn run_text_file(
+    a: &ExplainArgs,
+    m: &crate::model::TextModel,
+    file: &std::path::Path,
+    device: &candle_core::Device,
+    dtype: DType,
+) -> Result<()> {
+    use crate::model::TextKind;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        bail!("{}: no text (one sentence per line)", file.display());
+    }
+    let mut embs = vec![];
+    let mut tokens = vec![];
+    for l in &lines {
+        let (e, t) = m.embed(l, device)?;
+        embs.push(e.to_dtype(dtype)?);
+        tokens.push(t);
+    }
+    let len = tokens.iter().map(Vec::len).max().unwrap_or(0);
+    let hidden = embs[0].dim(2)?;
+    let method = build(&a.method, &a.params, &[len, hidden], 0.0, (-1.0, 1.0), "")?;
+    let t0 = std::time::Instant::now();
+    // Per sentence: (class, token scores, the explained output).
+    let mut results: Vec<(usize, Vec<f64>, f64)> = vec![];
+    let mut all = vec![];
+    match &m.kind {
+        TextKind::Bert { .. } => {
+            // Pad with zero vectors (their tokens are masked out: they get exactly 0).
+            let padded = embs
+                .iter()
+                .map(|e| Ok(e.pad_with_zeros(1, 0, len - e.dim(1)?)?))
+                .collect::<Result<Vec<_>>>()?;
+            let x = Tensor::cat(&padded, 0)?;
+            let mask: Vec<f32> = tokens
+                .iter()
+                .flat_map(|t| (0..len).map(move |i| (i < t.len()) as u8 as f32))
+                .collect();
+            let mask = Tensor::from_vec(mask, (lines.len(), len), device)?;
+            let model = candle_explain::core::WithInputs::new(m.explainable())
+                .with("attention_mask", mask)?;
+            let logits = model.forward(&x)?;
+            let classes: Vec<usize> = (0..lines.len())
+                .map(|i| target(&a.target, &logits.narrow(0, i, 1)?, &m.classes))
+                .collect::<Result<_>>()?;
+            let attr = method.attribute(&model, &x, &Target::PerExample(classes.clone()))?;
+            let scores: Vec<Vec<f64>> =
+                attr.attributions.to_dtype(DType::F64)?.sum(2)?.to_vec2()?;
+            let outs: Vec<f64> = attr.output.to_dtype(DType::F64)?.to_vec1()?;
+            for (i, c) in classes.iter().enumerate() {
+                results.push((*c, scores[i][..tokens[i].len()].to_vec(), outs[i]));
+            }
+            all.push(attr.attributions.to_dtype(DType::F32)?);
+        }
+        TextKind::Lstm { .. } => {
+            for e in &embs {
+                let logits = m.explainable().forward(e)?;
+                let c = target(&a.target, &logits, &m.classes)?;
+                let attr = method.attribute(m.explainable(), e, &Target::Class(c))?;
+                let s: Vec<f64> = attr
+                    .attributions
+                    .to_dtype(DType::F64)?
+                    .sum(2)?
+                    .squeeze(0)?
+                    .to_vec1()?;
+                let out = attr.output.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
+                all.push(attr.attributions.to_dtype(DType::F32)?.pad_with_zeros(
+                    1,
+                    0,
+                    len - e.dim(1)?,
+                )?);
+                results.push((c, s, out));
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let rows: Vec<(String, Vec<String>, Vec<f64>)> = lines
+        .iter()
+        .zip(&tokens)
+        .zip(&results)
+        .map(|((l, t), (c, s, _))| (format!("{l} → {}", m.classes[*c]), t.clone(), s.clone()))
+        .collect();
+    let title = format!("{}: {} on {} sentences", m.name, a.method, lines.len());
+    let html = candle_explain::viz::token_html(&title, &rows).map_err(anyhow::Error::msg)?;
+    let json = serde_json::json!({
+        "model": a.model,
+        "method": a.method,
+        "parameters": a.params.to_json(),
+        "input": file.display().to_string(),
+        "seconds": secs,
+        "sentences_per_second": lines.len() as f64 / secs,
+        "sentences": lines.iter().zip(&tokens).zip(&results).map(|((l, t), (c, s, o))| serde_json::json!({
+            "text": l, "tokens": t, "token_scores": s, "target": c, "target_name": m.classes[*c], "explained_output": o,
+        })).collect::<Vec<_>>(),
+    });
+    let mut tensors = HashMap::new();
+    tensors.insert("attributions".to_string(), Tensor::cat(&all, 0)?);
+    let st = a.out.join("attributions.safetensors");
+    candle_core::safetensors::save(&tensors, &st)
+        .with_context(|| format!("cannot write {}", st.display()))?;
+    crate::write_file(
+        &a.out.join("result.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    crate::write_file(&a.out.join("tokens.html"), html)?;
+    println!(
+        "{} sentences in {secs:.2} s ({:.1} per second); wrote {}/{{result.json, tokens.html, attributions.safetensors}}",
+        lines.len(),
+        lines.len() as f64 / secs,
+        a.out.display()
+    );
+    Ok(())
 }
