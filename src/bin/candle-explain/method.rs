@@ -61,6 +61,9 @@ pub const METHODS: &[&str] = &[
     "guided-ig",
     "blur-ig",
     "ggig",
+    "lime",
+    "kernel-shap",
+    "deep-shap",
     "random",
 ];
 
@@ -71,6 +74,8 @@ pub const TEXT_METHODS: &[&str] = &[
     "integrated-gradients",
     "smoothgrad",
     "lrp-epsilon",
+    "lime",
+    "kernel-shap",
     "random",
 ];
 
@@ -162,31 +167,10 @@ pub fn build(
             )
             .with_batching(b()),
         ),
-        "gradient-shap" => {
-            // Baselines: black and white images (the distribution's two ends).
-            let dev = candle_core::Device::Cpu;
-            let mut dims = vec![2];
-            dims.extend_from_slice(shape);
-            let n: usize = shape.iter().product();
-            let vals: Vec<f32> = (0..2 * n)
-                .map(|i| {
-                    if i < n {
-                        range.0 as f32
-                    } else {
-                        range.1 as f32
-                    }
-                })
-                .collect();
-            Box::new(GradientShap {
-                batching: b(),
-                ..GradientShap::new(
-                    candle_core::Tensor::from_vec(vals, dims, &dev)?,
-                    a.samples,
-                    a.stdev,
-                    a.seed,
-                )
-            })
-        }
+        "gradient-shap" => Box::new(GradientShap {
+            batching: b(),
+            ..GradientShap::new(black_and_white(shape, range)?, a.samples, a.stdev, a.seed)
+        }),
         "occlusion" => Box::new(Occlusion {
             batching: b(),
             ..Occlusion::new(&window, &strides).with_baseline(base)
@@ -236,7 +220,70 @@ pub fn build(
             batching: b(),
             ..Default::default()
         }),
+        "lime" => Box::new(Lime {
+            batching: b(),
+            baseline: base,
+            ..Lime::new(groups(shape, a.window)?, a.samples, a.seed)
+        }),
+        "kernel-shap" => Box::new(KernelShap {
+            batching: b(),
+            ..KernelShap::sampling(groups(shape, a.window)?, a.samples, a.seed).with_baseline(base)
+        }),
+        "deep-shap" => Box::new(DeepShap {
+            batching: b(),
+            ..DeepShap::new(black_and_white(shape, range)?)
+        }),
         "random" => Box::new(RandomAttribution { seed: a.seed }),
         other => bail!("unknown method {other:?}; one of: {}", METHODS.join(", ")),
+    })
+}
+
+/// Baselines of the distribution methods: a black and a white input (the range's two ends).
+fn black_and_white(shape: &[usize], range: (f64, f64)) -> Result<candle_core::Tensor> {
+    let mut dims = vec![2];
+    dims.extend_from_slice(shape);
+    let n: usize = shape.iter().product();
+    let vals: Vec<f32> = (0..2 * n)
+        .map(|i| {
+            if i < n {
+                range.0 as f32
+            } else {
+                range.1 as f32
+            }
+        })
+        .collect();
+    Ok(candle_core::Tensor::from_vec(
+        vals,
+        dims,
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+/// Feature groups of LIME and KernelSHAP: `window × window` superpixels of an image
+/// `(C, H, W)` (all channels together), one group per token of a text `(L, H)`.
+fn groups(shape: &[usize], window: usize) -> Result<candle_core::Tensor> {
+    let dev = candle_core::Device::Cpu;
+    Ok(match *shape {
+        [c, h, w] => {
+            let (gh, gw) = (h.div_ceil(window), w.div_ceil(window));
+            if gh * gw > 64 {
+                bail!("--window {window} makes {} superpixels of a {h}×{w} image; LIME and KernelSHAP take at most 64: use a larger --window", gh * gw);
+            }
+            let ids: Vec<u32> = (0..c * h * w)
+                .map(|i| {
+                    let (y, x) = ((i / w) % h, i % w);
+                    ((y / window) * gw + x / window) as u32
+                })
+                .collect();
+            candle_core::Tensor::from_vec(ids, (c, h, w), &dev)?
+        }
+        [l, hid] => {
+            if l > 64 {
+                bail!("{l} tokens: LIME and KernelSHAP take at most 64 groups (one per token)");
+            }
+            let ids: Vec<u32> = (0..l * hid).map(|i| (i / hid) as u32).collect();
+            candle_core::Tensor::from_vec(ids, (l, hid), &dev)?
+        }
+        _ => bail!("LIME / KernelSHAP: no feature groups for inputs of shape {shape:?}"),
     })
 }
