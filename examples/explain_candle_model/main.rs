@@ -5,14 +5,14 @@
 //!    here, so its weights are initialised and written by this example, then loaded back).
 //!    Its attention's softmax (`candle_nn::ops::softmax_last_dim`) has no backward in Candle,
 //!    so autograd gives a zero gradient: the gradient check refuses IG and SmoothGrad (the
-//!    error is printed), and Occlusion and Shapley values, which need forward passes only,
+//!    error is printed), and Occlusion and KernelSHAP, which need forward passes only,
 //!    explain it;
 //! 3. a `candle_nn` CNN with Candle's own max-pool, whose autograd gradient is wrong (1/(k·k)
 //!    of the true one): gradient methods refuse it with an error that says so, forward-only
 //!    methods still run.
 //!
 //! Each model goes through `candle_explain::core::any_model`, and Integrated Gradients,
-//! SmoothGrad, Occlusion and Shapley values (permutation sampling) explain it; the maps go
+//! SmoothGrad, Occlusion and KernelSHAP explain it; the maps go
 //! to `grid.png` (methods named over the columns, label and prediction beside the rows,
 //! colour legend).
 //!
@@ -173,7 +173,7 @@ fn main() -> Result<()> {
     }
     let forward_only: Vec<(&'static str, Box<dyn Attributor>)> = methods(&groups)?
         .into_iter()
-        .filter(|(n, _)| n.starts_with("occlusion") || n.starts_with("shapley"))
+        .filter(|(n, _)| n.starts_with("occlusion") || n.starts_with("kernel_shap"))
         .collect();
     let vit_maps = explain(&vit, &x, &vit_pred, &forward_only)?;
     figure(
@@ -233,8 +233,8 @@ fn methods(groups: &Tensor) -> Result<Vec<(&'static str, Box<dyn Attributor>)>> 
             Box::new(Occlusion::new(&[1, 4, 4], &[1, 2, 2])),
         ),
         (
-            "shapley_7x7",
-            Box::new(ShapleyValues::sampling(groups.clone(), 20, 0)),
+            "kernel_shap_7x7",
+            Box::new(KernelShap::sampling(groups.clone(), 300, 0)),
         ),
     ])
 }
