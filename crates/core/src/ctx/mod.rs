@@ -183,6 +183,27 @@ impl RuleCtx {
         self.select.current_name()
     }
 
+    /// Puts `value` in place of the value the model taps under `name` (layer methods that
+    /// move a layer's activation along a path); the forward continues from `value`.
+    pub fn replacing(mut self, name: &str, value: Tensor) -> Self {
+        self.taps.replace = Some((name.to_string(), value));
+        self
+    }
+
+    /// The value tapped under `name` in the last forward, still attached to its graph (for
+    /// gradients of a neuron w.r.t. the input), or the error naming the model's taps.
+    pub fn captured_live(&self, name: &str) -> Result<Tensor> {
+        self.taps.live(name)
+    }
+
+    /// Whether the last forward passed a tap named `name` (or the error naming the taps).
+    pub fn require_tap(&self, name: &str) -> Result<()> {
+        if self.taps.seen(name) {
+            return Ok(());
+        }
+        self.taps.captured(name).map(|_| ())
+    }
+
     /// Marks an intermediate value with a name (models use PyTorch's module names, e.g.
     /// `conv_layers.7`). Identity; contexts built with [`RuleCtx::capturing`] keep it.
     pub fn tap(&self, name: &str, t: &Tensor) -> Result<Tensor> {

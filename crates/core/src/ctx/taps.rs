@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Taps {
     /// Names to keep.
     pub capture: Vec<String>,
+    /// A value to put in place of the tapped one (layer methods that move a layer's
+    /// activation along a path).
+    pub replace: Option<(String, Tensor)>,
     kept: RefCell<Vec<Captured>>,
     /// Every name seen, for the error that lists them.
     seen: RefCell<Vec<String>>,
@@ -19,12 +22,30 @@ pub(crate) struct Taps {
 struct Captured {
     name: String,
     value: Tensor,
+    /// The value still attached to the forward's graph (neuron methods differentiate it).
+    live: Tensor,
     grad: Arc<Mutex<Option<Tensor>>>,
 }
 
 impl Taps {
     pub fn tap(&self, name: &str, t: &Tensor) -> Result<Tensor> {
         self.seen.borrow_mut().push(name.to_string());
+        let t = match &self.replace {
+            Some((n, v)) if n == name => {
+                if v.dims() != t.dims() {
+                    return Err(crate::Error::InvalidParameter {
+                        name: "layer",
+                        reason: format!(
+                            "the value put in place of layer {name:?} is {:?}, the layer gives {:?}",
+                            v.dims(),
+                            t.dims()
+                        ),
+                    });
+                }
+                v
+            }
+            _ => t,
+        };
         if !self.capture.iter().any(|c| c == name) {
             return Ok(t.clone());
         }
@@ -35,9 +56,24 @@ impl Taps {
         self.kept.borrow_mut().push(Captured {
             name: name.to_string(),
             value: t.detach(),
+            live: t.clone(),
             grad,
         });
         Ok(out)
+    }
+
+    /// The value tapped under `name`, attached to the forward's graph.
+    pub fn live(&self, name: &str) -> Result<Tensor> {
+        self.captured(name)?;
+        let kept = self.kept.borrow();
+        let c = kept.iter().rev().find(|c| c.name == name);
+        c.map(|c| c.live.clone())
+            .ok_or_else(|| crate::Error::Unsupported(format!("layer {name:?} was not kept")))
+    }
+
+    /// Whether the forward passed a tap named `name`.
+    pub fn seen(&self, name: &str) -> bool {
+        self.seen.borrow().iter().any(|s| s == name)
     }
 
     pub fn captured(&self, name: &str) -> Result<(Tensor, Option<Tensor>)> {

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod guided_ig;
 pub mod integrated_gradients;
 pub mod kernel_shap;
+pub mod layer;
 pub mod lime;
 pub mod lrp;
 pub mod noise_tunnel;
@@ -34,6 +35,10 @@ pub use groups::Groups as FeatureGroups;
 pub use guided_ig::GuidedIntegratedGradients;
 pub use integrated_gradients::{AdaptiveSteps, IntegratedGradients};
 pub use kernel_shap::KernelShap;
+pub use layer::{
+    InternalInfluence, LayerGradientXActivation, LayerIntegratedGradients, NeuronGradient,
+    NeuronIntegratedGradients,
+};
 pub use lime::Lime;
 pub use lrp::Lrp;
 pub use noise_tunnel::{NoiseKind, NoiseTunnel};

@@ -1,0 +1,446 @@
+//! Layer and neuron attribution (Captum's `LayerGradientXActivation`,
+//! `LayerIntegratedGradients`, `InternalInfluence`, `NeuronGradient`,
+//! `NeuronIntegratedGradients`) at any layer a model names with `RuleCtx::tap` (the digits
+//! CNN's `conv_layers.7`, a `Named` layer of a `Sequential`, BERT's taps):
+//! - layer methods attribute the target output to the layer's activation `a` (results have
+//!   the layer's shape);
+//! - neuron methods attribute one unit of the layer (`neuron`, its flat index within one
+//!   example's activation) to the input; the target is ignored, the neuron is what is
+//!   explained.
+//!
+//! Every (example, step) pair is a row of one chunked batch, as for Integrated Gradients.
+
+use super::common::{chunked_scores, completeness_delta, setup};
+use crate::batch::{col, example_index, view, view_range};
+use crate::rules::ActRule;
+use crate::{
+    Attribution, Attributor, Baseline, Batching, Error, Explainable, Quadrature, Result, RuleCtx,
+    Target,
+};
+use candle_core::{Tensor, Var};
+
+/// The layer's activation for `x`'s rows, chunked.
+fn activations(model: &dyn Explainable, x: &Tensor, layer: &str, b: &Batching) -> Result<Tensor> {
+    let per = b.rows_per_chunk(model, x, false)?;
+    let mut out = vec![];
+    b.run(x.dim(0)?, per, "layer activation", |r| {
+        let ctx = RuleCtx::inference().capturing(&[layer]);
+        view_range(model, &r, x.device())?.forward_with(&x.narrow(0, r.start, r.len())?, &ctx)?;
+        out.push(ctx.captured(layer)?.0);
+        Ok(())
+    })?;
+    Ok(Tensor::cat(&out, 0)?)
+}
+
+/// Scores `Σ seed · S` of `x`'s rows with the layer's activation replaced by `a`, and their
+/// gradient w.r.t. `a`.
+fn gradient_at_layer(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    layer: &str,
+    a: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let var = Var::from_tensor(&a.detach())?;
+    let ctx = RuleCtx::rule(ActRule::Gradient)?.replacing(layer, var.as_tensor().clone());
+    let out = model.forward_with(&x.detach(), &ctx)?;
+    ctx.require_tap(layer)?;
+    let scores = (&out * seed)?.sum(1)?;
+    let grads = scores.sum_all()?.backward()?;
+    let g = match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => a.zeros_like()?,
+    };
+    Ok((scores.detach(), g))
+}
+
+/// Scores of `x`'s rows and the gradient that reaches the layer (no replacement).
+fn layer_grad(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    layer: &str,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let ctx = RuleCtx::rule(ActRule::Gradient)?.capturing(&[layer]);
+    let var = Var::from_tensor(&x.detach())?;
+    let out = model.forward_with(var.as_tensor(), &ctx)?;
+    let (a, _) = ctx.captured(layer)?;
+    let scores = (&out * seed)?.sum(1)?;
+    scores.sum_all()?.backward()?;
+    let g = ctx.captured(layer)?.1.unwrap_or(a.zeros_like()?);
+    Ok((scores.detach(), a, g))
+}
+
+/// `a ⊙ ∂S/∂a` at the layer.
+#[derive(Debug, Clone)]
+pub struct LayerGradientXActivation {
+    pub layer: String,
+    pub batching: Batching,
+}
+
+impl LayerGradientXActivation {
+    pub fn new(layer: &str) -> Self {
+        Self {
+            layer: layer.into(),
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Attributor for LayerGradientXActivation {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let model = &*s.model;
+        let x = &s.p.x;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let (mut outs, mut attrs) = (vec![], vec![]);
+        self.batching
+            .run(x.dim(0)?, per, "layer gradient × activation", |r| {
+                let (o, a, g) = layer_grad(
+                    &*view_range(model, &r, x.device())?,
+                    &x.narrow(0, r.start, r.len())?,
+                    &s.seed.narrow(0, r.start, r.len())?,
+                    &self.layer,
+                )?;
+                outs.push(o);
+                attrs.push((a * g)?);
+                Ok(())
+            })?;
+        let (out, attr) = (Tensor::cat(&outs, 0)?, Tensor::cat(&attrs, 0)?);
+        Attribution::finish(&s.p, "Layer gradient × activation", attr, out, None, None)
+    }
+}
+
+/// Integrated Gradients at the layer: its activation moves from its value on the baseline
+/// to its value on the input, `(a_x − a_x̄) ⊙ ∫ ∂S/∂a (a_x̄ + α(a_x − a_x̄)) dα`; complete at
+/// the layer, `Σ = S(x) − S(x̄)`.
+#[derive(Debug, Clone)]
+pub struct LayerIntegratedGradients {
+    pub layer: String,
+    pub steps: usize,
+    pub quadrature: Quadrature,
+    pub baseline: Baseline,
+    pub batching: Batching,
+}
+
+impl LayerIntegratedGradients {
+    pub fn new(layer: &str, steps: usize) -> Self {
+        Self {
+            layer: layer.into(),
+            steps,
+            quadrature: Quadrature::GaussLegendre,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
+    }
+
+    pub fn with_baseline(mut self, b: Baseline) -> Self {
+        self.baseline = b;
+        self
+    }
+}
+
+impl Attributor for LayerIntegratedGradients {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let model = &*s.model;
+        let x = &s.p.x;
+        let xbar = self.baseline.resolve(x)?;
+        let (ax, ab) = (
+            activations(model, x, &self.layer, &self.batching)?,
+            activations(model, &xbar, &self.layer, &self.batching)?,
+        );
+        let diff = (&ax - &ab)?;
+        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
+        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let total = crate::validate::rows(n, j, "LayerIntegratedGradients: examples × steps")?;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let mut acc = ax.zeros_like()?;
+        self.batching
+            .run(total, per, "layer integrated gradients", |r| {
+                let ex = example_index(&r, j, dev)?;
+                let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
+                let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
+                let a = col(
+                    &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
+                    ax.rank(),
+                )?;
+                let w = col(
+                    &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
+                    ax.rank(),
+                )?;
+                let pts =
+                    (ab.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+                let (_, g) = gradient_at_layer(
+                    &*view(model, &ex)?,
+                    &x.index_select(&ex, 0)?,
+                    &s.seed.index_select(&ex, 0)?,
+                    &self.layer,
+                    &pts,
+                )?;
+                acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
+                Ok(())
+            })?;
+        let attr = (diff * acc)?;
+        let out = chunked_scores(model, x, &s.seed, &self.batching)?;
+        let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
+        let delta = completeness_delta(&attr, &out, Some(&base_out))?;
+        Attribution::finish(
+            &s.p,
+            "Layer Integrated Gradients",
+            attr,
+            out,
+            Some(base_out),
+            Some(delta),
+        )
+    }
+}
+
+/// Internal influence (Leino et al. 2018): the layer's gradient integrated along the input's
+/// straight path, `∫ ∂S/∂a (x̄ + α(x − x̄)) dα`.
+#[derive(Debug, Clone)]
+pub struct InternalInfluence {
+    pub layer: String,
+    pub steps: usize,
+    pub quadrature: Quadrature,
+    pub baseline: Baseline,
+    pub batching: Batching,
+}
+
+impl InternalInfluence {
+    pub fn new(layer: &str, steps: usize) -> Self {
+        Self {
+            layer: layer.into(),
+            steps,
+            quadrature: Quadrature::GaussLegendre,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Attributor for InternalInfluence {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let model = &*s.model;
+        let x = &s.p.x;
+        let xbar = self.baseline.resolve(x)?;
+        let diff = (x - &xbar)?;
+        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
+        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let total = crate::validate::rows(n, j, "InternalInfluence: examples × steps")?;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let mut acc: Option<Tensor> = None;
+        self.batching.run(total, per, "internal influence", |r| {
+            let ex = example_index(&r, j, dev)?;
+            let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
+            let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
+            let a = col(
+                &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
+                x.rank(),
+            )?;
+            let pts =
+                (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+            let (_, act, g) = layer_grad(
+                &*view(model, &ex)?,
+                &pts,
+                &s.seed.index_select(&ex, 0)?,
+                &self.layer,
+            )?;
+            let w = col(
+                &Tensor::from_vec(w, r.len(), dev)?.to_dtype(g.dtype())?,
+                g.rank(),
+            )?;
+            let zeros = || -> Result<Tensor> {
+                let mut d = act.dims().to_vec();
+                d[0] = n;
+                Ok(Tensor::zeros(d, g.dtype(), dev)?)
+            };
+            acc = Some(acc.take().map_or_else(zeros, Ok)?.index_add(
+                &ex,
+                &g.broadcast_mul(&w)?,
+                0,
+            )?);
+            Ok(())
+        })?;
+        let attr = acc.ok_or_else(|| Error::Unsupported("no step was run".into()))?;
+        let out = chunked_scores(model, x, &s.seed, &self.batching)?;
+        Attribution::finish(&s.p, "Internal influence", attr, out, None, None)
+    }
+}
+
+/// `∂a_j/∂x` for neuron `j` of the layer (its flat index within one example's activation),
+/// and the neuron's value per example.
+fn neuron_gradient(
+    model: &dyn Explainable,
+    x: &Tensor,
+    layer: &str,
+    neuron: usize,
+) -> Result<(Tensor, Tensor)> {
+    let ctx = RuleCtx::rule(ActRule::Gradient)?.capturing(&[layer]);
+    let var = Var::from_tensor(&x.detach())?;
+    model.forward_with(var.as_tensor(), &ctx)?;
+    let a = ctx.captured_live(layer)?.flatten_from(1)?;
+    let units = a.dim(1)?;
+    if neuron >= units {
+        return Err(Error::InvalidParameter {
+            name: "neuron",
+            reason: format!(
+                "neuron {neuron} of layer {layer:?}, which has {units} units per example"
+            ),
+        });
+    }
+    let value = a.narrow(1, neuron, 1)?.squeeze(1)?;
+    let grads = value.sum_all()?.backward()?;
+    let g = match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => x.zeros_like()?,
+    };
+    Ok((value.detach(), g))
+}
+
+/// The gradient of one neuron of a layer w.r.t. the input (the target is ignored).
+#[derive(Debug, Clone)]
+pub struct NeuronGradient {
+    pub layer: String,
+    pub neuron: usize,
+    pub batching: Batching,
+}
+
+impl NeuronGradient {
+    pub fn new(layer: &str, neuron: usize) -> Self {
+        Self {
+            layer: layer.into(),
+            neuron,
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Attributor for NeuronGradient {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let model = &*s.model;
+        let x = &s.p.x;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let (mut outs, mut grads) = (vec![], vec![]);
+        self.batching.run(x.dim(0)?, per, "neuron gradient", |r| {
+            let (v, g) = neuron_gradient(
+                &*view_range(model, &r, x.device())?,
+                &x.narrow(0, r.start, r.len())?,
+                &self.layer,
+                self.neuron,
+            )?;
+            outs.push(v);
+            grads.push(g);
+            Ok(())
+        })?;
+        Attribution::finish(
+            &s.p,
+            "Neuron gradient",
+            Tensor::cat(&grads, 0)?,
+            Tensor::cat(&outs, 0)?,
+            None,
+            None,
+        )
+    }
+}
+
+/// Integrated Gradients of one neuron w.r.t. the input; complete, `Σ = a_j(x) − a_j(x̄)`
+/// (the target is ignored).
+#[derive(Debug, Clone)]
+pub struct NeuronIntegratedGradients {
+    pub layer: String,
+    pub neuron: usize,
+    pub steps: usize,
+    pub quadrature: Quadrature,
+    pub baseline: Baseline,
+    pub batching: Batching,
+}
+
+impl NeuronIntegratedGradients {
+    pub fn new(layer: &str, neuron: usize, steps: usize) -> Self {
+        Self {
+            layer: layer.into(),
+            neuron,
+            steps,
+            quadrature: Quadrature::GaussLegendre,
+            baseline: Baseline::Zero,
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Attributor for NeuronIntegratedGradients {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        let s = setup(model, input, target)?;
+        let model = &*s.model;
+        let x = &s.p.x;
+        let xbar = self.baseline.resolve(x)?;
+        let diff = (x - &xbar)?;
+        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
+        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let total = crate::validate::rows(n, j, "NeuronIntegratedGradients: examples × steps")?;
+        let per = self.batching.rows_per_chunk(model, x, true)?;
+        let mut acc = x.zeros_like()?;
+        self.batching
+            .run(total, per, "neuron integrated gradients", |r| {
+                let ex = example_index(&r, j, dev)?;
+                let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
+                let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
+                let a = col(
+                    &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
+                    x.rank(),
+                )?;
+                let w = col(
+                    &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
+                    x.rank(),
+                )?;
+                let pts =
+                    (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+                let (_, g) = neuron_gradient(&*view(model, &ex)?, &pts, &self.layer, self.neuron)?;
+                acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
+                Ok(())
+            })?;
+        let attr = (diff * acc)?;
+        let value = |t: &Tensor| -> Result<Tensor> {
+            let (v, _) = neuron_gradient(model, t, &self.layer, self.neuron)?;
+            Ok(v)
+        };
+        let (out, base_out) = (value(x)?, value(&xbar)?);
+        let delta = completeness_delta(&attr, &out, Some(&base_out))?;
+        Attribution::finish(
+            &s.p,
+            "Neuron Integrated Gradients",
+            attr,
+            out,
+            Some(base_out),
+            Some(delta),
+        )
+    }
+}
