@@ -471,3 +471,96 @@ fn a_text_file_is_explained_as_one_padded_batch() {
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_dir_all(&model).ok();
 }
+
+/// `--layer`: Layer IG at a conv stage is complete and has the layer's shape; a dense layer
+/// gets no heatmap; a neuron method names its neuron; an unknown layer lists the model's;
+/// layer IG at a text model's embeddings gives one score per token; `evaluate` refuses
+/// layer methods.
+#[test]
+fn layer_methods_take_a_layer_name() {
+    let out = out_dir("layer");
+    let o = out.to_str().expect("utf-8 path");
+    let digits = ["explain", "--index", "7", "--steps", "32", "--out", o];
+    let run = |extra: &[&str]| ok(&[&digits[..], extra].concat());
+    run(&[
+        "--method",
+        "layer-integrated-gradients",
+        "--layer",
+        "conv_layers.3",
+    ]);
+    let r = json(&out.join("result.json"));
+    let err = r["result"]["completeness_error"].as_f64().expect("delta");
+    let change = r["result"]["explained_output"].as_f64().unwrap()
+        - r["result"]["baseline_output"].as_f64().unwrap();
+    assert!(err.abs() < 0.02 * change.abs(), "{err} for {change}");
+    let t = candle_core::safetensors::load(
+        out.join("attributions.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("safetensors");
+    let dims = t["attributions"].dims().to_vec();
+    assert!(
+        dims.len() == 4 && dims[2] < 28,
+        "a conv stage's shape, got {dims:?}"
+    );
+    assert!(out.join("heatmap.png").exists());
+    std::fs::remove_file(out.join("heatmap.png")).unwrap();
+    run(&[
+        "--method",
+        "neuron-conductance",
+        "--layer",
+        "conv_layers.3",
+        "--neuron",
+        "5",
+    ]);
+    let t = candle_core::safetensors::load(
+        out.join("attributions.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("safetensors");
+    assert_eq!(t["attributions"].dims(), &[1, 1, 28, 28]);
+    assert_eq!(
+        json(&out.join("result.json"))["result"]["parameters"]["neuron"],
+        5
+    );
+    let e = fails(
+        &[
+            &digits[..],
+            &["--method", "layer-conductance", "--layer", "nope"],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("nope") && e.contains("conv_layers.7"), "{e}");
+    let model = tiny_bert("tinybert-layer");
+    let m = model.to_str().expect("utf-8 path");
+    ok(&[
+        "explain",
+        "--model",
+        m,
+        "--text",
+        "not a bad film",
+        "--method",
+        "layer-integrated-gradients",
+        "--steps",
+        "8",
+        "--out",
+        o,
+    ]);
+    let r = json(&out.join("result.json"));
+    assert_eq!(
+        r["tokens"].as_array().unwrap().len(),
+        r["token_scores"].as_array().unwrap().len()
+    );
+    let e = fails(&[
+        "evaluate",
+        "--limit",
+        "2",
+        "--methods",
+        "layer-conductance",
+        "--out",
+        o,
+    ]);
+    assert!(e.contains("layer's shape"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&model).ok();
+}

@@ -151,3 +151,92 @@ fn neuron_methods_match_differences_and_are_complete() -> anyhow::Result<()> {
         .is_err());
     Ok(())
 }
+
+/// `S = W₂[c]·h + b` after the layer: conductance on a path from x̄ to x telescopes to
+/// `W₂[c] ⊙ (h(x) − h(x̄))` whatever the steps, and chunking (a step and its successor in
+/// different chunks) changes nothing.
+#[test]
+fn layer_conductance_telescopes_behind_a_linear_head() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let (m, x) = (model(&dev), x(&dev));
+    let w2 = uniform(&[3, 4], -1.0, 1.0, 2, &dev).to_dtype(DType::F64)?;
+    let b1 = uniform(&[4], -0.5, 0.5, 10, &dev).to_dtype(DType::F64)?;
+    let w1 = uniform(&[4, 5], -1.0, 1.0, 1, &dev).to_dtype(DType::F64)?;
+    let hidden = |x: &Tensor| -> anyhow::Result<Tensor> {
+        Ok((x.matmul(&w1.t()?)?.broadcast_add(&b1)?).relu()?)
+    };
+    let xbar = Tensor::full(0.5f64, (3, 5), &dev)?;
+    let row = w2.get(1)?.unsqueeze(0)?.broadcast_as((3, 4))?;
+    let want = ((hidden(&x)? - hidden(&xbar)?)? * &row)?;
+    let lc = LayerConductance::new("hidden", 7)
+        .with_quadrature(Quadrature::RiemannTrapezoid)
+        .with_baseline(Baseline::Constant(0.5));
+    let whole = lc.attribute(&m, &x, &Target::Class(1))?;
+    assert_close(&whole.attributions, &want, 1e-7, "conductance, one chunk");
+    assert!(common::max_abs(whole.delta.as_ref().expect("delta")) < 1e-7);
+    for rows in [1, 3, 5] {
+        let mut chunked = lc.clone();
+        chunked.batching = Batching::with_max_rows(rows);
+        let c = chunked.attribute(&m, &x, &Target::Class(1))?;
+        assert_close(&c.attributions, &whole.attributions, 1e-12, "chunked");
+    }
+    Ok(())
+}
+
+/// Every path passes through the hidden layer: the neurons' conductances add up to
+/// Integrated Gradients with the same quadrature.
+#[test]
+fn neuron_conductances_add_up_to_ig() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let (m, x) = (model(&dev), x(&dev));
+    let t = Target::PerExample(vec![2, 0, 1]);
+    let mut sum = x.zeros_like()?;
+    for j in 0..4 {
+        let mut nc = NeuronConductance::new("hidden", j, 16);
+        nc.batching = Batching::with_max_rows(5);
+        sum = (sum + nc.attribute(&m, &x, &t)?.attributions)?;
+    }
+    let ig = IntegratedGradients::new(16)
+        .with_quadrature(Quadrature::RiemannTrapezoid)
+        .attribute(&m, &x, &t)?;
+    assert_close(&sum, &ig.attributions, 1e-7, "Σ_j conductance_j = IG");
+    Ok(())
+}
+
+/// Latent relevance: at a layer that is the input it is the method itself; DeepLIFT is
+/// complete at a hidden layer.
+#[test]
+fn latent_relevance_at_the_input_is_the_method() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let (m, x) = (model(&dev), x(&dev));
+    let t = Target::PerExample(vec![0, 1, 2]);
+    let comp = Composite::new(ActRule::Pass).with(Selector::any(), LayerRule::Epsilon(1e-6));
+    let at_input = LayerLrp::new("input", comp.clone()).attribute(&m, &x, &t)?;
+    let lrp = Lrp::new(comp).attribute(&m, &x, &t)?;
+    assert_close(
+        &at_input.attributions,
+        &lrp.attributions,
+        1e-12,
+        "layer LRP at the input",
+    );
+    let b = Baseline::Constant(0.25);
+    let dl = DeepLift::default()
+        .with_baseline(b.clone())
+        .attribute(&m, &x, &t)?;
+    let at_input = LayerDeepLift::new("input")
+        .with_baseline(b.clone())
+        .attribute(&m, &x, &t)?;
+    assert_close(
+        &at_input.attributions,
+        &dl.attributions,
+        1e-12,
+        "layer DeepLIFT at the input",
+    );
+    let hidden = LayerDeepLift::new("hidden")
+        .with_baseline(b)
+        .attribute(&m, &x, &t)?;
+    assert_eq!(hidden.attributions.dims(), &[3, 4]);
+    let delta = common::max_abs(hidden.delta.as_ref().expect("delta"));
+    assert!(delta < 1e-10, "DeepLIFT complete at the layer: {delta}");
+    Ok(())
+}

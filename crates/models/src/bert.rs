@@ -330,9 +330,14 @@ impl BertClassifier {
             }
             None => self.token_type_embeddings.narrow(0, 0, 1)?.unsqueeze(0)?,
         };
-        let mut x = self
-            .embeddings_norm
-            .forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?;
+        // Layers are tapped under Hugging Face's module names (layer attribution, e.g.
+        // Layer Integrated Gradients at "embeddings").
+        let mut x = ctx.tap(
+            "embeddings",
+            &self
+                .embeddings_norm
+                .forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?,
+        )?;
         // Additive mask over keys: 0 to attend, a large negative number for padding.
         let mask = mask
             .map(|m| -> candle_explain_core::Result<Tensor> {
@@ -344,7 +349,7 @@ impl BertClassifier {
         let split = |t: Tensor| -> candle_explain_core::Result<Tensor> {
             Ok(t.reshape((b, l, heads, hd))?.transpose(1, 2)?)
         };
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let q = split(layer.query.forward_with(&x, ctx)?)?;
             let k = split(layer.key.forward_with(&x, ctx)?)?;
             let v = split(layer.value.forward_with(&x, ctx)?)?;
@@ -360,9 +365,12 @@ impl BertClassifier {
                 self.config.hidden_act,
                 &layer.intermediate.forward_with(&x, ctx)?,
             )?;
-            x = layer
-                .output_norm
-                .forward_with(&ctx.add(&layer.output.forward_with(&m, ctx)?, &x)?, ctx)?;
+            x = ctx.tap(
+                &format!("encoder.layer.{i}"),
+                &layer
+                    .output_norm
+                    .forward_with(&ctx.add(&layer.output.forward_with(&m, ctx)?, &x)?, ctx)?,
+            )?;
         }
         Ok(x)
     }

@@ -56,7 +56,8 @@ impl DigitsCnn {
 
 impl Explainable for DigitsCnn {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        // Taps carry PyTorch's module names (conv_layers.0 = conv, .1 = its ReLU, .2 = pool, …).
+        // Taps carry PyTorch's module names (conv_layers.0 = conv, .1 = its ReLU, .2 = pool, …;
+        // fc_layers.0 = the first dense layer, .1 = its ReLU).
         let mut h = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
             h = ctx.tap(
@@ -72,10 +73,11 @@ impl Explainable for DigitsCnn {
                 &MaxPool2d::new(2).forward_with(&h, ctx)?,
             )?;
         }
-        let h = ctx.activation(
-            Activation::Relu,
+        let h = ctx.tap(
+            "fc_layers.0",
             &self.fc1.forward_with(&h.flatten_from(1)?, ctx)?,
         )?;
+        let h = ctx.tap("fc_layers.1", &ctx.activation(Activation::Relu, &h)?)?;
         self.fc2.forward_with(&h, ctx)
     }
 

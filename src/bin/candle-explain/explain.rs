@@ -1,6 +1,6 @@
 //! `candle-explain explain`: one input, one method.
 
-use crate::method::{build, MethodArgs, TEXT_METHODS};
+use crate::method::{build, layer_map_on_input, MethodArgs, LAYER_METHODS, TEXT_METHODS};
 use crate::model::{load, Loaded};
 use crate::RunArgs;
 use anyhow::{bail, Context, Result};
@@ -134,38 +134,65 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             let secs = t0.elapsed().as_secs_f64();
             bar.finish_and_clear();
             let maps = attr.attributions.to_dtype(DType::F32)?;
-            let scale = (448 / m.size as u32).max(1);
-            let px = pixels.get(0)?;
-            let cells = vec![
-                Cell::input(&px, scale, "").map_err(anyhow::Error::msg)?,
-                Cell::attribution(&px, &maps.get(0)?, Sign::Signed, 0.6, scale)
-                    .map_err(anyhow::Error::msg)?,
-            ];
-            let pred = logits.argmax(1)?.to_vec1::<u32>()?[0] as usize;
-            let mut row_label = format!("pred {pred}: {}", m.classes[pred]);
-            if let Some(l) = label {
-                row_label = format!("label {l}: {}\n{row_label}", m.classes[l]);
-            }
-            let pic = Figure {
-                title: format!(
-                    "{} on {}: target {class} ({})",
-                    a.method, m.name, m.classes[class]
-                ),
-                columns: vec![source.clone(), a.method.clone()],
-                rows: vec![Row {
-                    label: row_label,
-                    cells,
-                }],
-                sign: Sign::Signed,
-                notes: vec![],
-            }
-            .render()
-            .map_err(anyhow::Error::msg)?;
             tensors.insert("input".to_string(), x.to_dtype(DType::F32)?);
             tensors.insert("attributions".to_string(), maps.clone());
             let json = summary(a, &attr, secs, &logits, class, &m.classes)?;
             let json = serde_json::json!({"input": source, "label": label, "result": json});
-            (json, Picture::Png(pic))
+            // A layer method's result has the layer's shape: drawn over the input when the
+            // layer is spatial, else only in the JSON and the safetensors.
+            let shown = match LAYER_METHODS.contains(&a.method.as_str()) {
+                false => Some(maps.clone()),
+                true => layer_map_on_input(&maps, &x)?,
+            };
+            match shown {
+                None => {
+                    eprintln!(
+                    "note: layer {:?} is not spatial ({:?}): no heatmap, the values are in attributions.safetensors",
+                    a.params.layer.as_deref().unwrap_or(m.cam_layer),
+                    &maps.dims()[1..]
+                );
+                    (json, Picture::None)
+                }
+                Some(shown) => {
+                    // Layer and neuron methods name their layer (and neuron) over the map.
+                    let layer = a.params.layer.as_deref().unwrap_or(m.cam_layer);
+                    let column = if LAYER_METHODS.contains(&a.method.as_str()) {
+                        format!("{} at {layer}", a.method)
+                    } else if a.method.starts_with("neuron-") {
+                        format!("{}, neuron {} of {layer}", a.method, a.params.neuron)
+                    } else {
+                        a.method.clone()
+                    };
+                    let scale = (448 / m.size as u32).max(1);
+                    let px = pixels.get(0)?;
+                    let cells = vec![
+                        Cell::input(&px, scale, "").map_err(anyhow::Error::msg)?,
+                        Cell::attribution(&px, &shown.get(0)?, Sign::Signed, 0.6, scale)
+                            .map_err(anyhow::Error::msg)?,
+                    ];
+                    let pred = logits.argmax(1)?.to_vec1::<u32>()?[0] as usize;
+                    let mut row_label = format!("pred {pred}: {}", m.classes[pred]);
+                    if let Some(l) = label {
+                        row_label = format!("label {l}: {}\n{row_label}", m.classes[l]);
+                    }
+                    let pic = Figure {
+                        title: format!(
+                            "{} on {}: target {class} ({})",
+                            a.method, m.name, m.classes[class]
+                        ),
+                        columns: vec![source.clone(), column],
+                        rows: vec![Row {
+                            label: row_label,
+                            cells,
+                        }],
+                        sign: Sign::Signed,
+                        notes: vec![],
+                    }
+                    .render()
+                    .map_err(anyhow::Error::msg)?;
+                    (json, Picture::Png(pic))
+                }
+            }
         }
         Loaded::Text(m) => {
             if !TEXT_METHODS.contains(&a.method.as_str()) {
@@ -186,7 +213,14 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             let emb = emb.to_dtype(dtype)?;
             let logits = m.explainable().forward(&emb)?;
             let class = target(&a.target, &logits, &m.classes)?;
-            let method = build(&a.method, &a.params, &emb.dims()[1..], 0.0, (-1.0, 1.0), "")?;
+            let method = build(
+                &a.method,
+                &a.params,
+                &emb.dims()[1..],
+                0.0,
+                (-1.0, 1.0),
+                "embeddings",
+            )?;
             let bar = spinner(format!("{} on {}", a.method, m.name));
             let t0 = std::time::Instant::now();
             let attr = method.attribute(m.explainable(), &emb, &Target::Class(class))?;
@@ -234,6 +268,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             crate::write_file(&path, h)?;
             path
         }
+        Picture::None => PathBuf::from("no picture (the layer is not spatial)"),
     };
     println!("{}", serde_json::to_string_pretty(&result["result"])?);
     println!(
@@ -248,6 +283,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
 enum Picture {
     Png(image::RgbImage),
     Html(String),
+    None,
 }
 
 fn summary(
@@ -328,7 +364,14 @@ fn run_text_file(
     }
     let len = tokens.iter().map(Vec::len).max().unwrap_or(0);
     let hidden = embs[0].dim(2)?;
-    let method = build(&a.method, &a.params, &[len, hidden], 0.0, (-1.0, 1.0), "")?;
+    let method = build(
+        &a.method,
+        &a.params,
+        &[len, hidden],
+        0.0,
+        (-1.0, 1.0),
+        "embeddings",
+    )?;
     let t0 = std::time::Instant::now();
     // Per sentence: (class, token scores, the explained output).
     let mut results: Vec<(usize, Vec<f64>, f64)> = vec![];

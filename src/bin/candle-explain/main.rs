@@ -100,6 +100,7 @@ fn main() {
                 "methods (text, at the word embeddings): {}",
                 method::TEXT_METHODS.join(", ")
             );
+            println!("layer-* and neuron-* methods attribute to (or through) the layer named by --layer (default: the last conv stage; BERT: embeddings, or encoder.layer.N), neuron-* to its unit --neuron; an unknown name lists the model's layers");
             println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet); or a BERT / LSTM folder, or a hub id in the local Hugging Face cache");
             Ok(())
         }

@@ -24,9 +24,15 @@ pub struct MethodArgs {
     /// ε of the LRP ε rule.
     #[arg(long, default_value_t = 1e-6)]
     pub epsilon: f64,
-    /// Grad-CAM's layer (a tap name; default: the model's last conv stage).
+    /// The layer of Grad-CAM and of the layer and neuron methods: a name the model taps
+    /// (default: the model's last conv stage; "embeddings" for BERT). An unknown name lists
+    /// the model's layers.
     #[arg(long)]
     pub layer: Option<String>,
+    /// The neuron of the neuron methods: its flat index within one example's activation at
+    /// --layer.
+    #[arg(long, default_value_t = 0)]
+    pub neuron: usize,
     /// Random seed of the sampling methods.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -37,7 +43,7 @@ pub struct MethodArgs {
 
 impl MethodArgs {
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"steps": self.steps, "samples": self.samples, "stdev": self.stdev, "window": self.window, "stride": self.stride, "epsilon": self.epsilon, "layer": self.layer, "seed": self.seed, "memory_mb": self.memory_mb})
+        serde_json::json!({"steps": self.steps, "samples": self.samples, "stdev": self.stdev, "window": self.window, "stride": self.stride, "epsilon": self.epsilon, "layer": self.layer, "neuron": self.neuron, "seed": self.seed, "memory_mb": self.memory_mb})
     }
 }
 
@@ -64,7 +70,26 @@ pub const METHODS: &[&str] = &[
     "lime",
     "kernel-shap",
     "deep-shap",
+    "layer-integrated-gradients",
+    "layer-gradient-x-activation",
+    "layer-conductance",
+    "internal-influence",
+    "layer-lrp-epsilon",
+    "layer-deeplift",
+    "neuron-gradient",
+    "neuron-integrated-gradients",
+    "neuron-conductance",
     "random",
+];
+
+/// Methods whose result has the layer's shape, not the input's.
+pub const LAYER_METHODS: &[&str] = &[
+    "layer-integrated-gradients",
+    "layer-gradient-x-activation",
+    "layer-conductance",
+    "internal-influence",
+    "layer-lrp-epsilon",
+    "layer-deeplift",
 ];
 
 /// Methods that make sense on word embeddings (no spatial structure, no pixel range).
@@ -76,6 +101,13 @@ pub const TEXT_METHODS: &[&str] = &[
     "lrp-epsilon",
     "lime",
     "kernel-shap",
+    "layer-integrated-gradients",
+    "layer-gradient-x-activation",
+    "layer-conductance",
+    "internal-influence",
+    "neuron-gradient",
+    "neuron-integrated-gradients",
+    "neuron-conductance",
     "random",
 ];
 
@@ -233,6 +265,55 @@ pub fn build(
             batching: b(),
             ..DeepShap::new(black_and_white(shape, range)?)
         }),
+        "layer-integrated-gradients" => Box::new(LayerIntegratedGradients {
+            batching: b(),
+            ..LayerIntegratedGradients::new(&layer, a.steps).with_baseline(base)
+        }),
+        "layer-gradient-x-activation" => Box::new(LayerGradientXActivation {
+            batching: b(),
+            ..LayerGradientXActivation::new(&layer)
+        }),
+        "layer-conductance" => Box::new(LayerConductance {
+            batching: b(),
+            ..LayerConductance::new(&layer, a.steps).with_baseline(base)
+        }),
+        "internal-influence" => Box::new(InternalInfluence {
+            batching: b(),
+            baseline: base,
+            ..InternalInfluence::new(&layer, a.steps)
+        }),
+        "layer-lrp-epsilon" => {
+            let composite =
+                Composite::new(ActRule::Pass).with(Selector::any(), LayerRule::Epsilon(a.epsilon));
+            Box::new(LayerLrp {
+                layer: layer.clone(),
+                lrp: Lrp {
+                    batching: b(),
+                    ..Lrp::new(composite)
+                },
+            })
+        }
+        "layer-deeplift" => Box::new(LayerDeepLift {
+            layer: layer.clone(),
+            deeplift: DeepLift {
+                batching: b(),
+                ..DeepLift::default().with_baseline(base)
+            },
+        }),
+        "neuron-gradient" => Box::new(NeuronGradient {
+            batching: b(),
+            ..NeuronGradient::new(&layer, a.neuron)
+        }),
+        "neuron-integrated-gradients" => Box::new(NeuronIntegratedGradients {
+            batching: b(),
+            baseline: base,
+            ..NeuronIntegratedGradients::new(&layer, a.neuron, a.steps)
+        }),
+        "neuron-conductance" => Box::new(NeuronConductance {
+            batching: b(),
+            baseline: base,
+            ..NeuronConductance::new(&layer, a.neuron, a.steps)
+        }),
         "random" => Box::new(RandomAttribution { seed: a.seed }),
         other => bail!("unknown method {other:?}; one of: {}", METHODS.join(", ")),
     })
@@ -286,4 +367,19 @@ fn groups(shape: &[usize], window: usize) -> Result<candle_core::Tensor> {
         }
         _ => bail!("LIME / KernelSHAP: no feature groups for inputs of shape {shape:?}"),
     })
+}
+
+/// A layer method's result `(1, C, h, w)` as a map over the input `(1, c, H, W)`: summed
+/// over the layer's channels and spread over the pixels each cell covers (nearest). `None`
+/// when the layer has no spatial layout (a dense layer).
+pub fn layer_map_on_input(
+    attr: &candle_core::Tensor,
+    input: &candle_core::Tensor,
+) -> Result<Option<candle_core::Tensor>> {
+    if attr.rank() != 4 || input.rank() != 4 {
+        return Ok(None);
+    }
+    let (h, w) = (input.dim(2)?, input.dim(3)?);
+    let summed = attr.sum_keepdim(1)?;
+    Ok(Some(summed.upsample_nearest2d(h, w)?))
 }

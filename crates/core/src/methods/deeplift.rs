@@ -43,6 +43,20 @@ impl Attributor for DeepLift {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
+        self.run(model, input, target, None)
+    }
+}
+
+impl DeepLift {
+    /// The contributions of the input, or (`layer`) of the activation the model taps under
+    /// that name: `(a − ā) ⊙` the multipliers that reach the tap.
+    pub(super) fn run(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+        layer: Option<&str>,
+    ) -> Result<Attribution> {
         crate::validate::finite_param("threshold", self.threshold)?;
         let s = setup(model, input, target)?;
         // The model for the rows of the (possibly class-expanded) batch.
@@ -61,15 +75,24 @@ impl Attributor for DeepLift {
             let seed = s.seed.narrow(0, r.start, r.len())?;
             let rows = crate::batch::view_range(model, &r, x.device())?;
             let model = &*rows;
-            let rec = RuleCtx::recording();
+            let taps: Vec<&str> = layer.into_iter().collect();
+            let rec = RuleCtx::recording().capturing(&taps);
             let base_logits = model.forward_with(&xbr, &rec)?;
             check_output(&base_logits, r.len())?;
             base_outs.push((base_logits * &seed)?.sum(1)?);
-            let ctx = RuleCtx::rescale(rec, self.threshold);
+            let base_layer = layer.map(|l| rec.captured(l)).transpose()?;
+            let ctx = RuleCtx::rescale(rec, self.threshold).capturing(&taps);
             let (out, g) = gradient(model, &xr, &seed, &ctx)?;
             ctx.finish_replay()?;
             outs.push(out);
-            attrs.push(((&xr - &xbr)? * g)?);
+            attrs.push(match (layer, base_layer) {
+                (Some(l), Some((ab, _))) => {
+                    let (a, g) = ctx.captured(l)?;
+                    let g = g.map_or_else(|| a.zeros_like(), Ok)?;
+                    ((a - ab)? * g)?
+                }
+                _ => ((&xr - &xbr)? * g)?,
+            });
             Ok(())
         })?;
         let (out, base_out, attr) = (
@@ -78,6 +101,11 @@ impl Attributor for DeepLift {
             Tensor::cat(&attrs, 0)?,
         );
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
-        Attribution::finish(&s.p, "DeepLIFT", attr, out, Some(base_out), Some(delta))
+        let name = if layer.is_some() {
+            "Layer DeepLIFT"
+        } else {
+            "DeepLIFT"
+        };
+        Attribution::finish(&s.p, name, attr, out, Some(base_out), Some(delta))
     }
 }

@@ -8,7 +8,7 @@
 //! sampler), and converges to them.
 
 use super::common::sample_rng;
-use super::surrogate::{choose, fit, Plan};
+use super::surrogate::{choose, fit, given_coalitions, Plan};
 use crate::{Attribution, Attributor, Baseline, Batching, Error, Explainable, Result, Target};
 use candle_core::Tensor;
 use rand::seq::SliceRandom;
@@ -26,6 +26,10 @@ pub struct KernelShap {
     /// Coalitions drawn per example (`None`: every coalition, exact).
     pub samples: Option<usize>,
     pub seed: u64,
+    /// The coalitions to fit instead of drawn ones (bit `i` set: group `i` present), the same
+    /// for every example, each weighted 1 as a drawn one (the empty and the full coalition
+    /// as anchors): to reproduce another tool's samples.
+    pub coalitions: Option<Vec<u64>>,
     pub batching: Batching,
 }
 
@@ -37,6 +41,7 @@ impl KernelShap {
             baseline: Baseline::Zero,
             samples: None,
             seed: 0,
+            coalitions: None,
             batching: Batching::default(),
         }
     }
@@ -48,6 +53,13 @@ impl KernelShap {
             seed,
             ..Self::exact(feature_mask)
         }
+    }
+
+    /// Fit these coalitions (the empty and the full one among them pin the ends).
+    pub fn with_coalitions(mut self, coalitions: Vec<u64>) -> Self {
+        self.samples = Some(coalitions.len());
+        self.coalitions = Some(coalitions);
+        self
     }
 
     pub fn with_baseline(mut self, b: Baseline) -> Self {
@@ -77,6 +89,7 @@ impl Attributor for KernelShap {
         }
         let seed = self.seed;
         let samples = self.samples;
+        let given = self.coalitions.as_deref();
         fit(
             model,
             input,
@@ -91,6 +104,21 @@ impl Attributor for KernelShap {
                     return Err(Error::InvalidParameter {
                         name: "feature_mask",
                         reason: format!("KernelSHAP needs at least 2 groups, got {g}"),
+                    });
+                }
+                if let Some(list) = given {
+                    given_coalitions(list, g)?;
+                    let full = if g == 64 { u64::MAX } else { (1u64 << g) - 1 };
+                    return Ok(Plan {
+                        per_example: list.len(),
+                        coalition: Box::new(move |k| list[k]),
+                        weight: Box::new(move |_, _, bits| {
+                            if bits == 0 || bits == full {
+                                ANCHOR
+                            } else {
+                                1.0
+                            }
+                        }),
                     });
                 }
                 Ok(match samples {

@@ -1,12 +1,9 @@
-//! Layer and neuron attribution (Captum's `LayerGradientXActivation`,
-//! `LayerIntegratedGradients`, `InternalInfluence`, `NeuronGradient`,
-//! `NeuronIntegratedGradients`) at any layer a model names with `RuleCtx::tap` (the digits
-//! CNN's `conv_layers.7`, a `Named` layer of a `Sequential`, BERT's taps):
-//! - layer methods attribute the target output to the layer's activation `a` (results have
-//!   the layer's shape);
-//! - neuron methods attribute one unit of the layer (`neuron`, its flat index within one
-//!   example's activation) to the input; the target is ignored, the neuron is what is
-//!   explained.
+//! Layer attribution (Captum's `LayerGradientXActivation`, `LayerIntegratedGradients`,
+//! `LayerConductance`, `InternalInfluence`) at any layer a model names with `RuleCtx::tap`
+//! (the digits CNN's `conv_layers.7`, a `Named` layer of a `Sequential`, BERT's
+//! `embeddings`): the target output is attributed to the layer's activation `a`, and results
+//! have the layer's shape. Neuron methods are in `neuron.rs`, LRP and DeepLIFT relevance at a
+//! layer in `layer_relevance.rs`.
 //!
 //! Every (example, step) pair is a row of one chunked batch, as for Integrated Gradients.
 
@@ -20,7 +17,12 @@ use crate::{
 use candle_core::{Tensor, Var};
 
 /// The layer's activation for `x`'s rows, chunked.
-fn activations(model: &dyn Explainable, x: &Tensor, layer: &str, b: &Batching) -> Result<Tensor> {
+pub(super) fn activations(
+    model: &dyn Explainable,
+    x: &Tensor,
+    layer: &str,
+    b: &Batching,
+) -> Result<Tensor> {
     let per = b.rows_per_chunk(model, x, false)?;
     let mut out = vec![];
     b.run(x.dim(0)?, per, "layer activation", |r| {
@@ -55,7 +57,7 @@ fn gradient_at_layer(
 }
 
 /// Scores of `x`'s rows and the gradient that reaches the layer (no replacement).
-fn layer_grad(
+pub(super) fn layer_grad(
     model: &dyn Explainable,
     x: &Tensor,
     seed: &Tensor,
@@ -284,114 +286,44 @@ impl Attributor for InternalInfluence {
     }
 }
 
-/// `∂a_j/∂x` for neuron `j` of the layer (its flat index within one example's activation),
-/// and the neuron's value per example.
-fn neuron_gradient(
-    model: &dyn Explainable,
-    x: &Tensor,
-    layer: &str,
-    neuron: usize,
-) -> Result<(Tensor, Tensor)> {
-    let ctx = RuleCtx::rule(ActRule::Gradient)?.capturing(&[layer]);
-    let var = Var::from_tensor(&x.detach())?;
-    model.forward_with(var.as_tensor(), &ctx)?;
-    let a = ctx.captured_live(layer)?.flatten_from(1)?;
-    let units = a.dim(1)?;
-    if neuron >= units {
-        return Err(Error::InvalidParameter {
-            name: "neuron",
-            reason: format!(
-                "neuron {neuron} of layer {layer:?}, which has {units} units per example"
-            ),
-        });
-    }
-    let value = a.narrow(1, neuron, 1)?.squeeze(1)?;
-    let grads = value.sum_all()?.backward()?;
-    let g = match grads.get(var.as_tensor()) {
-        Some(g) => g.clone(),
-        None => x.zeros_like()?,
-    };
-    Ok((value.detach(), g))
-}
-
-/// The gradient of one neuron of a layer w.r.t. the input (the target is ignored).
+/// Conductance (Dhamdhere et al. 2018; Captum's `LayerConductance`): the chain rule along the
+/// input's straight path, `Σ_k ∂S/∂a(x_k) ⊙ (a(x_{k+1}) − a(x_k))` over the `steps + 1`
+/// points `x_k = x̄ + α_k(x − x̄)` of the quadrature's nodes (its weights are not used: the
+/// activation's differences are the step sizes). With `RiemannTrapezoid` the points run from
+/// x̄ to x and the sum over the layer tends to `S(x) − S(x̄)` (the delta); Captum's default
+/// is `GaussLegendre`, whose points stop short of both ends.
 #[derive(Debug, Clone)]
-pub struct NeuronGradient {
+pub struct LayerConductance {
     pub layer: String,
-    pub neuron: usize,
-    pub batching: Batching,
-}
-
-impl NeuronGradient {
-    pub fn new(layer: &str, neuron: usize) -> Self {
-        Self {
-            layer: layer.into(),
-            neuron,
-            batching: Batching::default(),
-        }
-    }
-}
-
-impl Attributor for NeuronGradient {
-    fn attribute(
-        &self,
-        model: &dyn Explainable,
-        input: &Tensor,
-        target: &Target,
-    ) -> Result<Attribution> {
-        let s = setup(model, input, target)?;
-        let model = &*s.model;
-        let x = &s.p.x;
-        let per = self.batching.rows_per_chunk(model, x, true)?;
-        let (mut outs, mut grads) = (vec![], vec![]);
-        self.batching.run(x.dim(0)?, per, "neuron gradient", |r| {
-            let (v, g) = neuron_gradient(
-                &*view_range(model, &r, x.device())?,
-                &x.narrow(0, r.start, r.len())?,
-                &self.layer,
-                self.neuron,
-            )?;
-            outs.push(v);
-            grads.push(g);
-            Ok(())
-        })?;
-        Attribution::finish(
-            &s.p,
-            "Neuron gradient",
-            Tensor::cat(&grads, 0)?,
-            Tensor::cat(&outs, 0)?,
-            None,
-            None,
-        )
-    }
-}
-
-/// Integrated Gradients of one neuron w.r.t. the input; complete, `Σ = a_j(x) − a_j(x̄)`
-/// (the target is ignored).
-#[derive(Debug, Clone)]
-pub struct NeuronIntegratedGradients {
-    pub layer: String,
-    pub neuron: usize,
     pub steps: usize,
     pub quadrature: Quadrature,
     pub baseline: Baseline,
     pub batching: Batching,
 }
 
-impl NeuronIntegratedGradients {
-    pub fn new(layer: &str, neuron: usize, steps: usize) -> Self {
+impl LayerConductance {
+    pub fn new(layer: &str, steps: usize) -> Self {
         Self {
             layer: layer.into(),
-            neuron,
             steps,
             quadrature: Quadrature::GaussLegendre,
             baseline: Baseline::Zero,
             batching: Batching::default(),
         }
     }
+
+    pub fn with_quadrature(mut self, q: Quadrature) -> Self {
+        self.quadrature = q;
+        self
+    }
+
+    pub fn with_baseline(mut self, b: Baseline) -> Self {
+        self.baseline = b;
+        self
+    }
 }
 
-impl Attributor for NeuronIntegratedGradients {
+impl Attributor for LayerConductance {
     fn attribute(
         &self,
         model: &dyn Explainable,
@@ -403,40 +335,81 @@ impl Attributor for NeuronIntegratedGradients {
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let diff = (x - &xbar)?;
-        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
-        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
-        let total = crate::validate::rows(n, j, "NeuronIntegratedGradients: examples × steps")?;
+        let points = self
+            .steps
+            .checked_add(1)
+            .ok_or_else(|| crate::error::invalid("steps", "too many"))?;
+        let (alphas, _) = self.quadrature.nodes(points)?;
+        let (n, dev) = (x.dim(0)?, x.device());
+        let total = crate::validate::rows(n, points, "LayerConductance: examples × (steps + 1)")?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
-        let mut acc = x.zeros_like()?;
-        self.batching
-            .run(total, per, "neuron integrated gradients", |r| {
-                let ex = example_index(&r, j, dev)?;
-                let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
-                let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
-                let a = col(
-                    &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                    x.rank(),
-                )?;
-                let w = col(
-                    &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
-                    x.rank(),
-                )?;
-                let pts =
-                    (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
-                let (_, g) = neuron_gradient(&*view(model, &ex)?, &pts, &self.layer, self.neuron)?;
-                acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
-                Ok(())
-            })?;
-        let attr = (diff * acc)?;
-        let value = |t: &Tensor| -> Result<Tensor> {
-            let (v, _) = neuron_gradient(model, t, &self.layer, self.neuron)?;
-            Ok(v)
-        };
-        let (out, base_out) = (value(x)?, value(&xbar)?);
+        let mut acc: Option<Tensor> = None;
+        // Rows run in order, example-major: a step's successor is the next row, or the first
+        // row of the next chunk (carried over as the previous chunk's last row).
+        let mut carry: Option<(usize, Tensor, Tensor)> = None;
+        self.batching.run(total, per, "layer conductance", |r| {
+            let ex = example_index(&r, points, dev)?;
+            let a: Vec<f32> = r.clone().map(|i| alphas[i % points] as f32).collect();
+            let a = col(
+                &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
+                x.rank(),
+            )?;
+            let pts =
+                (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+            let (_, act, g) = layer_grad(
+                &*view(model, &ex)?,
+                &pts,
+                &s.seed.index_select(&ex, 0)?,
+                &self.layer,
+            )?;
+            let (mut rows, mut gs, mut acts): (Vec<usize>, Vec<Tensor>, Vec<Tensor>) =
+                (vec![], vec![], vec![]);
+            if let Some((row, g0, a0)) = carry.take() {
+                rows.push(row);
+                gs.push(g0);
+                acts.push(a0);
+            }
+            rows.extend(r.clone());
+            gs.push(g.clone());
+            acts.push(act.clone());
+            let (g, act) = (Tensor::cat(&gs, 0)?, Tensor::cat(&acts, 0)?);
+            // Pairs (i, i + 1) within one example: every row but an example's last point.
+            let pairs: Vec<u32> = (0..rows.len().saturating_sub(1))
+                .filter(|&i| rows[i] % points != points - 1)
+                .map(|i| i as u32)
+                .collect();
+            if !pairs.is_empty() {
+                let idx = Tensor::new(pairs.as_slice(), dev)?;
+                let next: Vec<u32> = pairs.iter().map(|i| i + 1).collect();
+                let next = Tensor::new(next.as_slice(), dev)?;
+                let step = (act.index_select(&next, 0)? - act.index_select(&idx, 0)?)?;
+                let contrib = (g.index_select(&idx, 0)? * step)?;
+                let owners: Vec<u32> = pairs
+                    .iter()
+                    .map(|&i| (rows[i as usize] / points) as u32)
+                    .collect();
+                let zeros = || -> Result<Tensor> {
+                    let mut d = act.dims().to_vec();
+                    d[0] = n;
+                    Ok(Tensor::zeros(d, act.dtype(), dev)?)
+                };
+                acc = Some(acc.take().map_or_else(zeros, Ok)?.index_add(
+                    &Tensor::new(owners.as_slice(), dev)?,
+                    &contrib,
+                    0,
+                )?);
+            }
+            let last = rows.len() - 1;
+            carry = Some((rows[last], g.narrow(0, last, 1)?, act.narrow(0, last, 1)?));
+            Ok(())
+        })?;
+        let attr = acc.ok_or_else(|| Error::Unsupported("no step was run".into()))?;
+        let out = chunked_scores(model, x, &s.seed, &self.batching)?;
+        let base_out = chunked_scores(model, &xbar, &s.seed, &self.batching)?;
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
         Attribution::finish(
             &s.p,
-            "Neuron Integrated Gradients",
+            "Layer conductance",
             attr,
             out,
             Some(base_out),

@@ -1,13 +1,14 @@
 //! LIME (Ribeiro et al. 2016), in Captum's default form: interpretable binary features over
 //! feature groups, each sample switching every group on with probability ½ (off = the
 //! baseline's values), weighted by the exponential kernel of the cosine distance between the
-//! perturbed and the original input, `exp(−d² / width²)`, and a linear model fitted by
+//! perturbed and the original input, `exp(−d² / (2 width²))` (Captum's
+//! `get_exp_kernel_similarity_function`), and a linear model fitted by
 //! weighted least squares. Captum's default surrogate is a Lasso (α = 0.01); here the fit is
 //! least squares with an optional ridge penalty (`ridge`, 0 by default), which a linear model
 //! recovers exactly (tested).
 
 use super::common::sample_rng;
-use super::surrogate::{fit, Plan};
+use super::surrogate::{fit, given_coalitions, Plan};
 use crate::{Attribution, Attributor, Baseline, Batching, Explainable, Result, Target};
 use candle_core::Tensor;
 use rand::Rng;
@@ -23,6 +24,9 @@ pub struct Lime {
     /// L2 penalty of the linear fit (not on the intercept).
     pub ridge: f64,
     pub seed: u64,
+    /// The coalitions to fit instead of drawn ones (bit `i` set: group `i` present), the same
+    /// for every example: to reproduce another tool's samples, or a design of one's own.
+    pub coalitions: Option<Vec<u64>>,
     pub batching: Batching,
 }
 
@@ -35,8 +39,15 @@ impl Lime {
             kernel_width: 1.0,
             ridge: 0.0,
             seed,
+            coalitions: None,
             batching: Batching::default(),
         }
+    }
+
+    pub fn with_coalitions(mut self, coalitions: Vec<u64>) -> Self {
+        self.samples = coalitions.len();
+        self.coalitions = Some(coalitions);
+        self
     }
 
     pub fn with_baseline(mut self, b: Baseline) -> Self {
@@ -65,6 +76,7 @@ impl Attributor for Lime {
             }
         }
         let (seed, n, width) = (self.seed, self.samples, self.kernel_width);
+        let given = self.coalitions.as_deref();
         fit(
             model,
             input,
@@ -75,11 +87,17 @@ impl Attributor for Lime {
             "LIME",
             self.ridge,
             &|g, dots| -> Result<Plan> {
+                if let Some(list) = given {
+                    given_coalitions(list, g)?;
+                }
                 Ok(Plan {
-                    per_example: n,
-                    coalition: Box::new(move |k| {
-                        let mut rng = sample_rng(seed, k);
-                        (0..g).fold(0u64, |b, i| b | ((rng.random::<bool>() as u64) << i))
+                    per_example: given.map_or(n, |l| l.len()),
+                    coalition: Box::new(move |k| match given {
+                        Some(list) => list[k],
+                        None => {
+                            let mut rng = sample_rng(seed, k);
+                            (0..g).fold(0u64, |b, i| b | ((rng.random::<bool>() as u64) << i))
+                        }
                     }),
                     weight: Box::new(move |e, _, bits| {
                         // Cosine distance between x and the perturbed input, from per-group sums.
@@ -100,7 +118,7 @@ impl Attributor for Lime {
                             0.0
                         };
                         let d = 1.0 - cos;
-                        (-d * d / (width * width)).exp()
+                        (-d * d / (2.0 * width * width)).exp()
                     }),
                 })
             },

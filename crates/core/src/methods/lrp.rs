@@ -30,6 +30,21 @@ impl Attributor for Lrp {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
+        self.run(model, input, target, None)
+    }
+}
+
+impl Lrp {
+    /// The relevance at the input, or (`layer`) at the activation the model taps under that
+    /// name: the rules' backward carries relevance itself, so what flows through a tap is the
+    /// layer's relevance.
+    pub(super) fn run(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+        layer: Option<&str>,
+    ) -> Result<Attribution> {
         self.composite.validate()?;
         // The composite's canonizers: the model's folded form, when it has one.
         let folded = match self.composite.canonizers.is_empty() {
@@ -58,18 +73,29 @@ impl Attributor for Lrp {
             if let Some(n) = layers {
                 ctx = ctx.with_layer_count(n);
             }
+            if let Some(l) = layer {
+                ctx = ctx.capturing(&[l]);
+            }
             let (o, rel) = relevance(
                 &*crate::batch::view_range(model, &r, x.device())?,
                 &x.narrow(0, r.start, r.len())?,
                 &s.seed.narrow(0, r.start, r.len())?,
                 &ctx,
             )?;
+            let rel = match layer {
+                None => rel,
+                Some(l) => {
+                    let (a, g) = ctx.captured(l)?;
+                    g.map_or_else(|| a.zeros_like(), Ok)?
+                }
+            };
             outs.push(o);
             rels.push(rel);
             Ok(())
         })?;
         let (out, rel) = (Tensor::cat(&outs, 0)?, Tensor::cat(&rels, 0)?);
         let delta = completeness_delta(&rel, &out, None)?;
-        Attribution::finish(&s.p, "LRP", rel, out, None, Some(delta))
+        let name = if layer.is_some() { "Layer LRP" } else { "LRP" };
+        Attribution::finish(&s.p, name, rel, out, None, Some(delta))
     }
 }

@@ -15,8 +15,10 @@ pub mod guided_ig;
 pub mod integrated_gradients;
 pub mod kernel_shap;
 pub mod layer;
+pub mod layer_relevance;
 pub mod lime;
 pub mod lrp;
+pub mod neuron;
 pub mod noise_tunnel;
 pub mod occlusion;
 pub mod shapley;
@@ -36,11 +38,12 @@ pub use guided_ig::GuidedIntegratedGradients;
 pub use integrated_gradients::{AdaptiveSteps, IntegratedGradients};
 pub use kernel_shap::KernelShap;
 pub use layer::{
-    InternalInfluence, LayerGradientXActivation, LayerIntegratedGradients, NeuronGradient,
-    NeuronIntegratedGradients,
+    InternalInfluence, LayerConductance, LayerGradientXActivation, LayerIntegratedGradients,
 };
+pub use layer_relevance::{LayerDeepLift, LayerLrp};
 pub use lime::Lime;
 pub use lrp::Lrp;
+pub use neuron::{NeuronConductance, NeuronGradient, NeuronIntegratedGradients};
 pub use noise_tunnel::{NoiseKind, NoiseTunnel};
 pub use occlusion::Occlusion;
 pub use shapley::{ShapleyMode, ShapleyValues};

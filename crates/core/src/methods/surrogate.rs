@@ -94,6 +94,25 @@ pub(crate) struct Plan<'a> {
     pub weight: Box<dyn Fn(usize, usize, u64) -> f64 + 'a>,
 }
 
+/// Coalitions given by the caller (bit `i` set: group `i` present), checked against the
+/// number of groups `g`.
+pub(crate) fn given_coalitions(list: &[u64], g: usize) -> Result<()> {
+    if list.is_empty() {
+        return Err(crate::error::invalid("coalitions", "the list is empty"));
+    }
+    let bad = list.iter().position(|&b| g < 64 && b >> g != 0);
+    if let Some(i) = bad {
+        return Err(crate::error::invalid(
+            "coalitions",
+            format!(
+                "coalition {i} ({:#b}) names a group ≥ {g}, and the feature mask has {g} groups",
+                list[i]
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What a plan may know of the batch: per example and group, `x_g·x_g`, `x_g·x̄_g` and
 /// `x̄_g·x̄_g` (LIME's cosine similarity needs them).
 pub(crate) struct GroupDots {
