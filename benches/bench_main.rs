@@ -13,6 +13,7 @@ fn main() {
     benchmarks::metrics::benches();
     benchmarks::families::benches();
     benchmarks::op_stacks::benches();
+    benchmarks::padded_text::benches();
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();

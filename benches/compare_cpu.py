@@ -11,7 +11,7 @@ The venv needs torch and captum (see scripts/golden/); nothing here is used by C
 import argparse, json, os, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAIRS = [("saliency", "saliency"), ("ig50", "ig50"), ("deeplift", "deeplift"),
+PAIRS = [("saliency", "saliency"), ("ig50", "ig50"), ("ig50_any_model", "ig50"), ("deeplift", "deeplift"),
          ("smoothgrad20", "smoothgrad20"), ("fwd_bwd_1600_ours", "raw_fwd_bwd")]
 
 

@@ -12,7 +12,12 @@ use criterion::{criterion_group, Criterion, Throughput};
 use std::hint::black_box;
 
 fn mnist_cnn(dev: &candle_core::Device) -> MnistCnn {
-    let vb = var_builder(
+    MnistCnn::load(mnist_vb(dev)).expect("model")
+}
+
+/// The bench's weights (PyTorch-style init, seeded), under `MnistCnn`'s names.
+fn mnist_vb(dev: &candle_core::Device) -> candle_nn::VarBuilder<'static> {
+    var_builder(
         &[
             ("conv1.weight", &[32, 1, 3, 3], 9),
             ("conv1.bias", &[32], 9),
@@ -24,8 +29,7 @@ fn mnist_cnn(dev: &candle_core::Device) -> MnistCnn {
             ("fc2.bias", &[10], 128),
         ],
         dev,
-    );
-    MnistCnn::load(vb).expect("model")
+    )
 }
 
 fn bench_methods(c: &mut Criterion) {
@@ -77,6 +81,50 @@ fn bench_methods(c: &mut Criterion) {
             })
         });
     }
+    // The same network and weights as plain `candle_nn` layers in a closure, explained as
+    // it is (`AnyModel`: Candle's autograd, checked once against finite differences). The
+    // pool is our `MaxPool2d` used as a Candle `Module`: Candle's own max-pool backward is
+    // wrong (1/(k·k)) and the check would refuse the model.
+    let vb = mnist_vb(&dev);
+    let conv = |name: &str, i, o| {
+        candle_nn::conv2d(i, o, 3, Default::default(), vb.pp(name)).expect("conv")
+    };
+    let (c1, c2) = (conv("conv1", 1, 32), conv("conv2", 32, 64));
+    let f1 = candle_nn::linear(9216, 128, vb.pp("fc1")).expect("fc1");
+    let f2 = candle_nn::linear(128, 10, vb.pp("fc2")).expect("fc2");
+    let pool = candle_explain::core::nn::MaxPool2d::new(2);
+    let any = AnyModel::new(move |x: &Tensor| {
+        use candle_core::Module;
+        let h = Module::forward(&pool, &c2.forward(&c1.forward(x)?.relu()?)?.relu()?)?;
+        f2.forward(&f1.forward(&h.flatten_from(1)?)?.relu()?)
+    })
+    .with_input_shape(&[1, 28, 28]);
+    let ig = IntegratedGradients::new(50);
+    let (a, b) = (
+        ig.attribute(&any, &x, &t).unwrap(),
+        ig.attribute(&model, &x, &t).unwrap(),
+    );
+    let d = (a.attributions - b.attributions)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    assert!(
+        d.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            < 1e-3,
+        "the two paths agree"
+    );
+    g.bench_function("ig50_any_model", |b| {
+        b.iter(|| {
+            let r = ig.attribute(&any, black_box(&x), &t).unwrap();
+            sync(&dev);
+            r
+        })
+    });
     // 50 × 32 rows in one forward + backward to the input.
     let rows = Tensor::cat(&vec![x.clone(); 50], 0).unwrap();
     let seed = Tensor::ones((rows.dim(0).unwrap(), 10), x.dtype(), &dev).unwrap();

@@ -4,6 +4,7 @@ pub mod families;
 pub mod methods;
 pub mod metrics;
 pub mod op_stacks;
+pub mod padded_text;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
