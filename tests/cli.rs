@@ -371,11 +371,14 @@ fn smoothgrad_memory_is_bounded_by_the_budget() {
             .expect("peak memory reported")
     };
     let model = peak(&["--method", "saliency"]);
+    // Both run many chunks of the budget. With 200 samples (a few chunks) the peak was up to
+    // 36 MiB lower than with 20,000 when the tests ran in parallel: the allocator's retained
+    // memory settles only after some chunks. What must not happen is growth with samples.
     let few = peak(&[
         "--method",
         "smoothgrad",
         "--samples",
-        "200",
+        "4000",
         "--memory-mb",
         "64",
     ]);
@@ -393,7 +396,7 @@ fn smoothgrad_memory_is_bounded_by_the_budget() {
     );
     assert!(
         (many - few).abs() <= 32.0,
-        "20,000 samples {many} MiB vs 200 samples {few} MiB"
+        "20,000 samples {many} MiB vs 4,000 samples {few} MiB"
     );
     std::fs::remove_dir_all(&out).ok();
 }

@@ -189,7 +189,19 @@ impl LstmClassifier {
         emb: &Tensor,
         ctx: &RuleCtx,
     ) -> candle_explain_core::Result<Tensor> {
-        let h = self.lstm.forward(emb, ctx)?;
+        self.forward_embeds_masked(emb, None, ctx)
+    }
+
+    /// [`LstmClassifier::forward_embeds`] over a padded batch: `mask (B, L)` is 1 for words
+    /// and 0 for padding (on either side), which the LSTM steps over; each row's logits are
+    /// those of its words alone.
+    pub fn forward_embeds_masked(
+        &self,
+        emb: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &RuleCtx,
+    ) -> candle_explain_core::Result<Tensor> {
+        let h = self.lstm.forward_masked(emb, mask, ctx)?;
         let (t, hs) = (h.dim(1)?, self.config.hidden);
         let last = h.narrow(1, t - 1, 1)?.squeeze(1)?.narrow(1, 0, hs)?;
         let read = if self.config.bidirectional {
@@ -205,7 +217,8 @@ impl LstmClassifier {
 }
 
 impl Explainable for LstmClassifier {
-    /// `x` is the embedding output `(B, L, E)`.
+    /// `x` is the embedding output `(B, L, E)`; a padded batch comes with its
+    /// `"attention_mask"` `(B, L)` beside it (`candle_explain_core::WithInputs`).
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         if x.rank() != 3 || x.dim(2)? != self.config.embed_dim || x.dim(1)? == 0 {
             return Err(candle_explain_core::Error::InputShape {
@@ -213,7 +226,9 @@ impl Explainable for LstmClassifier {
                 got: x.dims().to_vec(),
             });
         }
-        self.forward_embeds(x, ctx)
+        // A padded batch: the mask given beside the input (`WithInputs`, "attention_mask").
+        let mask = ctx.input("attention_mask");
+        self.forward_embeds_masked(x, mask.as_ref(), ctx)
     }
 }
 

@@ -167,6 +167,18 @@ fn parse_csv(text: &str) -> std::result::Result<Records, (usize, String)> {
     Ok(records)
 }
 
+/// Groups of at most `per_group` item indices with similar lengths (sorted by length, stable):
+/// padded batches of texts waste little on padding when each batch is one group (a batch
+/// padded to its longest sentence costs up to `max / mean` times the tokens; attention more).
+pub fn length_buckets(lengths: &[usize], per_group: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order
+        .chunks(per_group.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 /// Deterministic stratified split: for every label, `round(count × test_fraction)` items
 /// (chosen by a seeded shuffle) go to the test set, the rest to the training set. Both sets
 /// keep the input order. The same items, fraction and seed give the same split on every

@@ -212,3 +212,71 @@ fn trains_on_the_polarity_sentences() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// A padded batch with its attention mask (padding on the right for one sentence, on the
+/// left for another) gives each sentence, under gradient, rule and path methods, what it gets
+/// alone, and its padding exactly 0.
+#[test]
+fn a_masked_padded_batch_equals_one_sentence_at_a_time() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let model = small(true)?;
+    let sentences: [&[u32]; 3] = [&[3, 7, 1], &[4, 12, 19, 2, 5], &[9]];
+    let len = 5;
+    // Sentence 0 padded on the right, 1 full, 2 padded on the left (as `encode_left_padded`).
+    let starts = [0usize, 0, 4];
+    let mut rows = vec![];
+    let mut mask = vec![];
+    for (s, &start) in sentences.iter().zip(&starts) {
+        let mut ids = vec![0u32; len];
+        ids[start..start + s.len()].copy_from_slice(s);
+        rows.push(ids);
+        mask.extend((0..len).map(|i| (i >= start && i < start + s.len()) as u8 as f32));
+    }
+    let x = model.embed(&Tensor::new(rows, &dev)?)?;
+    let mask = Tensor::from_vec(mask, (3, len), &dev)?;
+    let batch =
+        candle_explain_core::WithInputs::new(&model).with("attention_mask", mask.clone())?;
+    let t = Target::PerExample(vec![0, 2, 1]);
+    let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
+        ("saliency", Box::new(Saliency::signed())),
+        ("ig", Box::new(IntegratedGradients::new(16))),
+        ("lrp", Box::new(EpsilonLrp::new(1e-6))),
+        ("deeplift", Box::new(DeepLift::default())),
+    ];
+    for (name, m) in &methods {
+        let together = m.attribute(&batch, &x, &t)?;
+        for (i, (s, &start)) in sentences.iter().zip(&starts).enumerate() {
+            let alone_x = model.embed(&Tensor::new(s.to_vec(), &dev)?.unsqueeze(0)?)?;
+            let c = [0usize, 2, 1][i];
+            let alone = m.attribute(&model, &alone_x, &Target::Class(c))?;
+            let row = together.attributions.get(i)?;
+            let words = row.narrow(0, start, s.len())?;
+            let d = (&words - alone.attributions.get(0)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(d < 1e-5, "{name}, sentence {i}: batch vs alone {d}");
+            let out = (together.output.get(i)? - alone.output.get(0)?)?
+                .abs()?
+                .to_scalar::<f32>()?;
+            assert!(out < 1e-5, "{name}, sentence {i}: outputs differ by {out}");
+            let pad = (row.abs()?.sum(1)? * mask.get(i)?.affine(-1.0, 1.0)?)?
+                .sum_all()?
+                .to_scalar::<f32>()?;
+            assert_eq!(pad, 0.0, "{name}, sentence {i}: padding gets exactly 0");
+        }
+    }
+    // Without the mask the padded rows are different sentences (the test can fail).
+    let unmasked = Saliency::signed().attribute(&model, &x, &t)?;
+    let alone = Saliency::signed().attribute(
+        &model,
+        &model.embed(&Tensor::new(&[[3u32, 7, 1]], &dev)?)?,
+        &Target::Class(0),
+    )?;
+    let d = (unmasked.attributions.get(0)?.narrow(0, 0, 3)? - alone.attributions.get(0)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert!(d > 1e-4, "padding changes an unmasked LSTM: {d}");
+    Ok(())
+}

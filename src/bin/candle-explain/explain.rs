@@ -5,6 +5,7 @@ use crate::model::{load, Loaded};
 use crate::RunArgs;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
+use candle_explain::models::text::length_buckets;
 use candle_explain::prelude::*;
 use candle_explain::viz::{Cell, Figure, Row, Sign};
 use std::collections::HashMap;
@@ -334,9 +335,12 @@ fn peak_memory_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// `--text-file`: every line explained, a BERT as one padded batch (its attention mask given
-/// beside the embeddings, so that each sentence gets what it would alone), an LSTM one
-/// sentence at a time; one coloured section per sentence in tokens.html.
+/// Sentences per padded batch of `--text-file` (sorted by length first).
+const TEXT_BATCH: usize = 8;
+
+/// `--text-file`: every line explained in padded batches of similar lengths (the attention
+/// mask given beside the embeddings, so that each sentence gets what it would alone); one
+/// coloured section per sentence in tokens.html.
 fn run_text_file(
     a: &ExplainArgs,
     m: &crate::model::TextModel,
@@ -344,7 +348,6 @@ fn run_text_file(
     device: &candle_core::Device,
     dtype: DType,
 ) -> Result<()> {
-    use crate::model::TextKind;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let lines: Vec<&str> = text
@@ -373,58 +376,50 @@ fn run_text_file(
         "embeddings",
     )?;
     let t0 = std::time::Instant::now();
-    // Per sentence: (class, token scores, the explained output).
-    let mut results: Vec<(usize, Vec<f64>, f64)> = vec![];
-    let mut all = vec![];
-    match &m.kind {
-        TextKind::Bert { .. } => {
-            // Pad with zero vectors (their tokens are masked out: they get exactly 0).
-            let padded = embs
-                .iter()
-                .map(|e| Ok(e.pad_with_zeros(1, 0, len - e.dim(1)?)?))
-                .collect::<Result<Vec<_>>>()?;
-            let x = Tensor::cat(&padded, 0)?;
-            let mask: Vec<f32> = tokens
-                .iter()
-                .flat_map(|t| (0..len).map(move |i| (i < t.len()) as u8 as f32))
-                .collect();
-            let mask = Tensor::from_vec(mask, (lines.len(), len), device)?;
-            let model = candle_explain::core::WithInputs::new(m.explainable())
-                .with("attention_mask", mask)?;
-            let logits = model.forward(&x)?;
-            let classes: Vec<usize> = (0..lines.len())
-                .map(|i| target(&a.target, &logits.narrow(0, i, 1)?, &m.classes))
-                .collect::<Result<_>>()?;
-            let attr = method.attribute(&model, &x, &Target::PerExample(classes.clone()))?;
-            let scores: Vec<Vec<f64>> =
-                attr.attributions.to_dtype(DType::F64)?.sum(2)?.to_vec2()?;
-            let outs: Vec<f64> = attr.output.to_dtype(DType::F64)?.to_vec1()?;
-            for (i, c) in classes.iter().enumerate() {
-                results.push((*c, scores[i][..tokens[i].len()].to_vec(), outs[i]));
-            }
-            all.push(attr.attributions.to_dtype(DType::F32)?);
-        }
-        TextKind::Lstm { .. } => {
-            for e in &embs {
-                let logits = m.explainable().forward(e)?;
-                let c = target(&a.target, &logits, &m.classes)?;
-                let attr = method.attribute(m.explainable(), e, &Target::Class(c))?;
-                let s: Vec<f64> = attr
-                    .attributions
-                    .to_dtype(DType::F64)?
-                    .sum(2)?
-                    .squeeze(0)?
-                    .to_vec1()?;
-                let out = attr.output.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
-                all.push(attr.attributions.to_dtype(DType::F32)?.pad_with_zeros(
-                    1,
-                    0,
-                    len - e.dim(1)?,
-                )?);
-                results.push((c, s, out));
-            }
+    // Per sentence: (class, token scores, the explained output), and its attributions
+    // padded to the longest sentence.
+    let mut results: Vec<Option<(usize, Vec<f64>, f64)>> = vec![None; lines.len()];
+    let mut all: Vec<Option<Tensor>> = vec![None; lines.len()];
+    // Padded batches of sentences of similar lengths (a batch padded to its longest sentence
+    // pays for the padding), each with its attention mask (BERT and the LSTM read it):
+    // padding gets exactly 0 and each sentence what it gets alone.
+    let lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
+    for group in length_buckets(&lengths, TEXT_BATCH) {
+        let glen = group.iter().map(|&i| lengths[i]).max().unwrap_or(1);
+        let padded = group
+            .iter()
+            .map(|&i| Ok(embs[i].pad_with_zeros(1, 0, glen - lengths[i])?))
+            .collect::<Result<Vec<_>>>()?;
+        let x = Tensor::cat(&padded, 0)?;
+        let mask: Vec<f32> = group
+            .iter()
+            .flat_map(|&i| {
+                let n = lengths[i];
+                (0..glen).map(move |k| (k < n) as u8 as f32)
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (group.len(), glen), device)?;
+        let model =
+            candle_explain::core::WithInputs::new(m.explainable()).with("attention_mask", mask)?;
+        let logits = model.forward(&x)?;
+        let classes: Vec<usize> = (0..group.len())
+            .map(|r| target(&a.target, &logits.narrow(0, r, 1)?, &m.classes))
+            .collect::<Result<_>>()?;
+        let attr = method.attribute(&model, &x, &Target::PerExample(classes.clone()))?;
+        let scores: Vec<Vec<f64>> = attr.attributions.to_dtype(DType::F64)?.sum(2)?.to_vec2()?;
+        let outs: Vec<f64> = attr.output.to_dtype(DType::F64)?.to_vec1()?;
+        for (r, &i) in group.iter().enumerate() {
+            results[i] = Some((classes[r], scores[r][..lengths[i]].to_vec(), outs[r]));
+            all[i] = Some(
+                attr.attributions
+                    .narrow(0, r, 1)?
+                    .to_dtype(DType::F32)?
+                    .pad_with_zeros(1, 0, len - glen)?,
+            );
         }
     }
+    let results: Vec<(usize, Vec<f64>, f64)> = results.into_iter().flatten().collect();
+    let all: Vec<Tensor> = all.into_iter().flatten().collect();
     let secs = t0.elapsed().as_secs_f64();
     let rows: Vec<(String, Vec<String>, Vec<f64>)> = lines
         .iter()

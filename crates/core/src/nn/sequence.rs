@@ -82,6 +82,20 @@ impl LstmDirection {
     /// products through `ctx.gate` and the cell update through `ctx.add`. Under a composite
     /// every step's linear layer gets its own index.
     pub fn forward(&self, x: &Tensor, ctx: &RuleCtx, reverse: bool) -> Result<Tensor> {
+        self.forward_masked(x, None, ctx, reverse)
+    }
+
+    /// [`LstmDirection::forward`] over a padded batch: where `mask (B, T)` is 0 a step keeps
+    /// the previous state (`s = m·s_new + (1 − m)·s_prev`), so padding on either side leaves
+    /// every real token's state as it is without padding, and padded inputs get no gradient
+    /// (exactly 0).
+    pub fn forward_masked(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &RuleCtx,
+        reverse: bool,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hsz = self.hidden();
         // Concatenated per call: the parts may be `Var`s being trained.
@@ -107,8 +121,17 @@ impl LstmDirection {
             let f = ctx.activation(Activation::Sigmoid, &part(1)?)?;
             let g = ctx.activation(Activation::Tanh, &part(2)?)?;
             let o = ctx.activation(Activation::Sigmoid, &part(3)?)?;
-            c = ctx.add(&ctx.gate(&f, &c)?, &ctx.gate(&i, &g)?)?;
-            h = ctx.gate(&o, &ctx.activation(Activation::Tanh, &c)?)?;
+            let c_new = ctx.add(&ctx.gate(&f, &c)?, &ctx.gate(&i, &g)?)?;
+            let h_new = ctx.gate(&o, &ctx.activation(Activation::Tanh, &c_new)?)?;
+            match mask {
+                None => (c, h) = (c_new, h_new),
+                Some(m) => {
+                    let keep = m.narrow(1, step, 1)?;
+                    let hold = keep.affine(-1.0, 1.0)?;
+                    c = (c_new.broadcast_mul(&keep)? + c.broadcast_mul(&hold)?)?;
+                    h = (h_new.broadcast_mul(&keep)? + h.broadcast_mul(&hold)?)?;
+                }
+            }
             out[step] = Some(h.unsqueeze(1)?);
         }
         let out: Vec<Tensor> = out.into_iter().flatten().collect();
@@ -159,12 +182,34 @@ impl Lstm {
 
     /// Every hidden state of the last layer, `(B, T, H·directions)`.
     pub fn forward(&self, x: &Tensor, ctx: &RuleCtx) -> Result<Tensor> {
+        self.forward_masked(x, None, ctx)
+    }
+
+    /// [`Lstm::forward`] over a padded batch, `mask (B, T)` 1 for tokens and 0 for padding
+    /// (see [`LstmDirection::forward_masked`]).
+    pub fn forward_masked(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &RuleCtx,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let mask = match mask {
+            None => None,
+            Some(m) if m.dims() == [b, t] => Some(m.to_dtype(x.dtype())?),
+            Some(m) => {
+                return Err(crate::Error::InputShape {
+                    expected: format!("attention_mask ({b}, {t}), one 0/1 per step"),
+                    got: m.dims().to_vec(),
+                })
+            }
+        };
         let mut h = x.clone();
         for layer in &self.layers {
             let outs = layer
                 .iter()
                 .enumerate()
-                .map(|(d, dir)| dir.forward(&h, ctx, d == 1))
+                .map(|(d, dir)| dir.forward_masked(&h, mask.as_ref(), ctx, d == 1))
                 .collect::<Result<Vec<_>>>()?;
             h = Tensor::cat(&outs, 2)?;
         }
