@@ -444,6 +444,8 @@ fn a_text_file_is_explained_as_one_padded_batch() {
         m,
         "--text-file",
         f,
+        "--text-batch",
+        "8",
         "--steps",
         "8",
         "--out",

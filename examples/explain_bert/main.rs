@@ -87,15 +87,8 @@ fn main() -> Result<()> {
     };
     let model = BertClassifier::from_dir(&dir, None, &dev)?;
     let tok = load_tokenizer(dir.join("tokenizer.json"), &model.config)?;
-    let labels: Vec<String> = (0..model.config.num_labels)
-        .map(|i| {
-            if model.config.num_labels == 2 {
-                ["negative", "positive"][i].to_string()
-            } else {
-                format!("class {i}")
-            }
-        })
-        .collect();
+    // The checkpoint's names for its classes (`id2label`).
+    let labels: Vec<String> = model.config.labels.clone();
     let ig = IntegratedGradients {
         quadrature: Quadrature::GaussLegendre,
         ..IntegratedGradients::new(32)

@@ -1,17 +1,18 @@
-//! A BERT sequence classifier from any Hugging Face BERT folder (`config.json`,
-//! `model.safetensors`, `tokenizer.json`): embeddings, encoder, pooler and a linear head, with
-//! Hugging Face's tensor names (with or without the `bert.` prefix of
-//! `BertForSequenceClassification`).
+//! A Hugging Face encoder classifier from its folder (`config.json`, `model.safetensors`,
+//! `tokenizer.json`): BERT, DistilBERT, RoBERTa / XLM-RoBERTa and ELECTRA (the family from
+//! `model_type`, see [`crate::encoder_family`]), with a sequence-classification head (each
+//! family's own) or a token-classification head, under Hugging Face's tensor names (with or
+//! without the family's prefix, `bert.`, `roberta.`, …).
 //!
 //! Methods attribute at the word embeddings: [`BertClassifier::embed`] looks the ids up, and
-//! the `Explainable` forward takes `(B, L, H)` word vectors and adds the position and
+//! the `Explainable` forward takes `(B, L, E)` word vectors and adds the position and
 //! token-type embeddings itself, so a zero baseline means "no word" with the positions kept.
-//! That forward attends to every position: explain unpadded sentences (one at a time, or
-//! batches of equal length); [`BertClassifier::forward_embeds`] takes a mask for padded batches.
+//! A padded batch comes with its attention mask beside it (`WithInputs`).
 //!
 //! Every layer runs on the rule context's ops (`linear`, `layer_norm`, `attention`, `add`,
 //! `activation`), so the LRP composites treat attention and LayerNorm conservatively.
 
+use crate::encoder_family::{Family, HeadKind, MODEL_TYPES};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_explain_core::nn::{LayerNorm, Linear};
@@ -21,6 +22,14 @@ use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BertConfig {
+    /// The encoder family (`model_type`) and the head (`architectures`).
+    pub family: Family,
+    pub head: HeadKind,
+    /// Width of the word embeddings (ELECTRA's `embedding_size`, projected to `hidden_size`;
+    /// else `hidden_size`).
+    pub embedding_size: usize,
+    /// RoBERTa's padding index (its positions start after it).
+    pub pad_token_id: usize,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -32,6 +41,35 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     /// Classes of the head: `num_labels` or the size of `id2label`, else 2.
     pub num_labels: usize,
+    /// The classes' names, from `id2label` (`"class i"` where it names none).
+    pub labels: Vec<String>,
+}
+
+/// `id2label` (`{"0": "negative", …}`) as one name per class; ids it lacks are `"class i"`,
+/// ids beyond the head an error.
+fn labels(config: &serde_json::Value, classes: usize) -> Result<Vec<String>> {
+    let mut names: Vec<String> = (0..classes).map(|i| format!("class {i}")).collect();
+    if let Some(m) = config.get("id2label").and_then(|m| m.as_object()) {
+        for (k, v) in m {
+            let i: usize = k.parse().map_err(|_| {
+                unsupported(format!(
+                    "config.json: id2label key {k:?} is not a class index"
+                ))
+            })?;
+            let name = v.as_str().ok_or_else(|| {
+                unsupported(format!("config.json: id2label[{k:?}] is not a string"))
+            })?;
+            match names.get_mut(i) {
+                Some(n) => *n = name.to_string(),
+                None => {
+                    return Err(unsupported(format!(
+                        "config.json: id2label names class {i}, but the head has {classes} classes"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn unsupported(reason: String) -> Error {
@@ -39,18 +77,57 @@ fn unsupported(reason: String) -> Error {
 }
 
 impl BertConfig {
+    /// The most tokens a sequence may have: the position table's rows (after RoBERTa's
+    /// padding offset).
+    pub fn max_tokens(&self) -> usize {
+        match self.family.offsets_positions() {
+            true => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_token_id + 1),
+            false => self.max_position_embeddings,
+        }
+    }
+
     /// Parses a Hugging Face `config.json`; other `model_type`s, activations and position
     /// embedding types are clear errors.
     pub fn from_json(text: &str) -> Result<Self> {
         let v: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| unsupported(format!("config.json is not JSON: {e}")))?;
-        match v.get("model_type").and_then(|t| t.as_str()) {
-            Some("bert") => {}
-            other => {
+        let family = match v.get("model_type").and_then(|t| t.as_str()) {
+            Some(t) => Family::from_model_type(t),
+            None => None,
+        }
+        .ok_or_else(|| {
+            unsupported(format!(
+                "model_type {:?} is not supported: one of {MODEL_TYPES}",
+                v.get("model_type")
+            ))
+        })?;
+        let architecture = v
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.as_str());
+        if let Some(a) = architecture {
+            let known = [
+                "Model",
+                "ForSequenceClassification",
+                "ForTokenClassification",
+            ];
+            if !known.iter().any(|k| a.ends_with(k)) || a.contains("ForPreTraining") {
                 return Err(unsupported(format!(
-                    "model_type {other:?} is not supported: only \"bert\""
-                )))
+                    "architectures {a:?} is not supported: a bare encoder (…Model), \
+                     …ForSequenceClassification or …ForTokenClassification"
+                )));
             }
+        }
+        // DistilBERT names its sizes differently; the rest are BERT's keys.
+        let distil = family == Family::DistilBert;
+        let key =
+            |bert: &'static str, distilbert: &'static str| if distil { distilbert } else { bert };
+        if distil && v.get("sinusoidal_pos_embds").and_then(|b| b.as_bool()) == Some(true) {
+            return Err(unsupported(
+                "sinusoidal_pos_embds = true is not supported: learned positions only".into(),
+            ));
         }
         if let Some(p) = v.get("position_embedding_type").and_then(|p| p.as_str()) {
             if p != "absolute" {
@@ -79,14 +156,15 @@ impl BertConfig {
                 ))),
             }
         };
-        let hidden_act = match string("hidden_act", "gelu")?.as_str() {
+        let hidden_act = match string(key("hidden_act", "activation"), "gelu")?.as_str() {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             "relu" => Activation::Relu,
             other => {
                 return Err(unsupported(format!(
-                "hidden_act {other:?} is not supported: gelu, gelu_new, gelu_pytorch_tanh or relu"
-            )))
+                    "{} {other:?} is not supported: gelu, gelu_new, gelu_pytorch_tanh or relu",
+                    key("hidden_act", "activation")
+                )))
             }
         };
         if let Some(n) = v.get("num_labels").filter(|n| !n.is_null()) {
@@ -115,17 +193,38 @@ impl BertConfig {
                     ))
                 })?,
         };
+        let hidden_size = size(key("hidden_size", "dim"))?;
+        let optional = |k: &str, default: usize| -> Result<usize> {
+            match v.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(default),
+                Some(_) => size(k),
+            }
+        };
+        let pad_token_id = match v.get("pad_token_id") {
+            None | Some(serde_json::Value::Null) => 0,
+            Some(p) => p.as_u64().ok_or_else(|| {
+                unsupported(format!(
+                    "config.json: \"pad_token_id\" must be a token index, got {p}"
+                ))
+            })? as usize,
+        };
         let c = Self {
+            family,
+            head: family.head(architecture),
+            embedding_size: optional("embedding_size", hidden_size)?,
+            pad_token_id,
             vocab_size: size("vocab_size")?,
-            hidden_size: size("hidden_size")?,
-            num_hidden_layers: size("num_hidden_layers")?,
-            num_attention_heads: size("num_attention_heads")?,
-            intermediate_size: size("intermediate_size")?,
+            hidden_size,
+            num_hidden_layers: size(key("num_hidden_layers", "n_layers"))?,
+            num_attention_heads: size(key("num_attention_heads", "n_heads"))?,
+            intermediate_size: size(key("intermediate_size", "hidden_dim"))?,
             hidden_act,
             max_position_embeddings: size("max_position_embeddings")?,
-            type_vocab_size: size("type_vocab_size")?,
+            // DistilBERT has no token types.
+            type_vocab_size: if distil { 0 } else { size("type_vocab_size")? },
             layer_norm_eps,
             num_labels: num_labels.max(1),
+            labels: labels(&v, num_labels.max(1))?,
         };
         if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(unsupported(format!(
@@ -154,29 +253,56 @@ pub struct BertClassifier {
     pub config: BertConfig,
     word_embeddings: Tensor,
     position_embeddings: Tensor,
-    token_type_embeddings: Tensor,
+    /// `None` in DistilBERT.
+    token_type_embeddings: Option<Tensor>,
     embeddings_norm: LayerNorm,
+    /// ELECTRA's projection of `embedding_size` to `hidden_size`.
+    embeddings_project: Option<Linear>,
     layers: Vec<Layer>,
-    pooler: Linear,
-    classifier: Linear,
+    head: Head,
+}
+
+#[derive(Debug, Clone)]
+enum Head {
+    Pooler {
+        pooler: Linear,
+        classifier: Linear,
+    },
+    Dense {
+        dense: Linear,
+        act: Activation,
+        out: Linear,
+    },
+    PreClassifier {
+        pre: Linear,
+        classifier: Linear,
+    },
+    Token {
+        classifier: Linear,
+    },
 }
 
 impl BertClassifier {
-    /// The encoder and pooler from `encoder` (the checkpoint; a `bert.` prefix is found by
-    /// itself) and the classification head `classifier.{weight,bias}` from `head`.
+    /// The encoder (and BERT's pooler) from `encoder`, the checkpoint (the family's prefix,
+    /// `bert.`, `roberta.`, …, is found by itself), and the head (`classifier.*`,
+    /// `pre_classifier.*`) from `head`: the same checkpoint, or a separate file for a bare
+    /// encoder.
     pub fn load(encoder: VarBuilder, head: VarBuilder, config: BertConfig) -> Result<Self> {
-        let vb = if encoder.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            encoder.pp("bert")
+        let c = &config;
+        let prefix = c.family.prefix();
+        let vb = if encoder.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight"))
+        {
+            encoder.pp(prefix)
         } else {
             encoder
         };
-        let c = &config;
-        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        let names = c.family.names();
+        let (h, e_dim, eps) = (c.hidden_size, c.embedding_size, c.layer_norm_eps);
         // A checkpoint with more layers than the config says would silently run a truncated
         // encoder (a missing layer fails below, when its weights are looked up).
         let extra = format!(
-            "encoder.layer.{}.attention.self.query.weight",
-            c.num_hidden_layers
+            "{}.{}.{}.weight",
+            names.layers, c.num_hidden_layers, names.query
         );
         if vb.contains_tensor(&extra) {
             return Err(unsupported(format!(
@@ -188,16 +314,16 @@ impl BertClassifier {
         let e = vb.pp("embeddings");
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
+                let l = vb.pp(format!("{}.{i}", names.layers));
                 Ok(Layer {
-                    query: Linear::load(l.pp("attention.self.query"), h, h)?,
-                    key: Linear::load(l.pp("attention.self.key"), h, h)?,
-                    value: Linear::load(l.pp("attention.self.value"), h, h)?,
-                    attention_out: Linear::load(l.pp("attention.output.dense"), h, h)?,
-                    attention_norm: LayerNorm::load(l.pp("attention.output.LayerNorm"), h, eps)?,
-                    intermediate: Linear::load(l.pp("intermediate.dense"), h, c.intermediate_size)?,
-                    output: Linear::load(l.pp("output.dense"), c.intermediate_size, h)?,
-                    output_norm: LayerNorm::load(l.pp("output.LayerNorm"), h, eps)?,
+                    query: Linear::load(l.pp(names.query), h, h)?,
+                    key: Linear::load(l.pp(names.key), h, h)?,
+                    value: Linear::load(l.pp(names.value), h, h)?,
+                    attention_out: Linear::load(l.pp(names.attention_out), h, h)?,
+                    attention_norm: LayerNorm::load(l.pp(names.attention_norm), h, eps)?,
+                    intermediate: Linear::load(l.pp(names.intermediate), h, c.intermediate_size)?,
+                    output: Linear::load(l.pp(names.output), c.intermediate_size, h)?,
+                    output_norm: LayerNorm::load(l.pp(names.output_norm), h, eps)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -205,22 +331,49 @@ impl BertClassifier {
             mean: 0.0,
             stdev: 0.02,
         };
+        let labels = c.num_labels;
+        let head = match c.head {
+            HeadKind::Pooler => Head::Pooler {
+                pooler: Linear::load(vb.pp("pooler.dense"), h, h)?,
+                classifier: Linear::load(head.pp("classifier"), h, labels)?,
+            },
+            HeadKind::Dense(act) => Head::Dense {
+                dense: Linear::load(head.pp("classifier.dense"), h, h)?,
+                act,
+                out: Linear::load(head.pp("classifier.out_proj"), h, labels)?,
+            },
+            HeadKind::PreClassifier => Head::PreClassifier {
+                pre: Linear::load(head.pp("pre_classifier"), h, h)?,
+                classifier: Linear::load(head.pp("classifier"), h, labels)?,
+            },
+            HeadKind::Token => Head::Token {
+                classifier: Linear::load(head.pp("classifier"), h, labels)?,
+            },
+        };
+        let embeddings_project = match e_dim != h || vb.contains_tensor("embeddings_project.weight")
+        {
+            true => Some(Linear::load(vb.pp("embeddings_project"), e_dim, h)?),
+            false => None,
+        };
         Ok(Self {
-            word_embeddings: e.get_with_hints((c.vocab_size, h), "word_embeddings.weight", init)?,
+            word_embeddings: e.get_with_hints(
+                (c.vocab_size, e_dim),
+                "word_embeddings.weight",
+                init,
+            )?,
             position_embeddings: e.get_with_hints(
-                (c.max_position_embeddings, h),
+                (c.max_position_embeddings, e_dim),
                 "position_embeddings.weight",
                 init,
             )?,
-            token_type_embeddings: e.get_with_hints(
-                (c.type_vocab_size, h),
-                "token_type_embeddings.weight",
-                init,
-            )?,
-            embeddings_norm: LayerNorm::load(e.pp("LayerNorm"), h, eps)?,
+            token_type_embeddings: match c.type_vocab_size {
+                0 => None,
+                n => Some(e.get_with_hints((n, e_dim), "token_type_embeddings.weight", init)?),
+            },
+            embeddings_norm: LayerNorm::load(e.pp("LayerNorm"), e_dim, eps)?,
+            embeddings_project,
             layers,
-            pooler: Linear::load(vb.pp("pooler.dense"), h, h)?,
-            classifier: Linear::load(head.pp("classifier"), h, c.num_labels)?,
+            head,
             config,
         })
     }
@@ -282,17 +435,55 @@ impl BertClassifier {
         if max >= self.config.vocab_size {
             return Err(unsupported(format!("token id {max} is outside the vocabulary of {}: does the tokenizer match the model?", self.config.vocab_size)));
         }
-        Ok(self
-            .word_embeddings
-            .index_select(&flat, 0)?
-            .reshape((b, l, self.config.hidden_size))?)
+        Ok(self.word_embeddings.index_select(&flat, 0)?.reshape((
+            b,
+            l,
+            self.config.embedding_size,
+        ))?)
+    }
+
+    /// The most tokens a sequence may have: the position table's rows (after RoBERTa's
+    /// padding offset).
+    pub fn max_tokens(&self) -> usize {
+        self.config.max_tokens()
     }
 
     fn check_length(&self, l: usize) -> Result<()> {
-        if l == 0 || l > self.config.max_position_embeddings {
-            return Err(unsupported(format!("sequence length {l} must be in 1..={} (max_position_embeddings): truncate the text", self.config.max_position_embeddings)));
+        if l == 0 || l > self.max_tokens() {
+            return Err(unsupported(format!(
+                "sequence length {l} must be in 1..={} (the model's positions): truncate the text",
+                self.max_tokens()
+            )));
         }
         Ok(())
+    }
+
+    /// Position embeddings `(1 or B, L, E)`: `0..L`, or RoBERTa's `pad + cumsum(mask)` at
+    /// tokens and `pad` at padding (as `create_position_ids_from_input_ids`).
+    fn positions(&self, b: usize, l: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+        let c = &self.config;
+        if !c.family.offsets_positions() {
+            return Ok(self.position_embeddings.narrow(0, 0, l)?.unsqueeze(0)?);
+        }
+        let pad = c.pad_token_id as f64;
+        let ids = match mask {
+            None => Tensor::arange(0u32, l as u32, self.position_embeddings.device())?
+                .to_dtype(DType::F32)?
+                .affine(1.0, pad + 1.0)?
+                .unsqueeze(0)?,
+            Some(m) => {
+                let m = m.to_dtype(DType::F32)?;
+                ((m.cumsum(1)? * &m)? + pad)?
+            }
+        };
+        let rows = ids.dim(0)?;
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
+        let e = self.config.embedding_size;
+        debug_assert!(rows == 1 || rows == b);
+        Ok(self
+            .position_embeddings
+            .index_select(&flat, 0)?
+            .reshape((rows, l, e))?)
     }
 
     /// The encoder's output `(B, L, H)` from word embeddings; `mask (B, L)` is 1 for tokens
@@ -303,13 +494,23 @@ impl BertClassifier {
         mask: Option<&Tensor>,
         ctx: &RuleCtx,
     ) -> candle_explain_core::Result<Tensor> {
-        let (b, l, h) = word.dims3()?;
+        let (b, l, e) = word.dims3()?;
+        let h = self.config.hidden_size;
         let heads = self.config.num_attention_heads;
         let hd = h / heads;
-        let pos = self.position_embeddings.narrow(0, 0, l)?.unsqueeze(0)?;
-        // Token types given beside the input (`WithInputs`, "token_type_ids" (B, L)), else 0.
-        let types = match ctx.input("token_type_ids") {
-            Some(t) => {
+        let pos = self.positions(b, l, mask)?.to_dtype(word.dtype())?;
+        // Token types given beside the input (`WithInputs`, "token_type_ids" (B, L)), else 0;
+        // none in DistilBERT.
+        let types = match (&self.token_type_embeddings, ctx.input("token_type_ids")) {
+            (None, Some(_)) => {
+                return Err(unsupported(format!(
+                    "token_type_ids were given, but {:?} has no token types",
+                    self.config.family
+                ))
+                .into())
+            }
+            (None, None) => None,
+            (Some(table), Some(t)) => {
                 if t.dims() != [b, l] {
                     return Err(candle_explain_core::Error::InputShape {
                         expected: format!("token_type_ids ({b}, {l}), as the word embeddings"),
@@ -324,20 +525,20 @@ impl BertClassifier {
                     ))
                     .into());
                 }
-                self.token_type_embeddings
-                    .index_select(&ids, 0)?
-                    .reshape((b, l, h))?
+                Some(table.index_select(&ids, 0)?.reshape((b, l, e))?)
             }
-            None => self.token_type_embeddings.narrow(0, 0, 1)?.unsqueeze(0)?,
+            (Some(table), None) => Some(table.narrow(0, 0, 1)?.unsqueeze(0)?),
         };
+        let mut sum = word.broadcast_add(&pos)?;
+        if let Some(t) = types {
+            sum = sum.broadcast_add(&t)?;
+        }
         // Layers are tapped under Hugging Face's module names (layer attribution, e.g.
         // Layer Integrated Gradients at "embeddings").
-        let mut x = ctx.tap(
-            "embeddings",
-            &self
-                .embeddings_norm
-                .forward_with(&word.broadcast_add(&pos)?.broadcast_add(&types)?, ctx)?,
-        )?;
+        let mut x = ctx.tap("embeddings", &self.embeddings_norm.forward_with(&sum, ctx)?)?;
+        if let Some(p) = &self.embeddings_project {
+            x = p.forward_with(&x, ctx)?;
+        }
         // Additive mask over keys: 0 to attend, a large negative number for padding.
         let mask = mask
             .map(|m| -> candle_explain_core::Result<Tensor> {
@@ -366,7 +567,7 @@ impl BertClassifier {
                 &layer.intermediate.forward_with(&x, ctx)?,
             )?;
             x = ctx.tap(
-                &format!("encoder.layer.{i}"),
+                &format!("{}.{i}", self.config.family.names().layers),
                 &layer
                     .output_norm
                     .forward_with(&ctx.add(&layer.output.forward_with(&m, ctx)?, &x)?, ctx)?,
@@ -375,8 +576,9 @@ impl BertClassifier {
         Ok(x)
     }
 
-    /// Logits `(B, classes)` from word embeddings: the pooler (tanh of a dense layer on the
-    /// first token, `[CLS]`) and the head.
+    /// Logits from word embeddings: `(B, classes)` from the first token (`[CLS]`, `<s>`)
+    /// through the family's head, or for token classification `(B, L · labels)`, token `t`'s
+    /// label `c` at `t · labels + c` ([`BertClassifier::token_output`]).
     pub fn forward_embeds(
         &self,
         word: &Tensor,
@@ -384,9 +586,33 @@ impl BertClassifier {
         ctx: &RuleCtx,
     ) -> candle_explain_core::Result<Tensor> {
         let x = self.sequence_output(word, mask, ctx)?;
-        let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = ctx.activation(Activation::Tanh, &self.pooler.forward_with(&cls, ctx)?)?;
-        self.classifier.forward_with(&pooled, ctx)
+        let first =
+            || -> candle_explain_core::Result<Tensor> { Ok(x.narrow(1, 0, 1)?.squeeze(1)?) };
+        match &self.head {
+            Head::Pooler { pooler, classifier } => {
+                let pooled =
+                    ctx.activation(Activation::Tanh, &pooler.forward_with(&first()?, ctx)?)?;
+                classifier.forward_with(&pooled, ctx)
+            }
+            Head::Dense { dense, act, out } => out.forward_with(
+                &ctx.activation(*act, &dense.forward_with(&first()?, ctx)?)?,
+                ctx,
+            ),
+            Head::PreClassifier { pre, classifier } => classifier.forward_with(
+                &ctx.activation(Activation::Relu, &pre.forward_with(&first()?, ctx)?)?,
+                ctx,
+            ),
+            Head::Token { classifier } => {
+                let logits = classifier.forward_with(&x, ctx)?;
+                Ok(logits.flatten_from(1)?)
+            }
+        }
+    }
+
+    /// The output index of token `token`'s label `label` (token classification), for
+    /// `Target::Class`: why token 5 is B-PER is `Target::Class(model.token_output(5, b_per))`.
+    pub fn token_output(&self, token: usize, label: usize) -> usize {
+        token * self.config.num_labels + label
     }
 }
 
@@ -396,14 +622,15 @@ impl Explainable for BertClassifier {
     /// `candle_explain_core::WithInputs`.
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         if x.rank() != 3
-            || x.dim(2)? != self.config.hidden_size
+            || x.dim(2)? != self.config.embedding_size
             || x.dim(1)? == 0
-            || x.dim(1)? > self.config.max_position_embeddings
+            || x.dim(1)? > self.max_tokens()
         {
             return Err(candle_explain_core::Error::InputShape {
                 expected: format!(
                     "(batch, 1..={} tokens, {}) word embeddings",
-                    self.config.max_position_embeddings, self.config.hidden_size
+                    self.max_tokens(),
+                    self.config.embedding_size
                 ),
                 got: x.dims().to_vec(),
             });
@@ -467,9 +694,11 @@ pub fn load_tokenizer(
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
+    // Embedding tables are often padded beyond the tokenizer (a multiple of 8 or 64): a
+    // tokenizer no larger than the vocabulary fits (`embed` range-checks every id).
     let n = t.get_vocab_size(true);
-    if n != config.vocab_size {
-        return Err(unsupported(format!("the tokenizer has {n} tokens but the model's vocabulary {}: they do not belong together", config.vocab_size)));
+    if n > config.vocab_size {
+        return Err(unsupported(format!("the tokenizer has {n} tokens but the model's vocabulary only {}: they do not belong together", config.vocab_size)));
     }
     Ok(t)
 }
@@ -486,11 +715,11 @@ pub fn encode(
         .encode(text, true)
         .map_err(|e| unsupported(format!("tokenizer: {e}")))?;
     let ids = enc.get_ids();
-    if ids.len() > config.max_position_embeddings {
+    if ids.len() > config.max_tokens() {
         return Err(unsupported(format!(
             "{} tokens, more than the model's {} positions: truncate the text",
             ids.len(),
-            config.max_position_embeddings
+            config.max_tokens()
         )));
     }
     Ok(Tensor::new(ids, device)?.unsqueeze(0)?)

@@ -70,7 +70,8 @@ fn encode(
     ))
 }
 
-/// Fine-tunes and writes `model.safetensors`, `config.json` (with `num_labels: 2`) and
+/// Fine-tunes and writes `model.safetensors`, `config.json` (with `num_labels: 2` and the
+/// labels' names in `id2label`) and
 /// `tokenizer.json` into `out`.
 pub fn finetune_polarity(
     t: &PolarityFinetuning,
@@ -141,7 +142,11 @@ pub fn finetune_polarity(
     save(&vars, out.join("model.safetensors"))?;
     std::fs::write(
         out.join("config.json"),
-        config_text.replacen("\"model_type\"", "\"num_labels\": 2,\n  \"model_type\"", 1),
+        config_text.replacen(
+            "\"model_type\"",
+            "\"num_labels\": 2,\n  \"id2label\": {\"0\": \"negative\", \"1\": \"positive\"},\n  \"model_type\"",
+            1,
+        ),
     )?;
     std::fs::copy(t.encoder.join("tokenizer.json"), out.join("tokenizer.json"))?;
     Ok(FinetuneReport {

@@ -11,6 +11,7 @@ mod checkpoint;
 pub mod data;
 pub mod digits_cnn;
 pub mod efficientnet;
+pub mod encoder_family;
 pub mod error;
 pub mod hub;
 pub mod lstm_classifier;

@@ -191,15 +191,8 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             if !dir.join("vocab.json").exists() {
                 let model = BertClassifier::from_dir_as(&dir, None, dtype, device)?;
                 let tokenizer = bert::load_tokenizer(dir.join("tokenizer.json"), &model.config)?;
-                let classes = (0..model.config.num_labels)
-                    .map(|i| {
-                        if model.config.num_labels == 2 {
-                            ["negative", "positive"][i].to_string()
-                        } else {
-                            format!("class {i}")
-                        }
-                    })
-                    .collect();
+                // The checkpoint's own names (`id2label`), "class i" where it has none.
+                let classes = model.config.labels.clone();
                 Loaded::Text(Box::new(TextModel {
                     name: other.into(),
                     kind: TextKind::Bert {
