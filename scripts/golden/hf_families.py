@@ -4,8 +4,10 @@ Captum attributions, for the Rust loaders.
 Produces, under crates/models/tests/data/hf/:
     bert/          BertForSequenceClassification        3 labels
     bert_ner/      BertForTokenClassification           5 labels (NER tags)
-    bert_sharded/  the bert weights, saved in shards (model.safetensors.index.json
-                   + model-0000k-of-0000n.safetensors), config.json, tokenizer.json
+    bert_sharded/  the bert model saved with save_pretrained(max_shard_size="50KB"):
+                   config.json, tokenizer.json, model.safetensors.index.json and
+                   model-0000k-of-00003.safetensors (3 shards); no golden file
+                   (bert/golden.safetensors applies)
     distilbert/    DistilBertForSequenceClassification  2 labels
     roberta/       RobertaForSequenceClassification     3 labels
     xlm_roberta/   XLMRobertaForSequenceClassification  2 labels
@@ -35,21 +37,32 @@ vit 7.  config.json id2label/label2id carry real names; layer_norm_eps is 1e-5
 for RoBERTa and XLM-R (as in roberta-base / xlm-roberta-base; transformers'
 default would be 1e-12), type_vocab_size 1 for both (as on the hub).
 
-Tokenizers (tokenizers library, trained here on CORPUS, 32 movie-review-like
-sentences; single-threaded so the trainers are deterministic):
-    bert, bert_ner, bert_sharded, distilbert, electra: WordPiece (WordPieceTrainer,
-        vocab_size 300, BertNormalizer lowercase, BertPreTokenizer,
-        TemplateProcessing "[CLS] $A [SEP]", WordPiece decoder), specials
+Tokenizers (the tokenizers library, learnt from CORPUS, 32 movie-review-like
+sentences written below; saved with Tokenizer.save, no padding/truncation set):
+    bert, bert_ner, bert_sharded, distilbert, electra: WordPiece (vocabulary
+        from WordPieceTrainer(vocab_size=300, min_frequency=1), BertNormalizer
+        lowercase, BertPreTokenizer, TemplateProcessing "[CLS] $A [SEP]" /
+        "[CLS] $A [SEP] $B:1 [SEP]:1", WordPiece decoder), 300 tokens, specials
         [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.  The bert family's model
-        vocab_size is the tokenizer's + 8 (an embedding table padded beyond the
-        tokenizer, as real checkpoints often are); distilbert and electra use the
-        tokenizer's size.
-    roberta: byte-level BPE (ByteLevel pre-tokenizer and decoder, BpeTrainer with
-        the 256-byte initial alphabet, vocab_size 400, RobertaProcessing),
-        specials <s>=0 <pad>=1 </s>=2 <unk>=3 <mask>=4.
-    xlm_roberta: Unigram (UnigramTrainer, vocab_size 300, NFKC + collapse of
-        repeated spaces, Metaspace "▁" prepend always, TemplateProcessing
-        "<s> $A </s>"), specials <s>=0 <pad>=1 </s>=2 <unk>=3.
+        vocab_size is the tokenizer's + 8 = 308 (an embedding table padded
+        beyond the tokenizer, as real checkpoints often are); distilbert and
+        electra use the tokenizer's 300.
+    roberta: byte-level BPE (ByteLevel(add_prefix_space=False) pre-tokenizer and
+        decoder, BpeTrainer(vocab_size=400) with the 256-byte initial alphabet,
+        RobertaProcessing), 400 tokens, specials <s>=0 <pad>=1 </s>=2 <unk>=3
+        <mask>=4.
+    xlm_roberta: Unigram (vocabulary from UnigramTrainer(vocab_size=300), which
+        stops at 205 pieces on this small corpus; NFKC + collapse of repeated
+        spaces, Metaspace "\u2581" prepend_scheme "always", TemplateProcessing
+        "<s> $A </s>" / "<s> $A </s> </s> $B </s>"), specials <s>=0 <pad>=1
+        </s>=2 <unk>=3.
+    WordPieceTrainer and UnigramTrainer are NOT reproducible between processes
+    (hash-map iteration order breaks ties), so their vocabularies were learnt
+    once and are frozen in scripts/golden/hf_families_vocab.json; the script
+    rebuilds the two tokenizers from it (and checked, when it learnt them, that
+    the rebuilt tokenizer.json equals the trained one byte for byte).  Run with
+    --retrain to learn new ones (this rewrites the JSON, and every artefact
+    changes).  The byte-level BPE trainer is deterministic and runs every time.
     pad_token_id = 1 for roberta and xlm_roberta, 0 for the rest.
 
 golden.safetensors, text families (B = 2, L = longest of the two, E = width of
@@ -105,17 +118,18 @@ golden.safetensors, vit:
 
 Run from the repository root with the project's Python venv:
 
-    /work/venv/bin/python scripts/golden/hf_families.py
+    /work/venv/bin/python scripts/golden/hf_families.py [--retrain]
 
 (needs torch, captum 0.9, transformers 5, tokenizers, numpy, safetensors;
 generated with torch 2.15.0, captum 0.9.0, transformers 5.24.0, tokenizers
 0.23.3, safetensors 0.8.0).  float32, CPU, torch.set_num_threads(1),
 deterministic algorithms; the versions are recorded in golden.safetensors'
-metadata (no date, so that a rerun is byte-identical).  Before writing, the
+metadata (no date, and the safetensors header rewritten in sorted order, so
+that a rerun is byte-identical).  Before writing, the
 script asserts: logits equal a second forward and a forward of the folder
 reloaded with from_pretrained (bitwise), the sharded copy reloads to the same
-logits, LIG deltas are what Captum says and small relative to F(x) - F(ref)
-(RoBERTa/XLM-R: relative to F(x) - F(path start)), LGxA equals the word
+logits, LIG deltas are what Captum says and below 5 % of F(x) - F(ref)
+(RoBERTa/XLM-R: of F(x) - F(path start)), |F(x) - F(path start)| > 0.01, LGxA equals the word
 embeddings times an autograd gradient and is exactly 0 at padding, saliency
 equals an autograd gradient, IG delta small, every folder <= 2 MB.
 """

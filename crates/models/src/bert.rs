@@ -378,7 +378,8 @@ impl BertClassifier {
         })
     }
 
-    /// A Hugging Face folder: `config.json` and `model.safetensors`, the head from
+    /// A Hugging Face folder: `config.json` and `model.safetensors` (or shards with their
+    /// `model.safetensors.index.json`), the head from
     /// `head` (a safetensors file with `classifier.*`) or, if `None`, from the checkpoint.
     pub fn from_dir(dir: impl AsRef<Path>, head: Option<&Path>, device: &Device) -> Result<Self> {
         Self::from_dir_as(dir, head, DType::F32, device)
@@ -401,11 +402,9 @@ impl BertClassifier {
         };
         let config =
             BertConfig::from_json(&std::fs::read_to_string(file(dir.join("config.json"))?)?)?;
-        let mmap = |p: &Path| crate::checkpoint::mmap(p, dtype, device);
-        let weights = file(dir.join("model.safetensors"))?;
-        let enc = mmap(&weights)?;
+        let (enc, weights) = crate::checkpoint::mmap_folder(dir, dtype, device)?;
         let head_vb = match head {
-            Some(h) => mmap(&file(h.to_path_buf())?)?,
+            Some(h) => crate::checkpoint::mmap(&file(h.to_path_buf())?, dtype, device)?,
             None => enc.clone(),
         };
         Self::load(enc, head_vb, config)

@@ -28,6 +28,64 @@ pub(crate) fn mmap(path: &Path, dtype: DType, device: &Device) -> Result<VarBuil
     ))
 }
 
+/// The weights of a Hugging Face folder: `model.safetensors`, or the shards that
+/// `model.safetensors.index.json`'s `weight_map` names, memory-mapped together. Returns the
+/// builder and the file errors should name.
+pub(crate) fn mmap_folder(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, std::path::PathBuf)> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok((mmap(&single, dtype, device)?, single));
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        return Err(Error::MissingFile(format!(
+            "{} (nor a sharded checkpoint's {})",
+            single.display(),
+            index.display()
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index)?)
+        .map_err(|e| checkpoint_error(&index, format!("not JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| checkpoint_error(&index, "no \"weight_map\" object"))?;
+    let mut shards: Vec<std::path::PathBuf> = vec![];
+    for file in map.values() {
+        let name = file
+            .as_str()
+            .filter(|f| !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors"))
+            .ok_or_else(|| {
+                checkpoint_error(
+                    &index,
+                    format!("weight_map names {file}, not a .safetensors file in the folder"),
+                )
+            })?;
+        let path = dir.join(name);
+        if !shards.contains(&path) {
+            if !path.exists() {
+                return Err(Error::MissingFile(format!(
+                    "{} (a shard named by {})",
+                    path.display(),
+                    index.display()
+                )));
+            }
+            shards.push(path);
+        }
+    }
+    // SAFETY: the files are memory-mapped read-only and not modified while loaded.
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&shards) }
+        .map_err(|e| checkpoint_error(&index, e))?;
+    Ok((
+        VarBuilder::from_backend(Box::new(FloatWeights(st)), dtype, device.clone()),
+        index,
+    ))
+}
+
 /// The memory-mapped tensors, handing out only floating-point ones as weights: an integer
 /// tensor asked for as a weight would otherwise be converted silently into nonsense.
 /// (Integer buffers a model never asks for, like BERT's `position_ids`, are left alone.)
