@@ -569,3 +569,84 @@ fn layer_methods_take_a_layer_name() {
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_dir_all(&model).ok();
 }
+
+/// Encoder families from their Hugging Face folders (the tiny checkpoints of
+/// `crates/models/tests/data/hf`): class names from `id2label`, words merged from pieces, and
+/// token classification explains the label of `--token`.
+#[test]
+fn hugging_face_families_name_their_labels_and_words() {
+    let out = out_dir("families");
+    let o = out.to_str().expect("utf-8 path");
+    let hf = |name: &str| {
+        format!(
+            "{}/crates/models/tests/data/hf/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    for name in ["distilbert", "roberta", "electra"] {
+        let m = hf(name);
+        ok(&[
+            "explain",
+            "--model",
+            &m,
+            "--text",
+            "a gripping film",
+            "--steps",
+            "8",
+            "--out",
+            o,
+        ]);
+        let r = json(&out.join("result.json"));
+        let label = r["result"]["target_name"]
+            .as_str()
+            .expect("a label")
+            .to_string();
+        assert!(
+            ["negative", "positive", "neutral"].contains(&label.as_str()),
+            "{name}: {label}"
+        );
+        let words: Vec<&str> = r["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["word"].as_str().unwrap())
+            .collect();
+        assert_eq!(words, ["a", "gripping", "film"], "{name}");
+    }
+    let ner = hf("bert_ner");
+    ok(&[
+        "explain",
+        "--model",
+        &ner,
+        "--text",
+        "mary went to paris",
+        "--token",
+        "1",
+        "--steps",
+        "8",
+        "--out",
+        o,
+    ]);
+    let r = json(&out.join("result.json"));
+    assert_eq!(r["token"], 1);
+    let label = r["result"]["target_name"].as_str().unwrap().to_string();
+    assert!(
+        ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"].contains(&label.as_str()),
+        "{label}"
+    );
+    let e = fails(&[
+        "explain",
+        "--model",
+        &ner,
+        "--text",
+        "mary went to paris",
+        "--out",
+        o,
+    ]);
+    assert!(e.contains("--token"), "{e}");
+    let e = fails(&[
+        "explain", "--model", &ner, "--text", "mary", "--token", "9", "--out", o,
+    ]);
+    assert!(e.contains("tokens"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -702,6 +702,54 @@ pub fn load_tokenizer(
     Ok(t)
 }
 
+/// A word of the text and the tokens (pieces) it was split into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub word: String,
+    /// Indices of its pieces among the encoded tokens (special tokens belong to no word).
+    pub tokens: Vec<usize>,
+}
+
+/// [`encode`], with the token strings and the words they make up (the tokenizer's word ids
+/// and byte offsets): attributions per word are the sums over its pieces.
+pub fn encode_words(
+    tokenizer: &tokenizers::Tokenizer,
+    text: &str,
+    config: &BertConfig,
+    device: &Device,
+) -> Result<(Tensor, Vec<String>, Vec<Word>)> {
+    let ids = encode(tokenizer, text, config, device)?;
+    let enc = tokenizer
+        .encode(text, true)
+        .map_err(|e| unsupported(format!("tokenizer: {e}")))?;
+    let mut words: Vec<Word> = vec![];
+    let mut last: Option<u32> = None;
+    let mut spans: Vec<(usize, usize)> = vec![];
+    for (i, (w, &(start, end))) in enc.get_word_ids().iter().zip(enc.get_offsets()).enumerate() {
+        let Some(w) = *w else {
+            last = None;
+            continue;
+        };
+        if last == Some(w) {
+            if let (Some(word), Some(span)) = (words.last_mut(), spans.last_mut()) {
+                word.tokens.push(i);
+                *span = (span.0.min(start), span.1.max(end));
+            }
+        } else {
+            words.push(Word {
+                word: String::new(),
+                tokens: vec![i],
+            });
+            spans.push((start, end));
+        }
+        last = Some(w);
+    }
+    for (word, (start, end)) in words.iter_mut().zip(spans) {
+        word.word = text.get(start..end).unwrap_or_default().trim().to_string();
+    }
+    Ok((ids, enc.get_tokens().to_vec(), words))
+}
+
 /// Token ids `(1, L)` of one text, `[CLS] … [SEP]`; texts longer than the model's positions
 /// are an error (the caller decides how to truncate).
 pub fn encode(

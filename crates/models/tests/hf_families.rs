@@ -154,3 +154,38 @@ fn unsupported_architectures_are_clear_errors() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&tmp).ok();
     Ok(())
 }
+
+/// Pieces are merged into the text's words by the tokenizer's word ids and offsets, for
+/// WordPiece, byte-level BPE and Unigram; special tokens belong to no word.
+#[test]
+fn pieces_make_up_words() -> anyhow::Result<()> {
+    use candle_explain_models::bert::encode_words;
+    let dev = Device::Cpu;
+    for name in ["bert", "roberta", "xlm_roberta"] {
+        let dir = folder(name);
+        let model = BertClassifier::from_dir(&dir, None, &dev)?;
+        let tok = load_tokenizer(dir.join("tokenizer.json"), &model.config)?;
+        let (ids, tokens, words) = encode_words(
+            &tok,
+            "a gripping film beautifully acted",
+            &model.config,
+            &dev,
+        )?;
+        assert_eq!(ids.dim(1)?, tokens.len());
+        let text: Vec<&str> = words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(
+            text,
+            ["a", "gripping", "film", "beautifully", "acted"],
+            "{name}: {tokens:?}"
+        );
+        assert!(
+            words[1].tokens.len() > 1,
+            "{name}: 'gripping' is split: {tokens:?}"
+        );
+        // Every token but the first and last (the specials) is in exactly one word.
+        let mut covered: Vec<usize> = words.iter().flat_map(|w| w.tokens.clone()).collect();
+        covered.sort();
+        assert_eq!(covered, (1..tokens.len() - 1).collect::<Vec<_>>(), "{name}");
+    }
+    Ok(())
+}

@@ -36,6 +36,9 @@ pub struct ExplainArgs {
     /// 2.6 one at a time, 1.8 as one batch padded to the longest).
     #[arg(long, default_value_t = 8)]
     pub text_batch: usize,
+    /// Token classification (NER): explain the label of this token (0 is the first, [CLS]).
+    #[arg(long)]
+    pub token: Option<usize>,
     /// See `candle-explain methods`.
     #[arg(long, default_value = "integrated-gradients")]
     pub method: String,
@@ -210,15 +213,38 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                 );
             }
             if let Some(file) = &a.text_file {
+                if m.token_labels().is_some() {
+                    bail!("a token-classification model explains one token of one text: use --text with --token");
+                }
                 return run_text_file(a, m, file, &device, dtype);
             }
             let text = a
                 .text
                 .as_deref()
                 .context("text models need --text (or --text-file)")?;
-            let (emb, tokens) = m.embed(text, &device)?;
+            let (emb, tokens, words) = m.embed_words(text, &device)?;
             let emb = emb.to_dtype(dtype)?;
-            let logits = m.explainable().forward(&emb)?;
+            let all_logits = m.explainable().forward(&emb)?;
+            // A token-classification model's outputs are (1, L · labels): the token's slice.
+            let (logits, offset) = match m.token_labels() {
+                None => (all_logits, 0),
+                Some(labels) => {
+                    let t = a.token.context(
+                        "a token-classification model: say which token to explain with --token N (0 is the first, [CLS])",
+                    )?;
+                    if t >= tokens.len() {
+                        bail!(
+                            "--token {t}: the text has {} tokens (0..{})",
+                            tokens.len(),
+                            tokens.len()
+                        );
+                    }
+                    (all_logits.narrow(1, t * labels, labels)?, t * labels)
+                }
+            };
+            if a.token.is_some() && m.token_labels().is_none() {
+                bail!("--token is for token-classification models; this one classifies the whole text");
+            }
             let class = target(&a.target, &logits, &m.classes)?;
             let method = build(
                 &a.method,
@@ -230,7 +256,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
             )?;
             let bar = spinner(format!("{} on {}", a.method, m.name));
             let t0 = std::time::Instant::now();
-            let attr = method.attribute(m.explainable(), &emb, &Target::Class(class))?;
+            let attr = method.attribute(m.explainable(), &emb, &Target::Class(offset + class))?;
             let secs = t0.elapsed().as_secs_f64();
             bar.finish_and_clear();
             // One score per token: the attribution summed over its embedding.
@@ -244,15 +270,41 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                 "attributions".to_string(),
                 attr.attributions.to_dtype(DType::F32)?,
             );
-            let label = &m.classes[class];
+            let mut label = m.classes[class].clone();
+            if let Some(t) = a.token {
+                label = format!("token {t} ({}) is {label}", tokens[t]);
+            }
             let title = format!("{} → {label}: {}", m.name, a.method);
+            // Words (their pieces' scores summed; special tokens belong to none, so they
+            // neither show nor set the colour scale), then the pieces themselves.
+            let word_scores: Vec<f64> = words
+                .iter()
+                .map(|w| w.tokens.iter().map(|&i| scores[i]).sum())
+                .collect();
+            let word_text: Vec<String> = words.iter().map(|w| w.word.clone()).collect();
             let html = candle_explain::viz::token_html(
                 &title,
-                &[(format!("{text} → {label}"), tokens.clone(), scores.clone())],
+                &[
+                    (
+                        format!("{text} → {label} (words)"),
+                        word_text,
+                        word_scores.clone(),
+                    ),
+                    (
+                        format!("the same as tokens (pieces and special tokens)"),
+                        tokens.clone(),
+                        scores.clone(),
+                    ),
+                ],
             )
             .map_err(anyhow::Error::msg)?;
             let json = summary(a, &attr, secs, &logits, class, &m.classes)?;
-            let json = serde_json::json!({"input": text, "tokens": tokens, "token_scores": scores, "result": json});
+            let words_json: Vec<serde_json::Value> = words
+                .iter()
+                .zip(&word_scores)
+                .map(|(w, s)| serde_json::json!({"word": w.word, "score": s, "tokens": w.tokens}))
+                .collect();
+            let json = serde_json::json!({"input": text, "words": words_json, "tokens": tokens, "token": a.token, "token_scores": scores, "result": json});
             (json, Picture::Html(html))
         }
     };

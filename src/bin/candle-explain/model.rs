@@ -80,16 +80,22 @@ pub enum TextKind {
 impl TextModel {
     /// Word embeddings `(1, L, H)` of `text` (the point methods attribute at) and its tokens.
     pub fn embed(&self, text: &str, device: &Device) -> Result<(Tensor, Vec<String>)> {
+        let (e, tokens, _) = self.embed_words(text, device)?;
+        Ok((e, tokens))
+    }
+
+    /// [`TextModel::embed`] with the words the tokens make up (a piece-level tokenizer splits
+    /// words; special tokens belong to none).
+    pub fn embed_words(
+        &self,
+        text: &str,
+        device: &Device,
+    ) -> Result<(Tensor, Vec<String>, Vec<bert::Word>)> {
         Ok(match &self.kind {
             TextKind::Bert { model, tokenizer } => {
-                let ids = bert::encode(tokenizer, text, &model.config, device)?;
-                let tokens = ids
-                    .squeeze(0)?
-                    .to_vec1::<u32>()?
-                    .into_iter()
-                    .map(|i| tokenizer.id_to_token(i).unwrap_or_else(|| format!("#{i}")))
-                    .collect();
-                (model.embed(&ids)?, tokens)
+                let (ids, tokens, words) =
+                    bert::encode_words(tokenizer, text, &model.config, device)?;
+                (model.embed(&ids)?, tokens, words)
             }
             TextKind::Lstm { model, vocab } => {
                 let n = candle_explain::models::text::tokenize(text).len();
@@ -97,14 +103,34 @@ impl TextModel {
                     bail!("the text has no words");
                 }
                 let ids = encode_left_padded(vocab, &[text], n, device)?;
-                let tokens = vocab
+                let tokens: Vec<String> = vocab
                     .decode(&ids.squeeze(0)?.to_vec1::<u32>()?)
                     .iter()
                     .map(|w| w.to_string())
                     .collect();
-                (model.embed(&ids)?, tokens)
+                let words = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t): (usize, &String)| bert::Word {
+                        word: t.clone(),
+                        tokens: vec![i],
+                    })
+                    .collect();
+                (model.embed(&ids)?, tokens, words)
             }
         })
+    }
+
+    /// For a token-classification model, its labels per token (outputs are `(B, L · labels)`).
+    pub fn token_labels(&self) -> Option<usize> {
+        match &self.kind {
+            TextKind::Bert { model, .. }
+                if model.config.head == candle_explain::models::encoder_family::HeadKind::Token =>
+            {
+                Some(model.config.num_labels)
+            }
+            _ => None,
+        }
     }
 
     pub fn explainable(&self) -> &dyn Explainable {
