@@ -1,14 +1,21 @@
-//! Hugging Face hub ids resolved through the local hub cache, the layout `huggingface_hub`
-//! and the `hf-hub` crate write (`<cache>/models--{org}--{name}/refs/{revision}` holds a
-//! commit hash, `snapshots/{hash}/` the files). Nothing is downloaded: these machines cannot
-//! reach the hub, so every lookup is offline, as `HF_HUB_OFFLINE=1` asks; a missing model is
-//! an error that says where it was looked for and how to put it there.
+//! Hugging Face hub ids (`org/name`) resolved to a local snapshot folder through the `hf-hub`
+//! crate: files already in the hub cache are used as they are (the layout `huggingface_hub`
+//! writes: `models--{org}--{name}/refs/{revision}` → `snapshots/{commit}/`), missing ones are
+//! downloaded from `HF_ENDPOINT` (default `https://huggingface.co`) with a progress bar, unless
+//! `HF_HUB_OFFLINE` is set. The cache is `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`,
+//! `$HF_HOME/hub`, then `~/.cache/huggingface/hub` (`huggingface_hub`'s order).
+//!
+//! A model is `config.json`, the weights (`model.safetensors`, or the shards named by
+//! `model.safetensors.index.json`), and where the repo has them `tokenizer.json` and
+//! `preprocessor_config.json`.
 
 use crate::error::{Error, Result};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// The hub cache: `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `$HF_HOME/hub`, then
-/// `~/.cache/huggingface/hub` (the order of `huggingface_hub`).
+/// The hub cache folder (see the module's documentation).
 pub fn cache_dir() -> PathBuf {
     let var = |k: &str| {
         std::env::var_os(k)
@@ -25,60 +32,188 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// The snapshot folder of model `repo_id` (`org/name`) at `revision` (a branch or tag such as
-/// `main`, or a 40-character commit hash) in [`cache_dir`].
-pub fn snapshot(repo_id: &str, revision: &str) -> Result<PathBuf> {
-    snapshot_in(&cache_dir(), repo_id, revision)
+/// `HF_HUB_OFFLINE` set to 1 / true / yes / on.
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
 }
 
-/// [`snapshot`] in a given cache folder.
-pub fn snapshot_in(cache: &Path, repo_id: &str, revision: &str) -> Result<PathBuf> {
-    let bad = |reason: String| -> Error {
-        candle_explain_core::Error::InvalidParameter {
-            name: "repo_id",
-            reason,
-        }
-        .into()
+/// The snapshot folder of model `repo_id` at `revision` (a branch, tag or commit hash):
+/// from the cache, downloading what is missing unless offline.
+pub fn snapshot(repo_id: &str, revision: &str) -> Result<PathBuf> {
+    let endpoint = match offline() {
+        true => None,
+        false => Some(
+            std::env::var("HF_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "https://huggingface.co".into()),
+        ),
     };
+    resolve(&cache_dir(), endpoint.as_deref(), repo_id, revision)
+}
+
+/// [`snapshot`] from the given cache folder only (offline).
+pub fn snapshot_in(cache: &Path, repo_id: &str, revision: &str) -> Result<PathBuf> {
+    resolve(cache, None, repo_id, revision)
+}
+
+/// [`snapshot`] with an explicit cache folder and endpoint (`None`: offline).
+pub fn resolve(
+    cache: &Path,
+    endpoint: Option<&str>,
+    repo_id: &str,
+    revision: &str,
+) -> Result<PathBuf> {
+    check_id(repo_id)?;
+    let repo = Repo::with_revision(repo_id.into(), RepoType::Model, revision.into());
+    let local = Cache::new(cache.to_path_buf());
+    let api = match endpoint {
+        None => None,
+        Some(e) => Some(
+            ApiBuilder::from_cache(local.clone())
+                .with_endpoint(e.to_string())
+                .with_progress(std::io::stderr().is_terminal())
+                .build()
+                .map_err(|e| hub_error(repo_id, &e.to_string()))?,
+        ),
+    };
+    let repo_dir = cache.join(repo.folder_name());
+    // The commit the revision points at in the cache, once known.
+    let commit_of = || -> Option<String> {
+        match is_commit(revision) {
+            true => Some(revision.to_string()),
+            false => std::fs::read_to_string(repo_dir.join("refs").join(revision))
+                .ok()
+                .map(|c| c.trim().to_string())
+                .filter(|c| is_commit(c)),
+        }
+    };
+    // One file: `None` when the repo does not have it (404), an error when it cannot be got.
+    let fetch = |file: &str| -> Result<Option<PathBuf>> {
+        // A commit hash names its snapshot folder directly (no ref to follow).
+        if is_commit(revision) {
+            let p = repo_dir.join("snapshots").join(revision).join(file);
+            if p.exists() {
+                return Ok(Some(p));
+            }
+        } else if let Some(p) = local.repo(repo.clone()).get(file) {
+            return Ok(Some(p));
+        }
+        // A file the repo lacks at this commit, as `huggingface_hub` records it, so that a
+        // second run asks the server nothing.
+        let absent = commit_of().map(|c| repo_dir.join(".no_exist").join(c).join(file));
+        if absent.as_ref().is_some_and(|p| p.exists()) {
+            return Ok(None);
+        }
+        let Some(api) = &api else { return Ok(None) };
+        match api.repo(repo.clone()).get(file) {
+            Ok(p) => Ok(Some(p)),
+            Err(hf_hub::api::sync::ApiError::RequestError(e))
+                if matches!(*e, ureq::Error::Status(404, _)) =>
+            {
+                if let Some(p) = commit_of().map(|c| repo_dir.join(".no_exist").join(c).join(file))
+                {
+                    if let Some(dir) = p.parent() {
+                        let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&p, b""));
+                    }
+                }
+                Ok(None)
+            }
+            Err(e) => Err(hub_error(repo_id, &format!("{file}: {e}"))),
+        }
+    };
+    let missing = |what: String| -> Error {
+        let place = match endpoint {
+            Some(e) => format!("hub cache {}, endpoint {e}", cache.display()),
+            None => format!(
+                "hub cache {}; offline: nothing is downloaded (unset HF_HUB_OFFLINE to download, set HF_HUB_CACHE, or pass a local folder)",
+                cache.display()
+            ),
+        };
+        Error::MissingFile(format!("{what} ({place})"))
+    };
+    let config = fetch("config.json")?.ok_or_else(|| {
+        missing(match (endpoint, repo_dir.is_dir()) {
+            (None, false) => format!("{repo_id} is not in the cache"),
+            (None, true) => {
+                format!("{repo_id} has no revision {revision:?} with a config.json in the cache")
+            }
+            (Some(_), _) => format!("{repo_id} at {revision} has no config.json"),
+        })
+    })?;
+    for optional in ["tokenizer.json", "preprocessor_config.json"] {
+        fetch(optional)?;
+    }
+    if fetch("model.safetensors")?.is_none() {
+        let index = fetch("model.safetensors.index.json")?.ok_or_else(|| {
+            missing(format!(
+                "{repo_id} at {revision} has neither model.safetensors nor model.safetensors.index.json"
+            ))
+        })?;
+        for shard in shards(&index)? {
+            fetch(&shard)?.ok_or_else(|| {
+                missing(format!(
+                    "{repo_id} at {revision}: the shard {shard} named by its index"
+                ))
+            })?;
+        }
+    }
+    config
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")))
+}
+
+/// The shard files a `model.safetensors.index.json` names, each once.
+fn shards(index: &Path) -> Result<Vec<String>> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: index.display().to_string(),
+        reason,
+    };
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)
+        .map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
+    let mut out: Vec<String> = vec![];
+    for f in map.values() {
+        let f = f
+            .as_str()
+            .filter(|f| !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors"))
+            .ok_or_else(|| bad(format!("weight_map names {f}, not a .safetensors file")))?;
+        if !out.iter().any(|o| o == f) {
+            out.push(f.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn check_id(repo_id: &str) -> Result<()> {
     let parts: Vec<&str> = repo_id.split('/').collect();
     if parts.len() != 2
         || parts
             .iter()
             .any(|p| p.is_empty() || *p == "." || *p == "..")
     {
-        return Err(bad(format!(
-            "{repo_id:?} is not a hub id of the form org/name"
-        )));
+        return Err(candle_explain_core::Error::InvalidParameter {
+            name: "repo_id",
+            reason: format!("{repo_id:?} is not a hub id of the form org/name"),
+        }
+        .into());
     }
-    let repo = cache.join(format!("models--{}--{}", parts[0], parts[1]));
-    let missing = |what: String| {
-        Error::MissingFile(format!(
-        "{what} (hub cache {}; offline: nothing is downloaded — fetch it elsewhere with `huggingface-cli download {repo_id}` and copy the cache, set HF_HUB_CACHE, or pass a local folder)",
-        cache.display()
-    ))
-    };
-    if !repo.is_dir() {
-        return Err(missing(format!("{repo_id} is not in the cache")));
-    }
-    let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
-        revision.to_string()
-    } else {
-        let r = repo.join("refs").join(revision);
-        std::fs::read_to_string(&r)
-            .map_err(|_| {
-                missing(format!(
-                    "{repo_id} has no revision {revision:?} in the cache ({})",
-                    r.display()
-                ))
-            })?
-            .trim()
-            .to_string()
-    };
-    let dir = repo.join("snapshots").join(&commit);
-    if !dir.is_dir() {
-        return Err(missing(format!(
-            "{repo_id} at {revision} (commit {commit}) has no snapshot"
-        )));
-    }
-    Ok(dir)
+    Ok(())
+}
+
+fn hub_error(repo_id: &str, e: &str) -> Error {
+    Error::MissingFile(format!("{repo_id}: the hub download failed: {e}"))
 }

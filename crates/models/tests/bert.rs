@@ -219,7 +219,7 @@ fn loads_from_the_hub_cache() -> anyhow::Result<()> {
     std::fs::create_dir_all(cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs"))?;
     std::fs::write(
         cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs/main"),
-        format!("{commit}\n"),
+        commit, // as huggingface_hub writes it: the hash alone
     )?;
     candle_explain_models::assets::ensure("minilm")?;
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
