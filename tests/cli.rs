@@ -648,5 +648,23 @@ fn hugging_face_families_name_their_labels_and_words() {
         "explain", "--model", &ner, "--text", "mary", "--token", "9", "--out", o,
     ]);
     assert!(e.contains("tokens"), "{e}");
+    // A ViT folder is an image model: the photo resized to its 16 px, its labels, a heatmap.
+    let photo = asset("photos").join("chelsea.png");
+    let vit = hf("vit");
+    ok(&[
+        "explain",
+        "--model",
+        &vit,
+        "--image",
+        photo.to_str().unwrap(),
+        "--steps",
+        "8",
+        "--out",
+        o,
+    ]);
+    let r = json(&out.join("result.json"));
+    let label = r["result"]["target_name"].as_str().unwrap().to_string();
+    assert!(["cat", "dog", "bird"].contains(&label.as_str()), "{label}");
+    assert!(out.join("heatmap.png").exists());
     std::fs::remove_dir_all(&out).ok();
 }

@@ -20,6 +20,7 @@ pub mod resnet;
 pub mod small_resnet;
 pub mod text;
 pub mod train;
+pub mod vit;
 
 pub use bert::{BertClassifier, BertConfig};
 pub use digits_cnn::DigitsCnn;
@@ -29,3 +30,4 @@ pub use lstm_classifier::{LstmClassifier, LstmConfig};
 pub use mnist_cnn::MnistCnn;
 pub use resnet::ResNet;
 pub use small_resnet::{SmallResNet, SmallResNetConfig};
+pub use vit::{VitClassifier, VitConfig};

@@ -189,3 +189,43 @@ fn pieces_make_up_words() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// ViT (`ViTForImageClassification` made by transformers, hub tensor names): logits, and
+/// Saliency and IG (Gauss–Legendre 50, zero baseline) at the pixel values against Captum.
+#[test]
+fn vit_image_classification() -> anyhow::Result<()> {
+    use candle_explain_models::VitClassifier;
+    let dev = Device::Cpu;
+    let dir = folder("vit");
+    let model = VitClassifier::from_dir(&dir, &dev)?;
+    assert_eq!(model.config.labels, ["cat", "dog", "bird"]);
+    let g = candle_core::safetensors::load(dir.join("golden.safetensors"), &dev)?;
+    let x = &g["pixel_values"];
+    let d = rel(&model.forward(x)?, &g["logits"])?;
+    assert!(d < 1e-5, "vit logits differ by {d}");
+    let t = Target::PerExample(
+        g["target"]
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect(),
+    );
+    let sal = Saliency::signed().attribute(&model, x, &t)?;
+    let d = rel(&sal.attributions, &g["saliency"])?;
+    assert!(d < 1e-5, "vit saliency differs by {d}");
+    let ig = IntegratedGradients::new(50).attribute(&model, x, &t)?;
+    let d = rel(&ig.attributions, &g["ig_gl50"])?;
+    eprintln!("vit: IG at the pixels vs Captum: {d:.1e}");
+    assert!(d < 1e-5, "vit IG differs by {d}");
+    // The processor's normalisation: pixel 0 → (0/255 − 0.5) / 0.5 = −1, 255 → 1.
+    let px = Tensor::new(&[0f32, 255.0], &dev)?
+        .reshape((1, 1, 1, 2))?
+        .broadcast_as((1, 3, 1, 2))?
+        .contiguous()?;
+    let n: Vec<f32> = model.normalize(&px)?.flatten_all()?.to_vec1()?;
+    assert!(
+        (n[0] + 1.0).abs() < 1e-6 && (n[1] - 1.0).abs() < 1e-6,
+        "{n:?}"
+    );
+    Ok(())
+}

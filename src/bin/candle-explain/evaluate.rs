@@ -149,7 +149,7 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
             if crate::method::LAYER_METHODS.contains(&name.as_str()) {
                 bail!("--methods {name}: a layer method's result has the layer's shape; the faithfulness metrics perturb the input and need maps over it");
             }
-            build(name, &a.params, &x.dims()[1..], m.black, range, m.cam_layer)
+            build(name, &a.params, &x.dims()[1..], m.black, range, &m.cam_layer)
                 .with_context(|| format!("--methods {name}"))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -136,7 +136,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                 &x.dims()[1..],
                 m.black,
                 range,
-                m.cam_layer,
+                &m.cam_layer,
             )?;
             let bar = spinner(format!("{} on {}", a.method, m.name));
             let t0 = std::time::Instant::now();
@@ -158,14 +158,14 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                 None => {
                     eprintln!(
                     "note: layer {:?} is not spatial ({:?}): no heatmap, the values are in attributions.safetensors",
-                    a.params.layer.as_deref().unwrap_or(m.cam_layer),
+                    a.params.layer.as_deref().unwrap_or(&m.cam_layer),
                     &maps.dims()[1..]
                 );
                     (json, Picture::None)
                 }
                 Some(shown) => {
                     // Layer and neuron methods name their layer (and neuron) over the map.
-                    let layer = a.params.layer.as_deref().unwrap_or(m.cam_layer);
+                    let layer = a.params.layer.as_deref().unwrap_or(&m.cam_layer);
                     let column = if LAYER_METHODS.contains(&a.method.as_str()) {
                         format!("{} at {layer}", a.method)
                     } else if a.method.starts_with("neuron-") {

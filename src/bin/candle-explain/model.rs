@@ -52,12 +52,12 @@ pub struct ImageModel {
     pub channels: usize,
     pub size: usize,
     /// Raw pixels 0..=255 → the model's input.
-    pub normalize: fn(&Tensor) -> candle_explain::models::Result<Tensor>,
+    pub normalize: Box<dyn Fn(&Tensor) -> candle_explain::models::Result<Tensor>>,
     /// The input value of a black pixel (the natural baseline).
     pub black: f64,
     pub classes: Vec<String>,
     /// The last conv stage's tap, for Grad-CAM's default layer.
-    pub cam_layer: &'static str,
+    pub cam_layer: String,
 }
 
 pub struct TextModel {
@@ -160,11 +160,11 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             )?),
             channels: 1,
             size: 28,
-            normalize: DigitsCnn::normalize,
+            normalize: Box::new(DigitsCnn::normalize),
             black: -candle_explain::models::digits_cnn::MNIST_MEAN
                 / candle_explain::models::digits_cnn::MNIST_STD,
             classes: (0..10).map(|d| d.to_string()).collect(),
-            cam_layer: "conv_layers.7",
+            cam_layer: "conv_layers.7".into(),
         }),
         "fashion-resnet" => Loaded::Image(ImageModel {
             name: spec.into(),
@@ -179,11 +179,11 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             ),
             channels: 1,
             size: 28,
-            normalize: SmallResNet::normalize,
+            normalize: Box::new(SmallResNet::normalize),
             black: -candle_explain::models::small_resnet::FASHION_MEAN
                 / candle_explain::models::small_resnet::FASHION_STD,
             classes: FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
-            cam_layer: "layer3",
+            cam_layer: "layer3".into(),
         }),
         "efficientnet-lite0" => Loaded::Image(ImageModel {
             name: spec.into(),
@@ -194,10 +194,10 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             )?),
             channels: 3,
             size: EfficientNetLite0::INPUT_SIZE,
-            normalize: EfficientNetLite0::normalize,
+            normalize: Box::new(EfficientNetLite0::normalize),
             black: -127.0 / 128.0,
             classes: imagenet_classes(weights("imagenet_classes.txt"))?,
-            cam_layer: "_conv_head",
+            cam_layer: "_conv_head".into(),
         }),
         other => {
             let dir = if Path::new(other).is_dir() {
@@ -214,7 +214,42 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
                 bail!("unknown model {other:?}: use digits-cnn, fashion-resnet, efficientnet-lite0, a model folder or a hub id (org/name)");
             };
             if !dir.join("config.json").exists() {
-                bail!("{}: no config.json (expected a Hugging Face BERT folder or an LSTM classifier folder)", dir.display());
+                bail!("{}: no config.json (expected a Hugging Face folder or an LSTM classifier folder)", dir.display());
+            }
+            // A Vision Transformer folder is an image model.
+            let config = std::fs::read_to_string(dir.join("config.json"))?;
+            if serde_json::from_str::<serde_json::Value>(&config)
+                .ok()
+                .and_then(|v| {
+                    v.get("model_type")
+                        .and_then(|t| t.as_str())
+                        .map(String::from)
+                })
+                .as_deref()
+                == Some("vit")
+            {
+                f32_only("the ViT classifier")?;
+                let vit = candle_explain::models::VitClassifier::from_dir(&dir, device)?;
+                let c = vit.config.clone();
+                let (mean, std, rescale) = (c.mean[0], c.std[0], c.rescale);
+                let norm = vit.clone();
+                return Ok(Loaded::Image(ImageModel {
+                    name: other.into(),
+                    model: Box::new(vit),
+                    channels: c.num_channels,
+                    size: c.image_size,
+                    // Images per channel; a bare list of pixel values (the input range) with
+                    // channel 0's statistics.
+                    normalize: Box::new(move |p: &Tensor| match p.rank() {
+                        4 => norm.normalize(p),
+                        _ => Ok(p.affine(rescale / std, -mean / std)?),
+                    }),
+                    // Black in channel 0's terms (the processors' means and stds are usually
+                    // the same for every channel).
+                    black: -mean / std,
+                    classes: c.labels.clone(),
+                    cam_layer: format!("encoder.layer.{}", c.num_hidden_layers.saturating_sub(1)),
+                }));
             }
             // The LSTM folders of `train_lstm_polarity` carry a word vocabulary (vocab.json).
             if !dir.join("vocab.json").exists() {
