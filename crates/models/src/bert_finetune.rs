@@ -2,7 +2,7 @@
 //! classifier on the Pang & Lee sentences with the project's trainer: every layer plus a
 //! fresh two-class head, AdamW, the stratified 80/20 split of the LSTM (seed 7). The result
 //! is a folder `BertClassifier::from_dir` loads. Used by `examples/finetune_bert_polarity` and
-//! by `examples/explain_bert` when no classifier exists yet.
+//! by `examples/explain_text` when no classifier exists yet.
 
 use crate::bert::{load_tokenizer, BertOnIds};
 use crate::error::{Error, Result};

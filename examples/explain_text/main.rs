@@ -1,16 +1,18 @@
-//! Explains sentences with a BERT sentence classifier from a Hugging Face folder or a hub id
-//! (resolved in the local Hugging Face cache, offline): which WordPiece tokens made it say
-//! positive or negative? Integrated Gradients (32 Gauss–Legendre points from the zero
+//! Explains sentences with a Hugging Face text classifier — BERT, DistilBERT, RoBERTa,
+//! XLM-RoBERTa or ELECTRA, from a folder or a hub id (`org/name[@revision]`, from the hub
+//! cache or downloaded; see `models::hub`): which words made it say what it says (its
+//! `id2label` names)? Integrated Gradients (32 Gauss–Legendre points from the zero
 //! embedding), LRP with the conservative transformer rules (softmax and LayerNorm scale held
-//! constant, Ali et al. 2022) and Gradient × Input, at the word embeddings, summed per token.
-//! Prints the scores and writes `tokens.html` (coloured tokens, legend) and `scores.json`.
+//! constant, Ali et al. 2022) and Gradient × Input, at the word embeddings, summed per token
+//! and per word (its pieces). Prints the word scores and writes `tokens.html` (coloured words,
+//! legend) and `scores.json` (words and tokens).
 //!
 //! The default model is `assets/minilm-polarity` (MiniLM fine-tuned on the sentence-polarity
 //! data); when that folder is missing it is fine-tuned first (one epoch, about 4 min on two
 //! cores; fetches its data on first run).
 //!
 //! ```text
-//! cargo run --release --example explain_bert -- ["your sentence" ...] [--model DIR|ORG/NAME] [--out DIR]
+//! cargo run --release --example explain_text -- ["your sentence" ...] [--model DIR|ORG/NAME] [--out DIR]
 //! ```
 
 #[global_allocator]
@@ -18,7 +20,7 @@ static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocat
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, D};
-use candle_explain::models::bert::{encode, load_tokenizer};
+use candle_explain::models::bert::{encode_words, load_tokenizer};
 use candle_explain::models::bert_finetune::{finetune_polarity, PolarityFinetuning};
 use candle_explain::models::BertClassifier;
 use candle_explain::prelude::*;
@@ -30,7 +32,7 @@ fn main() -> Result<()> {
     candle_explain::alloc::retain_freed_memory();
     let (mut sentences, mut out, mut model_arg) = (
         Vec::<String>::new(),
-        PathBuf::from("out/explain_bert"),
+        PathBuf::from("out/explain_text"),
         None::<String>,
     );
     let mut it = std::env::args().skip(1);
@@ -39,7 +41,7 @@ fn main() -> Result<()> {
             "--out" => out = it.next().context("--out needs a folder")?.into(),
             "--model" => model_arg = Some(it.next().context("--model needs a folder or a hub id")?),
             "-h" | "--help" => {
-                println!("usage: explain_bert [SENTENCE ...] [--model DIR|ORG/NAME (default assets/minilm-polarity)] [--out DIR (default out/explain_bert)]");
+                println!("usage: explain_text [SENTENCE ...] [--model DIR|ORG/NAME (default assets/minilm-polarity)] [--out DIR (default out/explain_text)]");
                 return Ok(());
             }
             flag if flag.starts_with("--") => bail!("unknown flag {flag:?} (try --help)"),
@@ -58,9 +60,11 @@ fn main() -> Result<()> {
     let dev = Device::Cpu;
     let dir = match &model_arg {
         Some(m) if std::path::Path::new(m).is_dir() => PathBuf::from(m),
-        Some(m) => candle_explain::models::hub::snapshot(m, "main").with_context(|| {
-            format!("{m:?} is neither a folder nor a hub id in the local Hugging Face cache")
-        })?,
+        Some(m) => {
+            let (id, rev) = m.split_once('@').unwrap_or((m, "main"));
+            candle_explain::models::hub::snapshot(id, rev)
+                .with_context(|| format!("{m:?} is neither a folder nor a hub id that resolves"))?
+        }
         None => {
             let d = PathBuf::from(format!("{ROOT}/assets/minilm-polarity"));
             if !d.join("model.safetensors").exists() {
@@ -105,13 +109,8 @@ fn main() -> Result<()> {
     ];
     let (mut rows, mut json) = (vec![], vec![]);
     for s in &sentences {
-        let ids = encode(&tok, s, &model.config, &dev)?;
-        let tokens: Vec<String> = ids
-            .squeeze(0)?
-            .to_vec1::<u32>()?
-            .into_iter()
-            .map(|i| tok.id_to_token(i).unwrap_or_else(|| format!("#{i}")))
-            .collect();
+        let (ids, tokens, words) = encode_words(&tok, s, &model.config, &dev)?;
+        let word_text: Vec<String> = words.iter().map(|w| w.word.clone()).collect();
         let x = model.embed(&ids)?;
         let logits = model.forward(&x)?;
         let class = logits.argmax(D::Minus1)?.to_vec1::<u32>()?[0] as usize;
@@ -129,9 +128,14 @@ fn main() -> Result<()> {
                 .squeeze(0)?
                 .to_dtype(DType::F64)?
                 .to_vec1()?;
-            let line: Vec<String> = tokens
+            // Per word: the sum over its pieces (special tokens belong to no word).
+            let word_scores: Vec<f64> = words
                 .iter()
-                .zip(&scores)
+                .map(|w| w.tokens.iter().map(|&i| scores[i]).sum())
+                .collect();
+            let line: Vec<String> = word_text
+                .iter()
+                .zip(&word_scores)
                 .map(|(w, v)| format!("{w} {v:+.3}"))
                 .collect();
             let delta = a
@@ -152,15 +156,15 @@ fn main() -> Result<()> {
             );
             rows.push((
                 format!("{s} → {label} — {name}"),
-                tokens.clone(),
-                scores.clone(),
+                word_text.clone(),
+                word_scores.clone(),
             ));
-            per_method.push(serde_json::json!({ "method": name, "scores": scores, "completeness_error": delta }));
+            per_method.push(serde_json::json!({ "method": name, "word_scores": word_scores, "token_scores": scores, "completeness_error": delta }));
         }
-        json.push(serde_json::json!({ "sentence": s, "tokens": tokens, "predicted": label, "methods": per_method }));
+        json.push(serde_json::json!({ "sentence": s, "words": word_text, "tokens": tokens, "predicted": label, "methods": per_method }));
     }
     std::fs::create_dir_all(&out)?;
-    let html = candle_explain::viz::token_html("Which tokens decided the sentiment? (BERT)", &rows)
+    let html = candle_explain::viz::token_html("Which words decided it?", &rows)
         .map_err(anyhow::Error::msg)?;
     std::fs::write(out.join("tokens.html"), html)?;
     std::fs::write(
