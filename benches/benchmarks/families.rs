@@ -234,10 +234,43 @@ fn bench_efficientnet(c: &mut Criterion) {
     );
 }
 
+/// IG-50 for one 128-token sentence at the word embeddings of base-sized encoders with random
+/// weights, DistilBERT-base (6 layers) and BERT-base (12 layers, 768 wide, 12 heads): the
+/// shapes of `benches/captum_hf_text.py`, Captum's `LayerIntegratedGradients` at the word
+/// embeddings on transformers' models.
+fn bench_hf_base(c: &mut Criterion) {
+    let dev = device();
+    let configs = [
+        ("distilbert_base", r#"{"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072, "activation": "gelu", "max_position_embeddings": 512, "num_labels": 2}"#),
+        ("bert_base", r#"{"model_type": "bert", "architectures": ["BertForSequenceClassification"], "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 2}"#),
+    ];
+    let mut g = c.benchmark_group(format!("hf_ig50_l128_{}", suffix(&dev)));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+    for (name, json) in configs {
+        let cfg = BertConfig::from_json(json).expect("config");
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &dev);
+        let model = BertClassifier::load(vb.clone(), vb, cfg).expect("model");
+        randomize(&vars, &dev);
+        let x = uniform(&[1, 128, 768], 0.05, 11, &dev);
+        let ig = IntegratedGradients::new(50);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let r = ig.attribute(&model, black_box(&x), &Target::Class(1)).unwrap();
+                sync(&dev);
+                r
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_resnet,
     bench_lstm,
     bench_bert,
-    bench_efficientnet
+    bench_efficientnet,
+    bench_hf_base
 );
