@@ -241,8 +241,14 @@ fn bench_efficientnet(c: &mut Criterion) {
 fn bench_hf_base(c: &mut Criterion) {
     let dev = device();
     let configs = [
-        ("distilbert_base", r#"{"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072, "activation": "gelu", "max_position_embeddings": 512, "num_labels": 2}"#),
-        ("bert_base", r#"{"model_type": "bert", "architectures": ["BertForSequenceClassification"], "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 2}"#),
+        (
+            "distilbert_base",
+            r#"{"model_type": "distilbert", "architectures": ["DistilBertForSequenceClassification"], "vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072, "activation": "gelu", "max_position_embeddings": 512, "num_labels": 2}"#,
+        ),
+        (
+            "bert_base",
+            r#"{"model_type": "bert", "architectures": ["BertForSequenceClassification"], "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 2}"#,
+        ),
     ];
     let mut g = c.benchmark_group(format!("hf_ig50_l128_{}", suffix(&dev)));
     g.sample_size(10);
@@ -257,7 +263,9 @@ fn bench_hf_base(c: &mut Criterion) {
         let ig = IntegratedGradients::new(50);
         g.bench_function(name, |b| {
             b.iter(|| {
-                let r = ig.attribute(&model, black_box(&x), &Target::Class(1)).unwrap();
+                let r = ig
+                    .attribute(&model, black_box(&x), &Target::Class(1))
+                    .unwrap();
                 sync(&dev);
                 r
             })

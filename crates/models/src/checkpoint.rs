@@ -29,7 +29,8 @@ pub(crate) fn mmap(path: &Path, dtype: DType, device: &Device) -> Result<VarBuil
 }
 
 /// The weights of a Hugging Face folder: `model.safetensors`, or the shards that
-/// `model.safetensors.index.json`'s `weight_map` names, memory-mapped together. Returns the
+/// `model.safetensors.index.json`'s `weight_map` names, memory-mapped together, or else a
+/// PyTorch `pytorch_model.bin`. Returns the
 /// builder and the file errors should name.
 pub(crate) fn mmap_folder(
     dir: &Path,
@@ -42,8 +43,15 @@ pub(crate) fn mmap_folder(
     }
     let index = dir.join("model.safetensors.index.json");
     if !index.exists() {
+        // A PyTorch pickle (older checkpoints): read whole, converted to `dtype`.
+        let pth = dir.join("pytorch_model.bin");
+        if pth.exists() {
+            let vb =
+                VarBuilder::from_pth(&pth, dtype, device).map_err(|e| checkpoint_error(&pth, e))?;
+            return Ok((vb, pth));
+        }
         return Err(Error::MissingFile(format!(
-            "{} (nor a sharded checkpoint's {})",
+            "{} (nor a sharded checkpoint's {}, nor pytorch_model.bin)",
             single.display(),
             index.display()
         )));

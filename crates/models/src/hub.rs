@@ -6,8 +6,8 @@
 //! `$HF_HOME/hub`, then `~/.cache/huggingface/hub` (`huggingface_hub`'s order).
 //!
 //! A model is `config.json`, the weights (`model.safetensors`, or the shards named by
-//! `model.safetensors.index.json`), and where the repo has them `tokenizer.json` and
-//! `preprocessor_config.json`.
+//! `model.safetensors.index.json`, or else `pytorch_model.bin`), and where the repo has them
+//! `tokenizer.json` and `preprocessor_config.json`.
 
 use crate::error::{Error, Result};
 use hf_hub::api::sync::ApiBuilder;
@@ -150,11 +150,18 @@ pub fn resolve(
         fetch(optional)?;
     }
     if fetch("model.safetensors")?.is_none() {
-        let index = fetch("model.safetensors.index.json")?.ok_or_else(|| {
-            missing(format!(
-                "{repo_id} at {revision} has neither model.safetensors nor model.safetensors.index.json"
-            ))
-        })?;
+        let Some(index) = fetch("model.safetensors.index.json")? else {
+            // Older repos have only a PyTorch pickle.
+            fetch("pytorch_model.bin")?.ok_or_else(|| {
+                missing(format!(
+                    "{repo_id} at {revision} has neither model.safetensors, model.safetensors.index.json nor pytorch_model.bin"
+                ))
+            })?;
+            return config
+                .parent()
+                .map(Path::to_path_buf)
+                .ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")));
+        };
         for shard in shards(&index)? {
             fetch(&shard)?.ok_or_else(|| {
                 missing(format!(

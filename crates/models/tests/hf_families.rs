@@ -122,6 +122,22 @@ fn a_sharded_checkpoint_loads() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The same BERT as a PyTorch pickle (`pytorch_model.bin`, `scripts/golden/bert_pth.py`)
+/// loads to the same model.
+#[test]
+fn a_pytorch_checkpoint_loads() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let whole = BertClassifier::from_dir(folder("bert"), None, &dev)?;
+    let pth = BertClassifier::from_dir(folder("bert_pth"), None, &dev)?;
+    let ids = Tensor::new(&[[2u32, 40, 41, 42, 3]], &dev)?;
+    let (a, b) = (
+        whole.forward(&whole.embed(&ids)?)?,
+        pth.forward(&pth.embed(&ids)?)?,
+    );
+    assert_eq!(rel(&a, &b)?, 0.0);
+    Ok(())
+}
+
 /// Unknown families and heads are clear errors that say what is supported.
 #[test]
 fn unsupported_architectures_are_clear_errors() -> anyhow::Result<()> {
