@@ -160,7 +160,7 @@ impl VitConfig {
             || !c.image_size.is_multiple_of(c.patch_size)
             || c.mean.len() != c.num_channels
             || c.std.len() != c.num_channels
-            || c.std.iter().any(|s| *s == 0.0)
+            || c.std.contains(&0.0)
         {
             return Err(unsupported(format!(
                 "inconsistent ViT config: hidden {} / heads {}, image {} / patch {}, {} channels, mean {:?}, std {:?}",

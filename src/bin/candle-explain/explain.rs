@@ -291,7 +291,7 @@ pub fn run(a: &ExplainArgs) -> Result<()> {
                         word_scores.clone(),
                     ),
                     (
-                        format!("the same as tokens (pieces and special tokens)"),
+                        "the same as tokens (pieces and special tokens)".to_string(),
                         tokens.clone(),
                         scores.clone(),
                     ),

@@ -45,6 +45,9 @@ pub enum Loaded {
     Text(Box<TextModel>),
 }
 
+/// Raw pixels 0..=255 → a model's input.
+pub type Normalize = Box<dyn Fn(&Tensor) -> candle_explain::models::Result<Tensor>>;
+
 pub struct ImageModel {
     pub name: String,
     pub model: Box<dyn Explainable>,
@@ -52,7 +55,7 @@ pub struct ImageModel {
     pub channels: usize,
     pub size: usize,
     /// Raw pixels 0..=255 → the model's input.
-    pub normalize: Box<dyn Fn(&Tensor) -> candle_explain::models::Result<Tensor>>,
+    pub normalize: Normalize,
     /// The input value of a black pixel (the natural baseline).
     pub black: f64,
     pub classes: Vec<String>,

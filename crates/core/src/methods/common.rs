@@ -235,3 +235,34 @@ pub(crate) fn ablation_sums(
     )?;
     Ok(acc)
 }
+
+/// Rows `r` of an (example, step) batch with `steps` rows per example: each row's example,
+/// its point `start + α (start's end − start)` (`diff` = end − start) on the straight path,
+/// and its quadrature weight `(rows,)` in `start`'s dtype.
+pub(crate) struct PathRows {
+    pub ex: Tensor,
+    pub points: Tensor,
+    pub weights: Tensor,
+}
+
+pub(crate) fn path_rows(
+    r: &std::ops::Range<usize>,
+    steps: usize,
+    (alphas, weights): &(Vec<f64>, Vec<f64>),
+    start: &Tensor,
+    diff: &Tensor,
+) -> Result<PathRows> {
+    let dev = start.device();
+    let ex = crate::batch::example_index(r, steps, dev)?;
+    let per_row = |v: &[f64]| -> Result<Tensor> {
+        let v: Vec<f32> = r.clone().map(|i| v[i % steps] as f32).collect();
+        Ok(Tensor::from_vec(v, r.len(), dev)?.to_dtype(start.dtype())?)
+    };
+    let a = crate::batch::col(&per_row(alphas)?, start.rank())?;
+    let points = (start.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+    Ok(PathRows {
+        ex,
+        points,
+        weights: per_row(weights)?,
+    })
+}

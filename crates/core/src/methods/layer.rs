@@ -7,8 +7,8 @@
 //!
 //! Every (example, step) pair is a row of one chunked batch, as for Integrated Gradients.
 
-use super::common::{chunked_scores, completeness_delta, setup};
-use crate::batch::{col, example_index, view, view_range};
+use super::common::{chunked_scores, completeness_delta, path_rows, setup};
+use crate::batch::{col, view, view_range};
 use crate::rules::ActRule;
 use crate::{
     Attribution, Attributor, Baseline, Batching, Error, Explainable, Quadrature, Result, RuleCtx,
@@ -32,6 +32,19 @@ pub(super) fn activations(
         Ok(())
     })?;
     Ok(Tensor::cat(&out, 0)?)
+}
+
+/// The per-example sum of a layer-shaped quantity: `acc`, or zeros for `n` examples shaped
+/// as `act`'s rows.
+fn layer_sum(acc: Option<Tensor>, act: &Tensor, n: usize) -> Result<Tensor> {
+    match acc {
+        Some(a) => Ok(a),
+        None => {
+            let mut d = act.dims().to_vec();
+            d[0] = n;
+            Ok(Tensor::zeros(d, act.dtype(), act.device())?)
+        }
+    }
 }
 
 /// Scores `Σ seed · S` of `x`'s rows with the layer's activation replaced by `a`, and their
@@ -163,34 +176,23 @@ impl Attributor for LayerIntegratedGradients {
             activations(model, &xbar, &self.layer, &self.batching)?,
         );
         let diff = (&ax - &ab)?;
-        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
-        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let nodes = self.quadrature.nodes(self.steps)?;
+        let (n, j) = (x.dim(0)?, self.steps);
         let total = crate::validate::rows(n, j, "LayerIntegratedGradients: examples × steps")?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let mut acc = ax.zeros_like()?;
         self.batching
             .run(total, per, "layer integrated gradients", |r| {
-                let ex = example_index(&r, j, dev)?;
-                let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
-                let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
-                let a = col(
-                    &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                    ax.rank(),
-                )?;
-                let w = col(
-                    &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
-                    ax.rank(),
-                )?;
-                let pts =
-                    (ab.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+                // The path runs at the layer, from its activation on x̄ to that on x.
+                let p = path_rows(&r, j, &nodes, &ab, &diff)?;
                 let (_, g) = gradient_at_layer(
-                    &*view(model, &ex)?,
-                    &x.index_select(&ex, 0)?,
-                    &s.seed.index_select(&ex, 0)?,
+                    &*view(model, &p.ex)?,
+                    &x.index_select(&p.ex, 0)?,
+                    &s.seed.index_select(&p.ex, 0)?,
                     &self.layer,
-                    &pts,
+                    &p.points,
                 )?;
-                acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
+                acc = acc.index_add(&p.ex, &g.broadcast_mul(&col(&p.weights, g.rank())?)?, 0)?;
                 Ok(())
             })?;
         let attr = (diff * acc)?;
@@ -243,41 +245,22 @@ impl Attributor for InternalInfluence {
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let diff = (x - &xbar)?;
-        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
-        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let nodes = self.quadrature.nodes(self.steps)?;
+        let (n, j) = (x.dim(0)?, self.steps);
         let total = crate::validate::rows(n, j, "InternalInfluence: examples × steps")?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let mut acc: Option<Tensor> = None;
         self.batching.run(total, per, "internal influence", |r| {
-            let ex = example_index(&r, j, dev)?;
-            let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
-            let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
-            let a = col(
-                &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                x.rank(),
-            )?;
-            let pts =
-                (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+            let p = path_rows(&r, j, &nodes, &xbar, &diff)?;
             let (_, act, g) = layer_grad(
-                &*view(model, &ex)?,
-                &pts,
-                &s.seed.index_select(&ex, 0)?,
+                &*view(model, &p.ex)?,
+                &p.points,
+                &s.seed.index_select(&p.ex, 0)?,
                 &self.layer,
             )?;
-            let w = col(
-                &Tensor::from_vec(w, r.len(), dev)?.to_dtype(g.dtype())?,
-                g.rank(),
-            )?;
-            let zeros = || -> Result<Tensor> {
-                let mut d = act.dims().to_vec();
-                d[0] = n;
-                Ok(Tensor::zeros(d, g.dtype(), dev)?)
-            };
-            acc = Some(acc.take().map_or_else(zeros, Ok)?.index_add(
-                &ex,
-                &g.broadcast_mul(&w)?,
-                0,
-            )?);
+            let w = col(&p.weights, g.rank())?;
+            acc =
+                Some(layer_sum(acc.take(), &act, n)?.index_add(&p.ex, &g.broadcast_mul(&w)?, 0)?);
             Ok(())
         })?;
         let attr = acc.ok_or_else(|| Error::Unsupported("no step was run".into()))?;
@@ -339,7 +322,7 @@ impl Attributor for LayerConductance {
             .steps
             .checked_add(1)
             .ok_or_else(|| crate::error::invalid("steps", "too many"))?;
-        let (alphas, _) = self.quadrature.nodes(points)?;
+        let nodes = self.quadrature.nodes(points)?;
         let (n, dev) = (x.dim(0)?, x.device());
         let total = crate::validate::rows(n, points, "LayerConductance: examples × (steps + 1)")?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
@@ -348,18 +331,11 @@ impl Attributor for LayerConductance {
         // row of the next chunk (carried over as the previous chunk's last row).
         let mut carry: Option<(usize, Tensor, Tensor)> = None;
         self.batching.run(total, per, "layer conductance", |r| {
-            let ex = example_index(&r, points, dev)?;
-            let a: Vec<f32> = r.clone().map(|i| alphas[i % points] as f32).collect();
-            let a = col(
-                &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                x.rank(),
-            )?;
-            let pts =
-                (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+            let p = path_rows(&r, points, &nodes, &xbar, &diff)?;
             let (_, act, g) = layer_grad(
-                &*view(model, &ex)?,
-                &pts,
-                &s.seed.index_select(&ex, 0)?,
+                &*view(model, &p.ex)?,
+                &p.points,
+                &s.seed.index_select(&p.ex, 0)?,
                 &self.layer,
             )?;
             let (mut rows, mut gs, mut acts): (Vec<usize>, Vec<Tensor>, Vec<Tensor>) =
@@ -388,12 +364,7 @@ impl Attributor for LayerConductance {
                     .iter()
                     .map(|&i| (rows[i as usize] / points) as u32)
                     .collect();
-                let zeros = || -> Result<Tensor> {
-                    let mut d = act.dims().to_vec();
-                    d[0] = n;
-                    Ok(Tensor::zeros(d, act.dtype(), dev)?)
-                };
-                acc = Some(acc.take().map_or_else(zeros, Ok)?.index_add(
+                acc = Some(layer_sum(acc.take(), &act, n)?.index_add(
                     &Tensor::new(owners.as_slice(), dev)?,
                     &contrib,
                     0,

@@ -4,7 +4,8 @@
 //! layer's shape. Both conserve at the layer: `Σ R = S(x)` for LRP (up to its rules'
 //! absorption, e.g. biases and ε) and `Σ = S(x) − S(x̄)` for DeepLIFT (exactly).
 
-use super::{DeepLift, Lrp};
+use super::deeplift::DeepLift;
+use super::lrp::Lrp;
 use crate::{Attribution, Attributor, Composite, Explainable, Result, Target};
 use candle_core::Tensor;
 

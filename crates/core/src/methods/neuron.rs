@@ -6,8 +6,8 @@
 //!
 //! Every (example, step) pair is a row of one chunked batch, as for Integrated Gradients.
 
-use super::common::{chunked_scores, completeness_delta, setup};
-use crate::batch::{col, example_index, view, view_range};
+use super::common::{chunked_scores, completeness_delta, path_rows, setup};
+use crate::batch::{col, view, view_range};
 use crate::rules::ActRule;
 use crate::{
     Attribution, Attributor, Baseline, Batching, Error, Explainable, Quadrature, Result, RuleCtx,
@@ -140,28 +140,17 @@ impl Attributor for NeuronIntegratedGradients {
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let diff = (x - &xbar)?;
-        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
-        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let nodes = self.quadrature.nodes(self.steps)?;
+        let (n, j) = (x.dim(0)?, self.steps);
         let total = crate::validate::rows(n, j, "NeuronIntegratedGradients: examples × steps")?;
         let per = self.batching.rows_per_chunk(model, x, true)?;
         let mut acc = x.zeros_like()?;
         self.batching
             .run(total, per, "neuron integrated gradients", |r| {
-                let ex = example_index(&r, j, dev)?;
-                let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
-                let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
-                let a = col(
-                    &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                    x.rank(),
-                )?;
-                let w = col(
-                    &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
-                    x.rank(),
-                )?;
-                let pts =
-                    (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
-                let (_, g) = neuron_gradient(&*view(model, &ex)?, &pts, &self.layer, self.neuron)?;
-                acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
+                let p = path_rows(&r, j, &nodes, &xbar, &diff)?;
+                let (ex, pts, w) = (&p.ex, &p.points, col(&p.weights, xbar.rank())?);
+                let (_, g) = neuron_gradient(&*view(model, ex)?, pts, &self.layer, self.neuron)?;
+                acc = acc.index_add(ex, &g.broadcast_mul(&w)?, 0)?;
                 Ok(())
             })?;
         let attr = (diff * acc)?;
@@ -252,34 +241,23 @@ impl Attributor for NeuronConductance {
         let x = &s.p.x;
         let xbar = self.baseline.resolve(x)?;
         let diff = (x - &xbar)?;
-        let (alphas, weights) = self.quadrature.nodes(self.steps)?;
-        let (n, j, dev) = (x.dim(0)?, self.steps, x.device());
+        let nodes = self.quadrature.nodes(self.steps)?;
+        let (n, j) = (x.dim(0)?, self.steps);
         let total = crate::validate::rows(n, j, "NeuronConductance: examples × steps")?;
         // Two backward passes per row.
         let per = (self.batching.rows_per_chunk(model, x, true)? / 2).max(1);
         let mut acc = x.zeros_like()?;
         self.batching.run(total, per, "neuron conductance", |r| {
-            let ex = example_index(&r, j, dev)?;
-            let a: Vec<f32> = r.clone().map(|i| alphas[i % j] as f32).collect();
-            let w: Vec<f32> = r.clone().map(|i| weights[i % j] as f32).collect();
-            let a = col(
-                &Tensor::from_vec(a, r.len(), dev)?.to_dtype(x.dtype())?,
-                x.rank(),
-            )?;
-            let w = col(
-                &Tensor::from_vec(w, r.len(), dev)?.to_dtype(x.dtype())?,
-                x.rank(),
-            )?;
-            let pts =
-                (xbar.index_select(&ex, 0)? + diff.index_select(&ex, 0)?.broadcast_mul(&a)?)?;
+            let p = path_rows(&r, j, &nodes, &xbar, &diff)?;
+            let (ex, pts, w) = (&p.ex, &p.points, col(&p.weights, xbar.rank())?);
             let g = conductance_rows(
-                &*view(model, &ex)?,
-                &pts,
-                &s.seed.index_select(&ex, 0)?,
+                &*view(model, ex)?,
+                pts,
+                &s.seed.index_select(ex, 0)?,
                 &self.layer,
                 self.neuron,
             )?;
-            acc = acc.index_add(&ex, &g.broadcast_mul(&w)?, 0)?;
+            acc = acc.index_add(ex, &g.broadcast_mul(&w)?, 0)?;
             Ok(())
         })?;
         let attr = (diff * acc)?;
