@@ -108,14 +108,20 @@ impl BertConfig {
             .and_then(|a| a.get(0))
             .and_then(|a| a.as_str());
         if let Some(a) = architecture {
+            // Pre-training checkpoints (…ForMaskedLM, …ForPreTraining: bert-base-uncased,
+            // roberta-base, the ELECTRA discriminators) are encoders whose classification head
+            // comes from elsewhere (`from_dir`'s `head`, fine-tuning).
             let known = [
                 "Model",
                 "ForSequenceClassification",
                 "ForTokenClassification",
+                "ForMaskedLM",
+                "ForPreTraining",
             ];
-            if !known.iter().any(|k| a.ends_with(k)) || a.contains("ForPreTraining") {
+            if !known.iter().any(|k| a.ends_with(k)) {
                 return Err(unsupported(format!(
-                    "architectures {a:?} is not supported: a bare encoder (…Model), \
+                    "architectures {a:?} is not supported: a bare or pre-training encoder \
+                     (…Model, …ForMaskedLM, …ForPreTraining, with a head from a file), \
                      …ForSequenceClassification or …ForTokenClassification"
                 )));
             }
@@ -201,7 +207,8 @@ impl BertConfig {
             }
         };
         let pad_token_id = match v.get("pad_token_id") {
-            None | Some(serde_json::Value::Null) => 0,
+            // transformers' defaults: 1 for RoBERTa and XLM-RoBERTa, 0 for the others.
+            None | Some(serde_json::Value::Null) => family.offsets_positions() as u64 as usize,
             Some(p) => p.as_u64().ok_or_else(|| {
                 unsupported(format!(
                     "config.json: \"pad_token_id\" must be a token index, got {p}"
@@ -411,8 +418,9 @@ impl BertClassifier {
             .map_err(|e| crate::checkpoint::checkpoint_error(&weights, e))
     }
 
-    /// A hub id (`org/name`) at `revision`, from the local Hugging Face cache (offline; see
-    /// [`crate::hub`]), with the head as in [`BertClassifier::from_dir`].
+    /// A hub id (`org/name`) at `revision`: from the Hugging Face cache, downloading what is
+    /// missing unless `HF_HUB_OFFLINE` (see [`crate::hub`]); the head as in
+    /// [`BertClassifier::from_dir`].
     pub fn from_hub(
         repo_id: &str,
         revision: &str,
@@ -650,13 +658,15 @@ impl Explainable for BertClassifier {
     }
 }
 
-/// The classifier on token ids `(B, L)` with padding id 0 masked out (training, prediction).
+/// The classifier on token ids `(B, L)` with the model's padding id masked out (training,
+/// prediction).
 pub struct BertOnIds<'a>(pub &'a BertClassifier);
 
 impl Explainable for BertOnIds<'_> {
     fn forward_with(&self, ids: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
         let emb = self.0.embed(ids)?;
-        let mask = ids.ne(0u32)?;
+        // Padding is the model's pad id (RoBERTa: 1; its id 0 is `<s>`).
+        let mask = ids.ne(self.0.config.pad_token_id as u32)?;
         self.0.forward_embeds(&emb, Some(&mask), ctx)
     }
 }

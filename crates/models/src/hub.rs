@@ -146,34 +146,50 @@ pub fn resolve(
             (Some(_), _) => format!("{repo_id} at {revision} has no config.json"),
         })
     })?;
+    let mut files = vec![config];
     for optional in ["tokenizer.json", "preprocessor_config.json"] {
-        fetch(optional)?;
+        files.extend(fetch(optional)?);
     }
-    if fetch("model.safetensors")?.is_none() {
-        let Some(index) = fetch("model.safetensors.index.json")? else {
+    match fetch("model.safetensors")? {
+        Some(w) => files.push(w),
+        None => match fetch("model.safetensors.index.json")? {
+            Some(index) => {
+                for shard in shards(&index)? {
+                    files.push(fetch(&shard)?.ok_or_else(|| {
+                        missing(format!(
+                            "{repo_id} at {revision}: the shard {shard} named by its index"
+                        ))
+                    })?);
+                }
+                files.push(index);
+            }
             // Older repos have only a PyTorch pickle.
-            fetch("pytorch_model.bin")?.ok_or_else(|| {
+            None => files.push(fetch("pytorch_model.bin")?.ok_or_else(|| {
                 missing(format!(
                     "{repo_id} at {revision} has neither model.safetensors, model.safetensors.index.json nor pytorch_model.bin"
                 ))
-            })?;
-            return config
-                .parent()
-                .map(Path::to_path_buf)
-                .ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")));
-        };
-        for shard in shards(&index)? {
-            fetch(&shard)?.ok_or_else(|| {
-                missing(format!(
-                    "{repo_id} at {revision}: the shard {shard} named by its index"
-                ))
-            })?;
-        }
+            })?),
+        },
     }
-    config
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")))
+    // Files cached from an older commit and files downloaded at the branch's new one land in
+    // different snapshot folders: a model must not mix them.
+    let folder = files[0].parent().map(Path::to_path_buf);
+    if let Some(other) = files
+        .iter()
+        .find(|f| f.parent().map(Path::to_path_buf) != folder)
+    {
+        return Err(hub_error(
+            repo_id,
+            &format!(
+                "{revision} resolves to files of two commits ({} and {}): delete {} to download \
+                 it again, or name one commit (org/name@<hash>)",
+                files[0].display(),
+                other.display(),
+                repo_dir.display()
+            ),
+        ));
+    }
+    folder.ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")))
 }
 
 /// The shard files a `model.safetensors.index.json` names, each once.

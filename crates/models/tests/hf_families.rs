@@ -156,7 +156,7 @@ fn unsupported_architectures_are_clear_errors() -> anyhow::Result<()> {
         ),
         (
             "BertForSequenceClassification",
-            "BertForMaskedLM",
+            "BertForQuestionAnswering",
             "ForTokenClassification",
         ),
     ] {

@@ -149,6 +149,9 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
             if crate::method::LAYER_METHODS.contains(&name.as_str()) {
                 bail!("--methods {name}: a layer method's result has the layer's shape; the faithfulness metrics perturb the input and need maps over it");
             }
+            if name == "neuron-gradient" || name == "neuron-integrated-gradients" {
+                bail!("--methods {name}: it explains one neuron's value, not the target, so the metrics (which follow the target) would not measure it");
+            }
             build(name, &a.params, &x.dims()[1..], m.black, range, &m.cam_layer)
                 .with_context(|| format!("--methods {name}"))
         })

@@ -422,14 +422,6 @@ fn run_text_file(
     }
     let len = tokens.iter().map(Vec::len).max().unwrap_or(0);
     let hidden = embs[0].dim(2)?;
-    let method = build(
-        &a.method,
-        &a.params,
-        &[len, hidden],
-        0.0,
-        (-1.0, 1.0),
-        "embeddings",
-    )?;
     let t0 = std::time::Instant::now();
     // Per sentence: (class, token scores, the explained output), and its attributions
     // padded to the longest sentence.
@@ -449,6 +441,16 @@ fn run_text_file(
             .map(|&i| Ok(embs[i].pad_with_zeros(1, 0, glen - lengths[i])?))
             .collect::<Result<Vec<_>>>()?;
         let x = Tensor::cat(&padded, 0)?;
+        // Built per batch: feature masks (LIME, KernelSHAP) and neuron indices are per the
+        // batch's padded length.
+        let method = build(
+            &a.method,
+            &a.params,
+            &[glen, hidden],
+            0.0,
+            (-1.0, 1.0),
+            "embeddings",
+        )?;
         let mask: Vec<f32> = group
             .iter()
             .flat_map(|&i| {

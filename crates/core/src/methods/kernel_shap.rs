@@ -84,7 +84,7 @@ impl Attributor for KernelShap {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
-        if let Some(n) = self.samples {
+        if let (Some(n), None) = (self.samples, &self.coalitions) {
             crate::validate::positive("samples", n)?;
         }
         let seed = self.seed;

@@ -63,7 +63,11 @@ impl Attributor for Lime {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
-        crate::validate::positive("samples", self.samples)?;
+        match &self.coalitions {
+            // An empty list is named as such by the fit's check, not as "samples = 0".
+            Some(_) => {}
+            None => crate::validate::positive("samples", self.samples)?,
+        }
         for (name, v) in [
             ("kernel_width", self.kernel_width),
             ("ridge", self.ridge + 1.0),

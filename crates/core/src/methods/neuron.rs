@@ -154,9 +154,12 @@ impl Attributor for NeuronIntegratedGradients {
                 Ok(())
             })?;
         let attr = (diff * acc)?;
+        // The neuron's values: a chunked forward that keeps the layer (no backward).
         let value = |t: &Tensor| -> Result<Tensor> {
-            let (v, _) = neuron_gradient(model, t, &self.layer, self.neuron)?;
-            Ok(v)
+            let a = super::layer::activations(model, t, &self.layer, &self.batching)?
+                .flatten_from(1)?;
+            check_neuron(&a, &self.layer, self.neuron)?;
+            Ok(a.narrow(1, self.neuron, 1)?.squeeze(1)?)
         };
         let (out, base_out) = (value(x)?, value(&xbar)?);
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
