@@ -473,6 +473,29 @@ fn a_text_file_is_explained_as_one_padded_batch() {
             );
         }
     }
+    // LIME's feature mask fits every batch (sorted batches are shorter than the longest line).
+    ok(&[
+        "explain",
+        "--model",
+        m,
+        "--text-file",
+        f,
+        "--text-batch",
+        "1",
+        "--method",
+        "lime",
+        "--samples",
+        "16",
+        "--out",
+        o,
+    ]);
+    assert_eq!(
+        json(&out.join("result.json"))["sentences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_dir_all(&model).ok();
 }

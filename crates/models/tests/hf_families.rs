@@ -245,3 +245,19 @@ fn vit_image_classification() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// On token ids, padding is the model's pad id: RoBERTa's is 1 (its 0 is `<s>`), and the
+/// padded golden batch gives transformers' logits.
+#[test]
+fn ids_are_masked_by_the_models_pad_id() -> anyhow::Result<()> {
+    use candle_explain_models::bert::BertOnIds;
+    let dev = Device::Cpu;
+    let dir = folder("roberta");
+    let model = BertClassifier::from_dir(&dir, None, &dev)?;
+    assert_eq!(model.config.pad_token_id, 1);
+    let g = candle_core::safetensors::load(dir.join("golden.safetensors"), &dev)?;
+    let logits = BertOnIds(&model).forward(&g["input_ids"].to_dtype(DType::U32)?)?;
+    let d = rel(&logits, &g["logits"])?;
+    assert!(d < 1e-5, "roberta on ids: {d}");
+    Ok(())
+}
