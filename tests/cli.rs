@@ -691,3 +691,40 @@ fn hugging_face_families_name_their_labels_and_words() {
     assert!(out.join("heatmap.png").exists());
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `reproduce lundstrom --quick`: the report's table says what the theory says — IG keeps
+/// every axiom on the smooth MLP and the monomial closed form; Saliency breaks completeness.
+#[test]
+fn reproduce_lundstrom_reports_the_axiom_table() {
+    let out = out_dir("reproduce");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "lundstrom", "--quick", "--out", o]);
+    let r = json(&out.join("lundstrom/results.json"));
+    let row = |model: &str, method: &str| {
+        r["axioms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["model"].as_str().unwrap().starts_with(model) && a["method"] == method)
+            .unwrap_or_else(|| panic!("{model} / {method}"))
+            .clone()
+    };
+    let ig = row("tanh", "Integrated Gradients");
+    for (axiom, ok) in ig["holds"].as_object().unwrap() {
+        assert_eq!(ok, true, "IG should keep {axiom}: {ig}");
+    }
+    assert_eq!(row("tanh", "Saliency")["holds"]["completeness"], false);
+    let mono = r["monomial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "Integrated Gradients")
+        .unwrap()
+        .clone();
+    assert!(mono["violation"].as_f64().unwrap() < 1e-3, "{mono}");
+    assert!(std::fs::read_to_string(out.join("lundstrom/report.html"))
+        .unwrap()
+        .contains("<table>"));
+    assert!(fails(&["reproduce", "nobody", "--out", o]).contains("lundstrom"));
+    std::fs::remove_dir_all(&out).ok();
+}

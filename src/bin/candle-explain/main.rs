@@ -4,6 +4,7 @@
 //! candle-explain explain  [--model digits-cnn] [--image FILE | --index N | --text TEXT] [--method integrated-gradients] …
 //! candle-explain evaluate [--model digits-cnn] [--data DIR|FILE] [--methods saliency,…] [--metrics deletion,…] …
 //! candle-explain methods
+//! candle-explain reproduce lundstrom [--quick]
 //! ```
 //! Results go to `--out` (JSON, safetensors of the attributions, PNG / HTML / SVG pictures).
 
@@ -14,6 +15,7 @@ mod evaluate;
 mod explain;
 mod method;
 mod model;
+mod reproduce;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
@@ -38,6 +40,8 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// List the methods and models.
     Methods,
+    /// Rerun a paper's experiment and write its report (lundstrom so far).
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +98,7 @@ fn main() {
     let result = match cli.command {
         Command::Explain(a) => explain::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
+        Command::Reproduce(a) => reproduce::run(&a),
         Command::Methods => {
             println!("methods (images): {}", method::METHODS.join(", "));
             println!(
