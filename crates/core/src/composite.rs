@@ -274,6 +274,24 @@ impl Composite {
             )
     }
 
+    /// Deep Taylor decomposition (Montavon et al. 2017): z^B on the first layer (inputs
+    /// bounded in `[low, high]`), z⁺ on every other convolution and dense layer (their inputs
+    /// are ReLU outputs), ε-stabilised Norm on average pools and sums; ReLUs pass relevance.
+    pub fn deep_taylor(low: f64, high: f64) -> Self {
+        Self::new(ActRule::Pass)
+            .with(Selector::first(), LayerRule::ZBox { low, high })
+            .with(Selector::kind(LayerKind::Conv2d), LayerRule::ZPlus)
+            .with(Selector::kind(LayerKind::Linear), LayerRule::ZPlus)
+            .with(
+                Selector::kind(LayerKind::AvgPool2d),
+                LayerRule::Epsilon(DEFAULT_STABILIZER),
+            )
+            .with(
+                Selector::kind(LayerKind::Sum),
+                LayerRule::Epsilon(DEFAULT_STABILIZER),
+            )
+    }
+
     /// Zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers.
     pub fn epsilon_plus() -> Self {
         Self::lrp(None, LayerRule::ZPlus)

@@ -115,6 +115,11 @@ fn composites_on_the_golden_cnn(dev: &Device) -> anyhow::Result<()> {
         let r = Lrp::new(c).attribute(&m, &t["input"], &target)?;
         assert_close(&r.attributions, &z[name], 1e-5, name);
     }
+    // Deep Taylor decomposition: z^B first, z⁺ on every other conv and dense layer
+    // (`scripts/golden/deep_taylor_zennit.py`).
+    let dt = candle_core::safetensors::load(format!("{DIR}zennit_deep_taylor.safetensors"), dev)?;
+    let r = Lrp::new(Composite::deep_taylor(-1.0, 2.0)).attribute(&m, &t["input"], &target)?;
+    assert_close(&r.attributions, &dt["deep_taylor"], 1e-5, "deep_taylor");
     Ok(())
 }
 test_device!(

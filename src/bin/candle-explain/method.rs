@@ -60,6 +60,7 @@ pub const METHODS: &[&str] = &[
     "lrp-epsilon-plus-flat",
     "lrp-epsilon-gamma-box",
     "lrp-alpha2-beta1",
+    "deep-taylor",
     "guided-backprop",
     "deconvnet",
     "grad-cam",
@@ -214,9 +215,11 @@ pub fn build(
         "lrp-epsilon-plus"
         | "lrp-epsilon-plus-flat"
         | "lrp-epsilon-gamma-box"
-        | "lrp-alpha2-beta1" => {
+        | "lrp-alpha2-beta1"
+        | "deep-taylor" => {
             let composite = match name {
                 "lrp-epsilon-plus" => Composite::epsilon_plus(),
+                "deep-taylor" => Composite::deep_taylor(range.0, range.1),
                 "lrp-epsilon-plus-flat" => Composite::epsilon_plus_flat(),
                 "lrp-epsilon-gamma-box" => Composite::epsilon_gamma_box(range.0, range.1),
                 _ => Composite::epsilon_alpha2_beta1(),
