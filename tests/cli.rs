@@ -728,3 +728,37 @@ fn reproduce_lundstrom_reports_the_axiom_table() {
     assert!(fails(&["reproduce", "nobody", "--out", o]).contains("lundstrom"));
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `reproduce ancona --quick`: Occlusion-1's Sensitivity-1 correlation is 1 (its attributions
+/// are the drops) and ε-LRP equals Gradient × Input on the ReLU digits CNN.
+#[test]
+fn reproduce_ancona_checks_what_must_hold() {
+    let out = out_dir("reproduce-ancona");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "ancona", "--quick", "--out", o]);
+    let r = json(&out.join("ancona/results.json"));
+    let occ = r["sensitivity_n"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "Occlusion-1")
+        .unwrap()
+        .clone();
+    assert_eq!(occ["n"][0], 1);
+    assert!(
+        (occ["correlation"][0].as_f64().unwrap() - 1.0).abs() < 1e-6,
+        "{occ}"
+    );
+    assert!(
+        r["equivalences"]["lrp_vs_gradient_x_input"]
+            .as_f64()
+            .unwrap()
+            < 1e-5
+    );
+    assert!(
+        std::fs::read_to_string(out.join("ancona/sensitivity_n.svg"))
+            .unwrap()
+            .contains("Occlusion-1")
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
