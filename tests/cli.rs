@@ -762,3 +762,31 @@ fn reproduce_ancona_checks_what_must_hold() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `reproduce deng --quick`: exact Shapley values (and KernelSHAP's exact fit) allocate the
+/// Harsanyi dividends fairly (errors ~0); Saliency does not.
+#[test]
+fn reproduce_deng_finds_shapley_fair() {
+    let out = out_dir("reproduce-deng");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "deng", "--quick", "--out", o]);
+    let r = json(&out.join("deng/results.json"));
+    let row = |name: &str| {
+        r["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"].as_str().unwrap().starts_with(name))
+            .unwrap()
+            .clone()
+    };
+    for name in ["Shapley", "KernelSHAP"] {
+        let m = row(name);
+        assert!(
+            m["approximation"].as_f64().unwrap() < 1e-5 && m["unfairness"].as_f64().unwrap() < 1e-5,
+            "{m}"
+        );
+    }
+    assert!(row("Saliency")["approximation"].as_f64().unwrap() > 1e-2);
+    std::fs::remove_dir_all(&out).ok();
+}
