@@ -60,11 +60,8 @@ fn main() -> Result<()> {
     let dev = Device::Cpu;
     let dir = match &model_arg {
         Some(m) if std::path::Path::new(m).is_dir() => PathBuf::from(m),
-        Some(m) => {
-            let (id, rev) = m.split_once('@').unwrap_or((m, "main"));
-            candle_explain::models::hub::snapshot(id, rev)
-                .with_context(|| format!("{m:?} is neither a folder nor a hub id that resolves"))?
-        }
+        Some(m) => candle_explain::models::hub::snapshot_spec(m)
+            .with_context(|| format!("{m:?} is neither a folder nor a hub id that resolves"))?,
         None => {
             let d = PathBuf::from(format!("{ROOT}/assets/minilm-polarity"));
             if !d.join("model.safetensors").exists() {

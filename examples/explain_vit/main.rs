@@ -40,10 +40,7 @@ fn main() -> Result<()> {
     }
     let dir = match &model_arg {
         Some(m) if std::path::Path::new(m).is_dir() => PathBuf::from(m),
-        Some(m) => {
-            let (id, rev) = m.split_once('@').unwrap_or((m, "main"));
-            candle_explain::models::hub::snapshot(id, rev)?
-        }
+        Some(m) => candle_explain::models::hub::snapshot_spec(m)?,
         None => PathBuf::from(format!("{ROOT}/crates/models/tests/data/hf/vit")),
     };
     if images.is_empty() {

@@ -47,7 +47,7 @@ pub struct BertConfig {
 
 /// `id2label` (`{"0": "negative", …}`) as one name per class; ids it lacks are `"class i"`,
 /// ids beyond the head an error.
-fn labels(config: &serde_json::Value, classes: usize) -> Result<Vec<String>> {
+pub(crate) fn labels(config: &serde_json::Value, classes: usize) -> Result<Vec<String>> {
     let mut names: Vec<String> = (0..classes).map(|i| format!("class {i}")).collect();
     if let Some(m) = config.get("id2label").and_then(|m| m.as_object()) {
         for (k, v) in m {

@@ -56,34 +56,17 @@ pub(crate) fn mmap_folder(
             index.display()
         )));
     }
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index)?)
-        .map_err(|e| checkpoint_error(&index, format!("not JSON: {e}")))?;
-    let map = v
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| checkpoint_error(&index, "no \"weight_map\" object"))?;
     let mut shards: Vec<std::path::PathBuf> = vec![];
-    for file in map.values() {
-        let name = file
-            .as_str()
-            .filter(|f| !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors"))
-            .ok_or_else(|| {
-                checkpoint_error(
-                    &index,
-                    format!("weight_map names {file}, not a .safetensors file in the folder"),
-                )
-            })?;
+    for name in index_shards(&index)? {
         let path = dir.join(name);
-        if !shards.contains(&path) {
-            if !path.exists() {
-                return Err(Error::MissingFile(format!(
-                    "{} (a shard named by {})",
-                    path.display(),
-                    index.display()
-                )));
-            }
-            shards.push(path);
+        if !path.exists() {
+            return Err(Error::MissingFile(format!(
+                "{} (a shard named by {})",
+                path.display(),
+                index.display()
+            )));
         }
+        shards.push(path);
     }
     // SAFETY: the files are memory-mapped read-only and not modified while loaded.
     let st = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&shards) }
@@ -92,6 +75,33 @@ pub(crate) fn mmap_folder(
         VarBuilder::from_backend(Box::new(FloatWeights(st)), dtype, device.clone()),
         index,
     ))
+}
+
+/// The shard files a `model.safetensors.index.json`'s `weight_map` names, each once, in the
+/// order first named (file names in the index's folder only).
+pub(crate) fn index_shards(index: &Path) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)
+        .map_err(|e| checkpoint_error(index, format!("not JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| checkpoint_error(index, "no \"weight_map\" object"))?;
+    let mut out: Vec<String> = vec![];
+    for file in map.values() {
+        let name = file
+            .as_str()
+            .filter(|f| !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors"))
+            .ok_or_else(|| {
+                checkpoint_error(
+                    index,
+                    format!("weight_map names {file}, not a .safetensors file in the folder"),
+                )
+            })?;
+        if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// The memory-mapped tensors, handing out only floating-point ones as weights: an integer

@@ -57,6 +57,13 @@ pub fn snapshot(repo_id: &str, revision: &str) -> Result<PathBuf> {
     resolve(&cache_dir(), endpoint.as_deref(), repo_id, revision)
 }
 
+/// [`snapshot`] of a spec `org/name` or `org/name@revision` (the CLI's and examples' form;
+/// the revision defaults to `main`).
+pub fn snapshot_spec(spec: &str) -> Result<PathBuf> {
+    let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
+    snapshot(id, revision)
+}
+
 /// [`snapshot`] from the given cache folder only (offline).
 pub fn snapshot_in(cache: &Path, repo_id: &str, revision: &str) -> Result<PathBuf> {
     resolve(cache, None, repo_id, revision)
@@ -154,7 +161,7 @@ pub fn resolve(
         Some(w) => files.push(w),
         None => match fetch("model.safetensors.index.json")? {
             Some(index) => {
-                for shard in shards(&index)? {
+                for shard in crate::checkpoint::index_shards(&index)? {
                     files.push(fetch(&shard)?.ok_or_else(|| {
                         missing(format!(
                             "{repo_id} at {revision}: the shard {shard} named by its index"
@@ -190,31 +197,6 @@ pub fn resolve(
         ));
     }
     folder.ok_or_else(|| missing(format!("{repo_id}: a snapshot folder")))
-}
-
-/// The shard files a `model.safetensors.index.json` names, each once.
-fn shards(index: &Path) -> Result<Vec<String>> {
-    let bad = |reason: String| Error::Checkpoint {
-        path: index.display().to_string(),
-        reason,
-    };
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)
-        .map_err(|e| bad(format!("not JSON: {e}")))?;
-    let map = v
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
-    let mut out: Vec<String> = vec![];
-    for f in map.values() {
-        let f = f
-            .as_str()
-            .filter(|f| !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors"))
-            .ok_or_else(|| bad(format!("weight_map names {f}, not a .safetensors file")))?;
-        if !out.iter().any(|o| o == f) {
-            out.push(f.to_string());
-        }
-    }
-    Ok(out)
 }
 
 fn is_commit(revision: &str) -> bool {

@@ -86,16 +86,7 @@ impl VitConfig {
             })
             .unwrap_or(2)
             .max(1);
-        let mut labels: Vec<String> = (0..num_labels).map(|i| format!("class {i}")).collect();
-        if let Some(m) = v.get("id2label").and_then(|m| m.as_object()) {
-            for (k, name) in m {
-                if let (Ok(i), Some(name)) = (k.parse::<usize>(), name.as_str()) {
-                    if let Some(l) = labels.get_mut(i) {
-                        *l = name.to_string();
-                    }
-                }
-            }
-        }
+        let labels = crate::bert::labels(&v, num_labels)?;
         let p: serde_json::Value = match preprocessor {
             Some(t) => serde_json::from_str(t)
                 .map_err(|e| unsupported(format!("preprocessor_config.json is not JSON: {e}")))?,

@@ -211,8 +211,7 @@ pub fn load(spec: &str, dtype: DType, device: &Device) -> Result<Loaded> {
             {
                 // `org/name` or `org/name@revision`: from the hub cache, downloaded if missing
                 // (HF_ENDPOINT, unless HF_HUB_OFFLINE).
-                let (id, rev) = other.split_once('@').unwrap_or((other, "main"));
-                candle_explain::models::hub::snapshot(id, rev).with_context(|| format!("{other:?} is neither a built-in model (digits-cnn, fashion-resnet, efficientnet-lite0), a folder, nor a hub id that could be resolved"))?
+                candle_explain::models::hub::snapshot_spec(other).with_context(|| format!("{other:?} is neither a built-in model (digits-cnn, fashion-resnet, efficientnet-lite0), a folder, nor a hub id that could be resolved"))?
             } else {
                 bail!("unknown model {other:?}: use digits-cnn, fashion-resnet, efficientnet-lite0, a model folder or a hub id (org/name)");
             };

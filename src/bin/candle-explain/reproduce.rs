@@ -243,6 +243,34 @@ fn markdown_tables_html(md: &str) -> String {
     html
 }
 
+/// The trained digits CNN, `examples` rows of its MNIST subset (every `step`-th), normalised,
+/// and their predicted classes as the target.
+fn digits(
+    examples: usize,
+    step: usize,
+    dev: &Device,
+) -> Result<(crate::model::ImageModel, Tensor, Target)> {
+    let crate::model::Loaded::Image(m) = crate::model::load("digits-cnn", DType::F32, dev)? else {
+        bail!("the digits CNN is an image model");
+    };
+    let data = m.dataset(dev)?;
+    let idx: Vec<u32> = (0..examples)
+        .map(|i| (i * step % data.labels.len()) as u32)
+        .collect();
+    let x = (m.normalize)(
+        &data
+            .images
+            .index_select(&Tensor::new(idx.as_slice(), dev)?, 0)?,
+    )?;
+    let pred = m
+        .model
+        .forward(&x)?
+        .argmax(candle_core::D::Minus1)?
+        .to_vec1::<u32>()?;
+    let t = Target::PerExample(pred.into_iter().map(|c| c as usize).collect());
+    Ok((m, x, t))
+}
+
 /// Ancona et al. (2018) on the trained digits CNN and real MNIST digits: Sensitivity-n curves
 /// (n log-spaced) of Saliency, Gradient × Input, IG, ε-LRP, DeepLIFT, Occlusion-1 and
 /// Occlusion-3×3, and the measured gaps between methods the paper proves equal on ReLU
@@ -253,27 +281,8 @@ fn ancona(a: &ReproduceArgs) -> Result<()> {
     let t0 = Instant::now();
     let (examples, subsets, points) = if a.quick { (8, 32, 5) } else { (100, 100, 10) };
     let dev = Device::Cpu;
-    let crate::model::Loaded::Image(m) = crate::model::load("digits-cnn", DType::F32, &dev)? else {
-        bail!("the digits CNN is an image model");
-    };
-    let data = m.dataset(&dev)?;
     // Every 50th image: the file is sorted by class, 500 per class, so all ten digits.
-    let idx: Vec<u32> = (0..examples as u32)
-        .map(|i| i * 50 % data.labels.len() as u32)
-        .collect();
-    let pixels = data
-        .images
-        .index_select(&Tensor::new(idx.as_slice(), &dev)?, 0)?;
-    let x = (m.normalize)(&pixels)?;
-    let pred: Vec<usize> = m
-        .model
-        .forward(&x)?
-        .argmax(candle_core::D::Minus1)?
-        .to_vec1::<u32>()?
-        .into_iter()
-        .map(|c| c as usize)
-        .collect();
-    let t = Target::PerExample(pred);
+    let (m, x, t) = digits(examples, 50, &dev)?;
     let base = Baseline::Constant(m.black);
     let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
         ("Saliency", Box::new(Saliency::abs())),
@@ -404,27 +413,8 @@ fn deng(a: &ReproduceArgs) -> Result<()> {
     // (4 × 4, 65,536 each, also works; minutes per digit here).
     let (examples, side) = if a.quick { (2, 3) } else { (10, 3) };
     let dev = Device::Cpu;
-    let crate::model::Loaded::Image(m) = crate::model::load("digits-cnn", DType::F32, &dev)? else {
-        bail!("the digits CNN is an image model");
-    };
-    let data = m.dataset(&dev)?;
-    let idx: Vec<u32> = (0..examples as u32)
-        .map(|i| i * 500 % data.labels.len() as u32)
-        .collect();
-    let x = (m.normalize)(
-        &data
-            .images
-            .index_select(&Tensor::new(idx.as_slice(), &dev)?, 0)?,
-    )?;
-    let pred: Vec<usize> = m
-        .model
-        .forward(&x)?
-        .argmax(candle_core::D::Minus1)?
-        .to_vec1::<u32>()?
-        .into_iter()
-        .map(|c| c as usize)
-        .collect();
-    let t = Target::PerExample(pred);
+    // One digit of each class from 0 (the file holds 500 per class, sorted).
+    let (m, x, t) = digits(examples, 500, &dev)?;
     // Superpixels: a side × side grid over the 28 × 28 digit.
     let cell = 28usize.div_ceil(side);
     let ids: Vec<u32> = (0..28 * 28)
