@@ -7,6 +7,7 @@
 //! - [`core`]: the rule context, the custom backward ops and the methods;
 //! - [`models`]: explainable classifiers that load real checkpoints;
 //! - [`metrics`]: perturbation metrics;
+//! - [`jobs`]: dataset-scale jobs split into shards for a cluster engine;
 //! - [`viz`]: heatmaps over images, grids, coloured-token pages for text, SVG line plots of
 //!   metric curves.
 //!
@@ -29,6 +30,7 @@ pub use candle_explain_metrics as metrics;
 pub use candle_explain_models as models;
 
 pub mod alloc;
+pub mod jobs;
 pub mod viz;
 
 /// Everything needed to explain a model.

@@ -54,7 +54,7 @@ pub struct ExplainArgs {
     pub out: PathBuf,
 }
 
-fn target(spec: &str, logits: &Tensor, classes: &[String]) -> Result<usize> {
+pub fn target(spec: &str, logits: &Tensor, classes: &[String]) -> Result<usize> {
     let n = classes.len();
     if spec == "predicted" {
         return Ok(logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0] as usize);
@@ -393,9 +393,94 @@ fn peak_memory_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// `--text-file`: every line explained in padded batches of similar lengths (the attention
-/// mask given beside the embeddings, so that each sentence gets what it would alone); one
-/// coloured section per sentence in tokens.html.
+/// One sentence's explanation: its target class, one score per token (the attribution
+/// summed over the embedding), the explained output and the attributions `(1, L, H)` in f32.
+pub struct TextResult {
+    pub class: usize,
+    pub scores: Vec<f64>,
+    pub output: f64,
+    pub attributions: Tensor,
+}
+
+/// Explains `lines` with `method` in padded batches of up to `batch` sentences of similar
+/// lengths, each with its attention mask (BERT and the LSTM read it): padding gets exactly 0
+/// and each sentence what it gets alone. `choose(i, logits)` picks sentence `i`'s target
+/// from its logits `(1, classes)`. Returns each sentence's tokens and result, in order.
+#[allow(clippy::too_many_arguments)]
+pub fn explain_texts(
+    m: &crate::model::TextModel,
+    lines: &[&str],
+    method: &str,
+    params: &crate::method::MethodArgs,
+    batch: usize,
+    device: &candle_core::Device,
+    dtype: DType,
+    choose: &dyn Fn(usize, &Tensor) -> Result<usize>,
+) -> Result<(Vec<Vec<String>>, Vec<TextResult>)> {
+    if batch == 0 {
+        bail!("the text batch must be at least 1 sentence");
+    }
+    let mut embs = vec![];
+    let mut tokens = vec![];
+    for l in lines {
+        let (e, t) = m.embed(l, device)?;
+        embs.push(e.to_dtype(dtype)?);
+        tokens.push(t);
+    }
+    let Some(hidden) = embs.first().map(|e| e.dim(2)).transpose()? else {
+        return Ok((tokens, vec![]));
+    };
+    let lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
+    let mut results: Vec<Option<TextResult>> = (0..lines.len()).map(|_| None).collect();
+    // Sentences of similar lengths share a batch (a batch padded to its longest sentence
+    // pays for the padding).
+    for group in length_buckets(&lengths, batch) {
+        let glen = group.iter().map(|&i| lengths[i]).max().unwrap_or(1);
+        let padded = group
+            .iter()
+            .map(|&i| Ok(embs[i].pad_with_zeros(1, 0, glen - lengths[i])?))
+            .collect::<Result<Vec<_>>>()?;
+        let x = Tensor::cat(&padded, 0)?;
+        // Built per batch: feature masks (LIME, KernelSHAP) and neuron indices are per the
+        // batch's padded length.
+        let method = build(method, params, &[glen, hidden], 0.0, (-1.0, 1.0), "embeddings")?;
+        let mask: Vec<f32> = group
+            .iter()
+            .flat_map(|&i| {
+                let n = lengths[i];
+                (0..glen).map(move |k| (k < n) as u8 as f32)
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (group.len(), glen), device)?;
+        let model =
+            candle_explain::core::WithInputs::new(m.explainable()).with("attention_mask", mask)?;
+        let logits = model.forward(&x)?;
+        let classes: Vec<usize> = group
+            .iter()
+            .enumerate()
+            .map(|(r, &i)| choose(i, &logits.narrow(0, r, 1)?))
+            .collect::<Result<_>>()?;
+        let attr = method.attribute(&model, &x, &Target::PerExample(classes.clone()))?;
+        let scores: Vec<Vec<f64>> = attr.attributions.to_dtype(DType::F64)?.sum(2)?.to_vec2()?;
+        let outs: Vec<f64> = attr.output.to_dtype(DType::F64)?.to_vec1()?;
+        for (r, &i) in group.iter().enumerate() {
+            results[i] = Some(TextResult {
+                class: classes[r],
+                scores: scores[r][..lengths[i]].to_vec(),
+                output: outs[r],
+                attributions: attr
+                    .attributions
+                    .narrow(0, r, 1)?
+                    .narrow(1, 0, lengths[i])?
+                    .to_dtype(DType::F32)?,
+            });
+        }
+    }
+    Ok((tokens, results.into_iter().flatten().collect()))
+}
+
+/// `--text-file`: every line explained in padded batches of similar lengths
+/// ([`explain_texts`]); one coloured section per sentence in tokens.html.
 fn run_text_file(
     a: &ExplainArgs,
     m: &crate::model::TextModel,
@@ -413,73 +498,30 @@ fn run_text_file(
     if lines.is_empty() {
         bail!("{}: no text (one sentence per line)", file.display());
     }
-    let mut embs = vec![];
-    let mut tokens = vec![];
-    for l in &lines {
-        let (e, t) = m.embed(l, device)?;
-        embs.push(e.to_dtype(dtype)?);
-        tokens.push(t);
-    }
-    let len = tokens.iter().map(Vec::len).max().unwrap_or(0);
-    let hidden = embs[0].dim(2)?;
-    let t0 = std::time::Instant::now();
-    // Per sentence: (class, token scores, the explained output), and its attributions
-    // padded to the longest sentence.
-    let mut results: Vec<Option<(usize, Vec<f64>, f64)>> = vec![None; lines.len()];
-    let mut all: Vec<Option<Tensor>> = vec![None; lines.len()];
-    // Padded batches of sentences of similar lengths (a batch padded to its longest sentence
-    // pays for the padding), each with its attention mask (BERT and the LSTM read it):
-    // padding gets exactly 0 and each sentence what it gets alone.
-    let lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
     if a.text_batch == 0 {
         bail!("--text-batch must be at least 1");
     }
-    for group in length_buckets(&lengths, a.text_batch) {
-        let glen = group.iter().map(|&i| lengths[i]).max().unwrap_or(1);
-        let padded = group
-            .iter()
-            .map(|&i| Ok(embs[i].pad_with_zeros(1, 0, glen - lengths[i])?))
-            .collect::<Result<Vec<_>>>()?;
-        let x = Tensor::cat(&padded, 0)?;
-        // Built per batch: feature masks (LIME, KernelSHAP) and neuron indices are per the
-        // batch's padded length.
-        let method = build(
-            &a.method,
-            &a.params,
-            &[glen, hidden],
-            0.0,
-            (-1.0, 1.0),
-            "embeddings",
-        )?;
-        let mask: Vec<f32> = group
-            .iter()
-            .flat_map(|&i| {
-                let n = lengths[i];
-                (0..glen).map(move |k| (k < n) as u8 as f32)
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (group.len(), glen), device)?;
-        let model =
-            candle_explain::core::WithInputs::new(m.explainable()).with("attention_mask", mask)?;
-        let logits = model.forward(&x)?;
-        let classes: Vec<usize> = (0..group.len())
-            .map(|r| target(&a.target, &logits.narrow(0, r, 1)?, &m.classes))
-            .collect::<Result<_>>()?;
-        let attr = method.attribute(&model, &x, &Target::PerExample(classes.clone()))?;
-        let scores: Vec<Vec<f64>> = attr.attributions.to_dtype(DType::F64)?.sum(2)?.to_vec2()?;
-        let outs: Vec<f64> = attr.output.to_dtype(DType::F64)?.to_vec1()?;
-        for (r, &i) in group.iter().enumerate() {
-            results[i] = Some((classes[r], scores[r][..lengths[i]].to_vec(), outs[r]));
-            all[i] = Some(
-                attr.attributions
-                    .narrow(0, r, 1)?
-                    .to_dtype(DType::F32)?
-                    .pad_with_zeros(1, 0, len - glen)?,
-            );
-        }
-    }
-    let results: Vec<(usize, Vec<f64>, f64)> = results.into_iter().flatten().collect();
-    let all: Vec<Tensor> = all.into_iter().flatten().collect();
+    let t0 = std::time::Instant::now();
+    let choose = |_: usize, logits: &Tensor| target(&a.target, logits, &m.classes);
+    let (tokens, explained) = explain_texts(
+        m,
+        &lines,
+        &a.method,
+        &a.params,
+        a.text_batch,
+        device,
+        dtype,
+        &choose,
+    )?;
+    let len = tokens.iter().map(Vec::len).max().unwrap_or(0);
+    let all = explained
+        .iter()
+        .map(|r| Ok(r.attributions.pad_with_zeros(1, 0, len - r.scores.len())?))
+        .collect::<Result<Vec<_>>>()?;
+    let results: Vec<(usize, Vec<f64>, f64)> = explained
+        .into_iter()
+        .map(|r| (r.class, r.scores, r.output))
+        .collect();
     let secs = t0.elapsed().as_secs_f64();
     let rows: Vec<(String, Vec<String>, Vec<f64>)> = lines
         .iter()

@@ -3,6 +3,8 @@
 //! ```text
 //! candle-explain explain  [--model digits-cnn] [--image FILE | --index N | --text TEXT] [--method integrated-gradients] …
 //! candle-explain evaluate [--model digits-cnn] [--data DIR|FILE] [--methods saliency,…] [--metrics deletion,…] …
+//! candle-explain explain-dataset --model fashion-resnet --methods saliency --out DIR [--shard i/N | --processes N]
+//! candle-explain merge DIR
 //! candle-explain methods
 //! candle-explain reproduce lundstrom [--quick]
 //! ```
@@ -11,8 +13,11 @@
 #[global_allocator]
 static GLOBAL: candle_explain::alloc::Allocator = candle_explain::alloc::Allocator;
 
+mod dataset_input;
+mod dataset_job;
 mod evaluate;
 mod explain;
+mod merge;
 mod method;
 mod model;
 mod reproduce;
@@ -38,6 +43,13 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Score methods with faithfulness metrics over a dataset: JSON and curve plots.
     Evaluate(evaluate::EvaluateArgs),
+    /// Explain a whole dataset as a job of shards that any number of tasks share (a Slurm
+    /// array, a Kubernetes indexed Job, --processes N); reruns skip finished shards.
+    ExplainDataset(dataset_job::DatasetArgs),
+    /// explain-dataset with per-example faithfulness metrics (default: deletion, insertion).
+    EvaluateDataset(dataset_job::DatasetArgs),
+    /// Join a dataset job's shards (checks they are all there and all of the same job).
+    Merge(merge::MergeArgs),
     /// List the methods and models.
     Methods,
     /// Rerun a paper's experiment and write its report (lundstrom so far).
@@ -99,6 +111,9 @@ fn main() {
         Command::Explain(a) => explain::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Reproduce(a) => reproduce::run(&a),
+        Command::ExplainDataset(a) => dataset_job::run(&a, false),
+        Command::EvaluateDataset(a) => dataset_job::run(&a, true),
+        Command::Merge(a) => merge::run(&a),
         Command::Methods => {
             println!("methods (images): {}", method::METHODS.join(", "));
             println!(
