@@ -252,3 +252,41 @@ fn a_job_file_explains_a_text_dataset() {
     assert!(err.contains("\"image\""), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// ROAR / KAR as one job: two tasks run one after another (the first finds the second's
+/// attribution shards missing and runs them itself), each runs its half of the
+/// retrainings, and the second writes the report, equal to the one-process run's.
+#[test]
+fn roar_splits_its_retrainings_between_tasks() {
+    let (one, two) = (out_dir("roar-one"), out_dir("roar-two"));
+    let job = [
+        "roar", "--methods", "saliency,random", "--fractions", "0.3,0.7", "--repeats", "1",
+        "--modes", "roar", "--epochs", "1", "--train-limit", "192", "--test-limit", "64",
+        "--shard-size", "64",
+    ];
+    let with = |dir: &Path, shard: Option<&str>| -> Vec<String> {
+        let mut v: Vec<String> = job.iter().map(|s| s.to_string()).collect();
+        v.extend(["--out".into(), dir.display().to_string()]);
+        if let Some(s) = shard {
+            v.extend(["--shard".into(), s.into()]);
+        }
+        v
+    };
+    ok(&args(&with(&one, None)));
+    let first = ok(&args(&with(&two, Some("0/2"))));
+    assert!(first.contains("of other tasks are not finished; running them here"), "{first}");
+    assert!(first.contains("runs 2 of them") && first.contains("2 of 4 retrainings are not finished"), "{first}");
+    assert!(!two.join("roar.json").exists());
+    let second = ok(&args(&with(&two, Some("1/2"))));
+    assert!(second.contains("0 to do") && second.contains("all 4 retrainings done"), "{second}");
+    let (a, b) = (json(&one.join("roar.json")), json(&two.join("roar.json")));
+    assert_eq!(a["results"], b["results"], "retrainings are seeded: the same accuracies");
+    assert_eq!(b["results"]["roar"]["saliency"][1]["fraction"], 0.7);
+    assert!(two.join("roar.svg").exists());
+    // A rerun has nothing left to do.
+    let again = ok(&args(&with(&two, Some("1/2"))));
+    assert!(again.contains("runs 0 of them"), "{again}");
+    for d in [one, two] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}

@@ -7,7 +7,7 @@
 
 use crate::{invalid, ModelBuilder, Result};
 use candle_core::{DType, Tensor};
-use candle_explain_models::train::{accuracy, train, TrainConfig};
+use candle_explain_models::train::{accuracy, init_seeded, train, TrainConfig};
 use candle_nn::{VarBuilder, VarMap};
 
 #[derive(Debug, Clone)]
@@ -96,45 +96,86 @@ impl Roar {
         if self.repeats == 0 || self.fractions.is_empty() {
             return Err(invalid("roar", "need at least one fraction and one repeat"));
         }
-        if let Some(t) = self.fractions.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
-            return Err(invalid(
-                "fractions",
-                format!("each fraction must be in (0, 1), got {t}"),
-            ));
-        }
-        if attr_train.dims() != x_train.dims() || attr_test.dims() != x_test.dims() {
-            return Err(invalid(
-                "attributions",
-                "must have the shapes of the training and test inputs",
-            ));
-        }
+        check_shapes(x_train, attr_train, x_test, attr_test)?;
         let fill = channel_mean(x_train)?;
         let mut report = RoarReport {
             fractions: self.fractions.clone(),
             accuracy: vec![],
         };
         for &t in &self.fractions {
+            check_fraction(t)?;
             let (tr, te) = (
                 degrade(x_train, attr_train, t, self.keep, &fill)?,
                 degrade(x_test, attr_test, t, self.keep, &fill)?,
             );
-            let mut accs = vec![];
-            for r in 0..self.repeats {
-                let vars = VarMap::new();
-                let model = build(VarBuilder::from_varmap(
-                    &vars,
-                    x_train.dtype(),
-                    x_train.device(),
-                ))?;
-                let cfg = TrainConfig {
-                    seed: self.train.seed.wrapping_add(r as u64),
-                    ..self.train.clone()
-                };
-                train(model.as_ref(), &vars, &tr, y_train, None, &cfg)?;
-                accs.push(accuracy(model.as_ref(), &te, y_test, 512)?);
-            }
+            let accs = (0..self.repeats)
+                .map(|r| self.fit(build, (&tr, y_train), (&te, y_test), r))
+                .collect::<Result<Vec<_>>>()?;
             report.accuracy.push(accs);
         }
         Ok(report)
     }
+
+    /// One point of [`Roar::evaluate`]: the test accuracy of retraining `repeat` (its seed is
+    /// the config's plus `repeat`) at fraction `t`, exactly as `evaluate` computes it. Dataset
+    /// jobs run each retraining as a separate task with it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn retrain_once(
+        &self,
+        build: &ModelBuilder,
+        (x_train, y_train): (&Tensor, &Tensor),
+        attr_train: &Tensor,
+        (x_test, y_test): (&Tensor, &Tensor),
+        attr_test: &Tensor,
+        t: f64,
+        repeat: usize,
+    ) -> Result<f64> {
+        check_fraction(t)?;
+        check_shapes(x_train, attr_train, x_test, attr_test)?;
+        let fill = channel_mean(x_train)?;
+        let tr = degrade(x_train, attr_train, t, self.keep, &fill)?;
+        let te = degrade(x_test, attr_test, t, self.keep, &fill)?;
+        self.fit(build, (&tr, y_train), (&te, y_test), repeat)
+    }
+
+    /// Trains a fresh model on `train` (seed + `repeat`) and returns its accuracy on `test`.
+    fn fit(
+        &self,
+        build: &ModelBuilder,
+        (x, y): (&Tensor, &Tensor),
+        (x_test, y_test): (&Tensor, &Tensor),
+        repeat: usize,
+    ) -> Result<f64> {
+        let vars = VarMap::new();
+        let model = build(VarBuilder::from_varmap(&vars, x.dtype(), x.device()))?;
+        let cfg = TrainConfig {
+            seed: self.train.seed.wrapping_add(repeat as u64),
+            ..self.train.clone()
+        };
+        // Candle's CPU init is unseeded: without this, a repeat's seed fixed only the
+        // shuffling, and no retraining could be rerun (or split across tasks) exactly.
+        init_seeded(&vars, cfg.seed)?;
+        train(model.as_ref(), &vars, x, y, None, &cfg)?;
+        Ok(accuracy(model.as_ref(), x_test, y_test, 512)?)
+    }
+}
+
+fn check_fraction(t: f64) -> Result<()> {
+    if !(t > 0.0 && t < 1.0) {
+        return Err(invalid(
+            "fractions",
+            format!("each fraction must be in (0, 1), got {t}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_shapes(x_train: &Tensor, attr_train: &Tensor, x_test: &Tensor, attr_test: &Tensor) -> Result<()> {
+    if attr_train.dims() != x_train.dims() || attr_test.dims() != x_test.dims() {
+        return Err(invalid(
+            "attributions",
+            "must have the shapes of the training and test inputs",
+        ));
+    }
+    Ok(())
 }

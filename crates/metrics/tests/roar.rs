@@ -114,3 +114,35 @@ fn bad_input() -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+/// One retraining on its own (as a dataset job's task runs it) is exactly that point of the
+/// whole evaluation.
+#[test]
+fn one_retraining_is_the_evaluations_point() -> anyhow::Result<()> {
+    let (xtr, ytr) = data(300, 5)?;
+    let (xte, yte) = data(100, 6)?;
+    let (atr, ate) = (
+        uniform(&[300, 20], 0.0, 1.0, 7),
+        uniform(&[100, 20], 0.0, 1.0, 8),
+    );
+    let roar = Roar {
+        fractions: vec![0.3, 0.6],
+        repeats: 2,
+        keep: true,
+        train: TrainConfig {
+            epochs: 2,
+            ..Default::default()
+        },
+    };
+    let all = roar.evaluate(&build, (&xtr, &ytr), &atr, (&xte, &yte), &ate)?;
+    for (i, &t) in roar.fractions.iter().enumerate() {
+        for r in 0..2 {
+            let one = roar.retrain_once(&build, (&xtr, &ytr), &atr, (&xte, &yte), &ate, t, r)?;
+            assert_eq!(one.to_bits(), all.accuracy[i][r].to_bits(), "t {t} repeat {r}");
+        }
+    }
+    assert!(roar
+        .retrain_once(&build, (&xtr, &ytr), &atr, (&xte, &yte), &ate, 1.0, 0)
+        .is_err());
+    Ok(())
+}

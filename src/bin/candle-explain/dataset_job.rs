@@ -254,7 +254,29 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
         return run_processes(a, n);
     }
     let job = Job::from_args(a, evaluate)?;
-    let (device, dtype) = (a.run.device()?, job.dtype()?);
+    let task = match &a.shard {
+        Some(s) => Task::parse(s)?,
+        None => task_from_env()?,
+    };
+    execute(&job, &a.out, &task, &a.run, false)?;
+    // The only task merges at once; array tasks leave it to `candle-explain merge`.
+    if task.count == 1 {
+        crate::merge::merge(&a.out)?;
+    }
+    Ok(())
+}
+
+/// The task the engine's environment names, else the only one.
+pub fn task_from_env() -> Result<Task> {
+    Ok(Task::from_env(|k| std::env::var(k).ok())?.unwrap_or(Task::new(0, 1)?))
+}
+
+/// Runs `task`'s shards of `job` in the job folder `out` (those not finished yet). With
+/// `steal`, it then also runs every shard still missing, last first (where their owners
+/// arrive last), rechecking each just before: a task that needs the whole result (ROAR's
+/// retrainings) never waits on a task that was cancelled. Returns the job's record.
+pub fn execute(job: &Job, out: &Path, task: &Task, run: &RunArgs, steal: bool) -> Result<JobRecord> {
+    let (device, dtype) = (run.device()?, job.dtype()?);
     let loaded = load(&job.model, dtype, &device)?;
     job.check(matches!(loaded, Loaded::Text(_)))?;
     let mut data = dataset_input::read(
@@ -276,7 +298,7 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
         "job": job,
         "data_sha256": data.fingerprint()?,
         // Results are bitwise reproducible on one kind of device, not across kinds.
-        "device": format!("{:?}", a.run.device).to_lowercase(),
+        "device": format!("{:?}", run.device).to_lowercase(),
     });
     let record = JobRecord {
         hash: job_hash(&definition),
@@ -290,31 +312,12 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
             Loaded::Text(m) => m.classes.clone(),
         },
     };
-    let shards_dir = a.out.join("shards");
+    let shards_dir = out.join("shards");
     std::fs::create_dir_all(&shards_dir)
         .with_context(|| format!("cannot create {}", shards_dir.display()))?;
-    claim_folder(&a.out, &record)?;
-    let task = match &a.shard {
-        Some(s) => Task::parse(s)?,
-        None => Task::from_env(|k| std::env::var(k).ok())?.unwrap_or(Task::new(0, 1)?),
-    };
-    let owned = plan.owned(&task);
-    let mut todo = vec![];
-    for &k in &owned {
-        match ShardManifest::state(&shards_dir, k, &record.hash)? {
-            ShardState::Done(_) => {}
-            ShardState::Missing => todo.push(k),
-            ShardState::Corrupt(why) => {
-                eprintln!("shard {k}: {why}; redoing it");
-                todo.push(k)
-            }
-            ShardState::Foreign(other) => bail!(
-                "{}: shard {k} belongs to job {other}, not to this job ({}); use another --out",
-                shards_dir.display(),
-                record.hash
-            ),
-        }
-    }
+    claim_folder(out, &record)?;
+    let owned = plan.owned(task);
+    let todo = unfinished(&shards_dir, &owned, &record.hash)?;
     let todo_examples: usize = todo.iter().map(|&k| plan.range(k).len()).sum();
     println!(
         "job {} ({}): {} examples in {} shards of {}; task {}/{} ({}) owns {} shards, {} finished, {} to do ({todo_examples} examples)",
@@ -330,10 +333,72 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
         owned.len() - todo.len(),
         todo.len()
     );
-    let work = Work::new(&job, &loaded, &data, dtype, &device)?;
-    let progress = Progress::new(todo_examples, &task);
+    let work = Work::new(job, &loaded, &data, dtype, &device)?;
     let t0 = std::time::Instant::now();
+    let done = run_shards(&work, &record, &plan, &shards_dir, &todo, task)?;
+    if done > 0 {
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "task {}/{}: {done} shards, {todo_examples} examples in {secs:.1} s ({:.1} examples/s)",
+            task.index,
+            task.count,
+            todo_examples as f64 / secs
+        );
+    }
+    if steal {
+        let all: Vec<usize> = (0..plan.shards()).rev().collect();
+        let missing = unfinished(&shards_dir, &all, &record.hash)?;
+        if !missing.is_empty() {
+            println!(
+                "task {}/{}: {} shards of other tasks are not finished; running them here",
+                task.index,
+                task.count,
+                missing.len()
+            );
+            run_shards(&work, &record, &plan, &shards_dir, &missing, task)?;
+        }
+    }
+    Ok(record)
+}
+
+/// The shards of `shards` that are not finished (in the given order); another job's shard
+/// is an error.
+fn unfinished(shards_dir: &Path, shards: &[usize], hash: &str) -> Result<Vec<usize>> {
+    let mut todo = vec![];
+    for &k in shards {
+        match ShardManifest::state(shards_dir, k, hash)? {
+            ShardState::Done(_) => {}
+            ShardState::Missing => todo.push(k),
+            ShardState::Corrupt(why) => {
+                eprintln!("shard {k}: {why}; redoing it");
+                todo.push(k)
+            }
+            ShardState::Foreign(other) => bail!(
+                "{}: shard {k} belongs to job {other}, not to this job ({hash}); use another --out",
+                shards_dir.display(),
+            ),
+        }
+    }
+    Ok(todo)
+}
+
+/// Computes and writes shards `todo`, skipping any another task finished meanwhile; returns
+/// how many it wrote.
+fn run_shards(
+    work: &Work,
+    record: &JobRecord,
+    plan: &Plan,
+    shards_dir: &Path,
+    todo: &[usize],
+    task: &Task,
+) -> Result<usize> {
+    let examples: usize = todo.iter().map(|&k| plan.range(k).len()).sum();
+    let progress = Progress::new(examples, task);
+    let mut written = 0;
     for (done, &k) in todo.iter().enumerate() {
+        if matches!(ShardManifest::state(shards_dir, k, &record.hash)?, ShardState::Done(_)) {
+            continue;
+        }
         let range = plan.range(k);
         let s0 = std::time::Instant::now();
         let (tensors, extra) = work.shard(range.clone())?;
@@ -346,7 +411,7 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
         candle_explain::jobs::manifest::publish(&tmp, &path)?;
         let seconds = s0.elapsed().as_secs_f64();
         ShardManifest::write(
-            &shards_dir,
+            shards_dir,
             &record.hash,
             (k, plan.shards()),
             (range.start, range.len()),
@@ -354,24 +419,11 @@ pub fn run(a: &DatasetArgs, evaluate: bool) -> Result<()> {
             &format!("{}/{} ({})", task.index, task.count, task.source),
             extra,
         )?;
+        written += 1;
         progress.shard(k, range.len(), seconds, done + 1, todo.len());
     }
     progress.finish();
-    let secs = t0.elapsed().as_secs_f64();
-    if !todo.is_empty() {
-        println!(
-            "task {}/{}: {} shards, {todo_examples} examples in {secs:.1} s ({:.1} examples/s)",
-            task.index,
-            task.count,
-            todo.len(),
-            todo_examples as f64 / secs
-        );
-    }
-    // The only task merges at once; array tasks leave it to `candle-explain merge`.
-    if task.count == 1 {
-        crate::merge::merge(&a.out)?;
-    }
-    Ok(())
+    Ok(written)
 }
 
 fn limit(data: &mut Dataset, n: usize) -> Result<()> {

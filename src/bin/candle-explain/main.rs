@@ -21,6 +21,7 @@ mod merge;
 mod method;
 mod model;
 mod reproduce;
+mod roar_job;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
@@ -50,6 +51,9 @@ enum Command {
     EvaluateDataset(dataset_job::DatasetArgs),
     /// Join a dataset job's shards (checks they are all there and all of the same job).
     Merge(merge::MergeArgs),
+    /// ROAR / KAR (Hooker et al.) as one sharded job: the training and test sets'
+    /// attributions, then every retraining as its own unit of work.
+    Roar(roar_job::RoarArgs),
     /// List the methods and models.
     Methods,
     /// Rerun a paper's experiment and write its report (lundstrom so far).
@@ -114,6 +118,7 @@ fn main() {
         Command::ExplainDataset(a) => dataset_job::run(&a, false),
         Command::EvaluateDataset(a) => dataset_job::run(&a, true),
         Command::Merge(a) => merge::run(&a),
+        Command::Roar(a) => roar_job::run(&a),
         Command::Methods => {
             println!("methods (images): {}", method::METHODS.join(", "));
             println!(

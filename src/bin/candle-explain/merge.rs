@@ -18,6 +18,19 @@ pub fn run(a: &MergeArgs) -> Result<()> {
     merge(&a.dir)
 }
 
+/// [`merge`] unless `dir` already holds the merge of job `hash`.
+pub fn merge_if_needed(dir: &Path, hash: &str) -> Result<()> {
+    let done = std::fs::read_to_string(dir.join("merged.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["job"] == hash)
+        && dir.join("merged.safetensors").exists();
+    if done {
+        return Ok(());
+    }
+    merge(dir)
+}
+
 /// Writes `dir/merged.safetensors` (every shard's tensors joined along the examples, in
 /// dataset order) and `dir/merged.json` (the job, counts, per-method means, timings).
 pub fn merge(dir: &Path) -> Result<()> {
