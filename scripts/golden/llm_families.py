@@ -123,7 +123,10 @@ the others; H = hidden size 32):
                  new tokens.  EOS stopping is ON (the generation_config's
                  eos_token_id) but never triggered: the script asserts that no
                  EOS was produced and that an argmax loop of full forwards
-                 (no KV cache) gives the same ids.
+                 (no KV cache) gives the same ids.  NOTE: the tied variants
+                 (gpt2, llama3, qwen2) repeat tokens (llama3: one token 8 times),
+                 because with a tied random lm_head the last token's own
+                 embedding dominates the logits; compare greedy_logits too.
     greedy_logits (1,K,V) logits of that argmax loop: row k = logits at the
                  last position of model(greedy_ids[:, :T+k]); argmax = the
                  k-th new token
@@ -190,10 +193,20 @@ the others; H = hidden size 32):
             token_attr[k] = attr at the feature positions.
     captum_ig_baseline_logprobs (K,)  S_k at the baseline b (zero feature rows)
     captum_ig_delta (K,)  token_attr.sum(1) - (s_k(x) - S_k(b)) (completeness
-                          gap of the 32-node quadrature)
+                          gap of the 32-node quadrature).  Large (up to ~8 for
+                          qwen2) for every RMSNorm family: the first layer's
+                          RMSNorm(a e) is constant for a >> sqrt(eps)/rms(e) and
+                          drops to 0 only at a = 0, so the path integrand is a
+                          spike near a = 0 that 32 nodes cannot resolve.  It is
+                          what Captum computes (the goldens match it); a Rust
+                          implementation must use the same 32 Gauss-Legendre
+                          nodes to match.  gpt2 (positions not zeroed) and the
+                          token baseline below have gaps < 1e-3.
     captum_ig_tokbase_token_attr (K,F), captum_ig_tokbase_seq_attr (F,)
         the same LIG, but with Captum's own baseline semantics: the feature
         rows of b are the embedding of captum_baseline_id (no hook).
+    captum_ig_tokbase_baseline_logprobs (K,), captum_ig_tokbase_delta (K,)
+        S_k at that baseline and the completeness gap, as above.
     captum_gxi_token_attr (K,F), captum_gxi_seq_attr (F,)
         LLMGradientAttribution(LayerGradientXActivation(model,
         model.get_input_embeddings()), tokenizer).attribute(inp, target=y):
@@ -201,12 +214,23 @@ the others; H = hidden size 32):
         (gradient x input on the embedding output, summed over the hidden dim).
     captum_ablation_token_attr (K,F), captum_ablation_seq_attr (F,)
         LLMAttribution(FeatureAblation(model), tokenizer).attribute(inp,
-        target=y) (defaults: attr_target "log_prob", use_cached_outputs=True,
-        forward_in_tokens=True, one feature ablated at a time):
+        target=y, use_cached_outputs=False) (otherwise defaults: attr_target
+        "log_prob", forward_in_tokens=True, one feature ablated at a time):
         token_attr[k, f] = s_k(x) - s_k(x with prompt token f replaced by
         captum_baseline_id), targets y_<k still forced; seq_attr[f] = the same
         for sum_k s_k.  Asserted equal (2e-5) to a direct teacher-forced
         implementation with one forward of cat(prompt', y).
+        use_cached_outputs=False because Captum 0.9's default cached path is
+        broken with transformers 5: it never advances cache_position (stays
+        0..T-1) while feeding the whole grown input_ids again with the cache,
+        so gpt2 raises IndexError in wpe and the RoPE families silently return
+        wrong log-probabilities from the second target token on (llama: 1.56
+        max abs difference in token_attr).  Without the cache every step is a
+        full forward of cat(prompt', y_<k), which is what the goldens hold.
+  Captum's result.output_tokens (display strings) is replaced by
+  convert_ids_to_tokens in this script: Captum's own helper raises IndexError
+  when the last target token is a lone byte of a multi-byte UTF-8 character.
+  This touches no attribution.
   LXT (lxt 2.1, run in a separate venv, see below), for every variant
   (gpt2, llama, llama3, qwen2, qwen3 with lxt's own maps; mistral with a
   patch_map assembled from the same lxt functions, since lxt has none for
@@ -218,6 +242,14 @@ the others; H = hidden size 32):
     lxt_attnlrp_relevance_dims (T,H) per hidden dimension
     lxt_cplrp_relevance        (T,)  the same with lxt's cp_LRP maps (CP-LRP)
     lxt_cplrp_relevance_dims   (T,H)
+    lxt_attnlrp_layer_input_relevance, lxt_cplrp_layer_input_relevance
+                      (n_layers+1,) = (3,): sum of (h * h.grad) of the hidden
+                      state entering decoder layer 0, layer 1 and the final
+                      norm (layer 0's is the relevance sum above, except gpt2,
+                      where it also holds the position embeddings' share); the
+                      last one equals lxt_logit (final norm + lm_head are
+                      linear under the rules), each attention block loses some
+                      under AttnLRP, none under CP-LRP for bias-free models
     Computed exactly as LXT's own efficient examples (e.g. its
     examples/quantized_qwen3.py): monkey_patch(<transformers modeling module>,
     patch_map) BEFORE the forward; e = model.get_input_embeddings()(prompt_ids)
