@@ -103,7 +103,7 @@ __device__ void softmax_grad(const T *p, const T *dp, T *ds, size_t rows, int co
 
 // Activation codes, as `ops::cpu_act_smooth::cuda_code` numbers them.
 enum Act { GELU = 0, GELU_TANH = 1, TANH = 2, SIGMOID = 3, SOFTPLUS = 4, ELU = 5,
-           LEAKY_RELU = 6, RELU6 = 7, IDENTITY = 8, RELU = 9 };
+           LEAKY_RELU = 6, RELU6 = 7, IDENTITY = 8, RELU = 9, SILU = 10 };
 
 template <typename A> __device__ __forceinline__ A derivative(int act, A z, A param) {
   const A inv_sqrt_2pi = A(0.3989422804014327), sqrt_2_over_pi = A(0.7978845608028654);
@@ -123,6 +123,7 @@ template <typename A> __device__ __forceinline__ A derivative(int act, A z, A pa
   case LEAKY_RELU: return z > A(0) ? A(1) : param;
   case RELU6: return (z > A(0) && z < A(6)) ? A(1) : A(0);
   case RELU: return z > A(0) ? A(1) : A(0);
+  case SILU: { const A s = A(1) / (A(1) + exp(-z)); return s * (A(1) + z * (A(1) - s)); }
   default: return A(1);
   }
 }

@@ -22,6 +22,8 @@ pub enum Activation {
     Gelu,
     /// GELU with the tanh approximation (`gelu_new`, PyTorch's `approximate="tanh"`).
     GeluTanh,
+    /// SiLU / swish, `z · sigmoid(z)` (Llama's, Mistral's and Qwen's MLP gate).
+    Silu,
     /// Identity; useful for composites and tests.
     Identity,
 }
@@ -47,6 +49,7 @@ impl Activation {
             Self::Softplus => "softplus",
             Self::Gelu => "gelu",
             Self::GeluTanh => "gelu_new",
+            Self::Silu => "silu",
             Self::Identity => "identity",
         }
     }
@@ -79,6 +82,7 @@ impl Activation {
             }
             Self::Gelu => z.gelu_erf(),
             Self::GeluTanh => z.gelu(),
+            Self::Silu => z * sigmoid(z)?,
             Self::Identity => Ok(z.clone()),
         }
     }
@@ -118,6 +122,10 @@ impl Activation {
                 let left = t.affine(0.5, 0.5)?;
                 left + ((z * 0.5)? * sech2)?.mul(&dinner)?
             }
+            Self::Silu => {
+                let s = sigmoid(z)?;
+                &s * (z * s.affine(-1.0, 1.0)?)?.affine(1.0, 1.0)?
+            }
             Self::Identity => z.ones_like(),
         }
     }
@@ -135,6 +143,7 @@ impl From<&Activation> for Function {
             Activation::Softplus => Function::Softplus,
             Activation::Gelu => Function::Gelu,
             Activation::GeluTanh => Function::GeluTanh,
+            Activation::Silu => Function::Silu,
             Activation::Identity => Function::Identity,
         }
     }

@@ -248,6 +248,7 @@ mod tests {
             Activation::Softplus,
             Activation::Gelu,
             Activation::GeluTanh,
+            Activation::Silu,
             Activation::Identity,
         ];
         for act in acts {

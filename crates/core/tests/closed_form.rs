@@ -226,6 +226,7 @@ fn gradient_matches_finite_differences() -> anyhow::Result<()> {
         Activation::Softplus,
         Activation::Gelu,
         Activation::GeluTanh,
+        Activation::Silu,
         Activation::Elu(1.0),
     ]
     .into_iter()

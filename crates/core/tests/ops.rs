@@ -310,7 +310,7 @@ fn candle_max_pool_backward_is_scaled_by_one_over_k_squared() -> anyhow::Result<
     Ok(())
 }
 
-const ACTS: [Activation; 9] = [
+const ACTS: [Activation; 10] = [
     Activation::Relu,
     Activation::Relu6,
     Activation::LeakyRelu(0.1),
@@ -320,6 +320,7 @@ const ACTS: [Activation; 9] = [
     Activation::Softplus,
     Activation::Gelu,
     Activation::GeluTanh,
+    Activation::Silu,
 ];
 
 #[test]

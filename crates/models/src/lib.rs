@@ -9,6 +9,7 @@ pub mod bert;
 pub mod bert_finetune;
 mod checkpoint;
 pub mod data;
+pub mod decoder;
 pub mod digits_cnn;
 pub mod efficientnet;
 pub mod encoder_family;
@@ -23,6 +24,7 @@ pub mod train;
 pub mod vit;
 
 pub use bert::{BertClassifier, BertConfig};
+pub use decoder::{CausalLm, DecoderConfig};
 pub use digits_cnn::DigitsCnn;
 pub use efficientnet::EfficientNetLite0;
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! The examples of a dataset job, read from the formats people keep datasets in.
 
-use crate::model::{ImageModel, Loaded, TextModel};
+use crate::model::{ImageModel, Loaded};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,7 @@ pub fn read(
             check_size(im, &d.images)?;
             (Examples::Images(d.images), Some(to_usize(&d.labels)))
         }
-        (Loaded::Image(im), "images", Some(p)) => (Examples::Images(image_folder(im, p, device)?), None),
+        (Loaded::Image(im), "images", Some(p)) => (Examples::Images(image_folder(im, p, None, device)?), None),
         (Loaded::Image(im), "jsonl", Some(p)) => {
             let (rows, labels) = jsonl(p, "image")?;
             let dir = p.parent().unwrap_or(Path::new("."));
@@ -157,13 +157,9 @@ pub fn read(
         check_labels(l, im.classes.len(), &ds.source)?;
     }
     if let (Some(l), Loaded::Text(tm)) = (&ds.labels, m) {
-        check_labels(l, text_classes(tm), &ds.source)?;
+        check_labels(l, tm.classes.len(), &ds.source)?;
     }
     Ok(ds)
-}
-
-fn text_classes(m: &TextModel) -> usize {
-    m.classes.len()
 }
 
 fn to_usize(l: &[u8]) -> Vec<usize> {
@@ -204,7 +200,14 @@ fn sibling_labels(images: &Path) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn image_folder(m: &ImageModel, dir: &Path, device: &Device) -> Result<Tensor> {
+/// The PNG / JPEG images of `dir` in name order (the first `limit`), resized to the model's
+/// input: raw pixels `(N, C, H, W)`.
+pub fn image_folder(
+    m: &ImageModel,
+    dir: &Path,
+    limit: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: not a readable folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -220,6 +223,7 @@ fn image_folder(m: &ImageModel, dir: &Path, device: &Device) -> Result<Tensor> {
         .collect();
     // Name order: stable across machines, whatever order the file system lists.
     files.sort();
+    files.truncate(limit.unwrap_or(usize::MAX));
     if files.is_empty() {
         bail!("{}: no .png / .jpg images", dir.display());
     }

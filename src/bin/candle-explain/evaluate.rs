@@ -70,32 +70,9 @@ fn examples(m: &ImageModel, a: &EvaluateArgs, device: &Device) -> Result<(Tensor
             format!("{} built-in dataset, first {n}", m.name),
         ));
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("--data {}: not a readable folder", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase)
-                    .as_deref(),
-                Some("png" | "jpg" | "jpeg")
-            )
-        })
-        .collect();
-    files.sort();
-    files.truncate(a.limit);
-    if files.is_empty() {
-        bail!("--data {}: no .png / .jpg images", dir.display());
-    }
-    let rows = files
-        .iter()
-        .map(|p| m.read_image(p, device).map(|(t, _)| t))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((
-        Tensor::cat(&rows, 0)?,
-        format!("{} ({} images)", dir.display(), files.len()),
-    ))
+    let images = crate::dataset_input::image_folder(m, &dir, Some(a.limit), device)?;
+    let n = images.dim(0)?;
+    Ok((images, format!("{} ({n} images)", dir.display())))
 }
 
 pub fn run(a: &EvaluateArgs) -> Result<()> {

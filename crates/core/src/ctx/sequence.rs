@@ -135,6 +135,33 @@ impl RuleCtx {
         }
     }
 
+    /// RMSNorm over the last dimension (Llama's, Qwen's q/k norms): `γ ⊙ x / ρ` with
+    /// `ρ = √(mean(x²) + eps)`, computed in f32 and cast back before `γ`, as transformers
+    /// does. Its factor `1/ρ` is treated like LayerNorm's σ (the same rules select it): held
+    /// constant by the conservative rules, so the op is linear and passes relevance on
+    /// unchanged (up to the ε of the rule).
+    pub fn rms_norm(&self, x: &Tensor, gamma: &Tensor, eps: f64) -> Result<Tensor> {
+        self.routed();
+        let factor = self.factor(LayerKind::LayerNorm)?;
+        let dt = x.dtype();
+        let normed = |x: &Tensor, detach: bool| -> Result<Tensor> {
+            let xf = x.to_dtype(DType::F32)?;
+            let inv = (xf.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+            let inv = if detach { inv.detach() } else { inv };
+            Ok(xf.broadcast_mul(&inv)?.to_dtype(dt)?.broadcast_mul(gamma)?)
+        };
+        let y = match factor {
+            Factor::Exact => normed(x, false)?,
+            Factor::Detached => normed(x, true)?,
+            Factor::Relevance(eps_rule) => {
+                let y = normed(&x.detach(), true)?;
+                boundary(x, &y, DiagonalRelevance { eps: eps_rule })?
+            }
+        };
+        self.count(&y);
+        Ok(y)
+    }
+
     /// Scaled dot-product attention `softmax(q kᵀ · scale + mask) v` over the last two
     /// dimensions of `q (…, Lq, d)`, `k (…, Lk, d)`, `v (…, Lk, dv)`; `mask` is additive and
     /// broadcasts to `(…, Lq, Lk)` (0 to keep, a large negative number to drop).
@@ -237,6 +264,21 @@ impl InputGrad for LayerNormRelevance {
         let s = stabilized_div(r, y, self.eps)?.broadcast_mul(&self.gamma)?;
         let centred = s.broadcast_sub(&s.mean_keepdim(D::Minus1)?)?;
         x * centred.broadcast_div(&self.sd)?
+    }
+}
+
+/// The ε-rule through a diagonal linear map `y = a ⊙ x` (RMSNorm with ρ constant):
+/// `R_x = x ⊙ a ⊙ R / stab(y) = y ⊙ R / stab(y)`.
+struct DiagonalRelevance {
+    eps: f64,
+}
+
+impl InputGrad for DiagonalRelevance {
+    fn name(&self) -> &'static str {
+        "candle-explain-diagonal-relevance"
+    }
+    fn input_grad(&self, _x: &Tensor, y: &Tensor, r: &Tensor) -> candle_core::Result<Tensor> {
+        y * stabilized_div(r, y, self.eps)?
     }
 }
 

@@ -285,6 +285,7 @@ mod tests {
             Activation::Softplus,
             Activation::Gelu,
             Activation::GeluTanh,
+            Activation::Silu,
             Activation::Identity,
         ] {
             for guided in [false, true] {

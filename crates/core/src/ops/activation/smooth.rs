@@ -25,6 +25,7 @@ pub(crate) enum Function {
     Softplus,
     Gelu,
     GeluTanh,
+    Silu,
     Identity,
 }
 
@@ -40,6 +41,7 @@ impl Function {
             Self::Softplus => "softplus",
             Self::Gelu => "gelu",
             Self::GeluTanh => "gelu_new",
+            Self::Silu => "silu",
             Self::Identity => "identity",
         }
     }
@@ -115,6 +117,10 @@ macro_rules! kernel {
                     let t = (c * (z + k * z * z * z)).tanh();
                     0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * k * z * z)
                 }),
+                Function::Silu => run(z, g, guided, |z| {
+                    let s = sigmoid(z);
+                    s * (1.0 + z * (1.0 - s))
+                }),
                 Function::Identity => run(z, g, guided, |_| 1.0),
             }
         }
@@ -158,6 +164,10 @@ fn grad_f32(act: Function, guided: bool, z: &[f32], g: &[f32]) -> Vec<f32> {
             s * (1.0 - s)
         }),
         Function::Softplus => run(z, g, guided, fm::sigmoid),
+        Function::Silu => run(z, g, guided, |z| {
+            let s = fm::sigmoid(z);
+            s * (1.0 + z * (1.0 - s))
+        }),
         _ => grad_f32_scalar(act, guided, z, g),
     }
 }
@@ -229,6 +239,7 @@ fn cuda_code(act: Function) -> (i32, f64) {
         Function::Relu6 => (7, 0.0),
         Function::Identity => (8, 0.0),
         Function::Relu => (9, 0.0),
+        Function::Silu => (10, 0.0),
     }
 }
 
