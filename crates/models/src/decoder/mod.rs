@@ -4,6 +4,7 @@
 //! [`RuleCtx`] (linear layers, LayerNorm / RMSNorm, attention, activations, the SwiGLU
 //! product), so the gradient methods, conservative LRP and AttnLRP all run on them.
 
+pub mod attribution;
 pub mod config;
 pub mod generate;
 pub mod rope;

@@ -1,0 +1,291 @@
+//! Which earlier tokens made a language model write each token of a continuation: a
+//! source × target matrix, for a continuation the model generated or one given (forced
+//! decoding), with gradients, Integrated Gradients, token ablation and LRP.
+//!
+//! The sequence `prompt ++ continuation[..T-1]` runs once; target `k` is scored at the
+//! position before it (`log p(y_k | x, y_<k)` by default). Causal attention makes one
+//! sequence serve every target: the tokens after `y_k`'s position do not change its score, so
+//! their attributions are exactly 0. The gradient methods explain the `T` targets as rows of
+//! one batch (through the chunker); ablation scores every target from each perturbed
+//! sequence in one forward.
+//!
+//! Sources are the token embeddings (the output of `get_input_embeddings()`, before GPT-2's
+//! positions), as in Captum's `LLMGradientAttribution` on the embedding layer, and in inseq.
+
+use super::CausalLm;
+use crate::error::{Error, Result};
+use candle_core::{DType, Tensor, D};
+use candle_explain_core::prelude::*;
+use candle_explain_core::{Batching, Explainable, RuleCtx};
+
+/// What is explained for each target token `y_k` (inseq's step functions).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Score {
+    /// `log p(y_k | …)` (Captum's and inseq's default).
+    LogProb,
+    /// `p(y_k | …)`.
+    Prob,
+    /// The raw logit of `y_k`.
+    Logit,
+    /// `log p(y_k | …) − log p(a_k | …)`: why `y_k` rather than the alternative `a_k`
+    /// (one per target).
+    Contrast(Vec<u32>),
+}
+
+/// The scores of a continuation's targets as an [`Explainable`]: on token embeddings
+/// `(B, P + T − 1, H)` of the prompt and the first `T − 1` targets, outputs `(B, T)`.
+pub struct ContinuationScores<'a> {
+    pub lm: &'a CausalLm,
+    pub targets: Vec<u32>,
+    /// The position whose next-token distribution scores target 0: the prompt's last.
+    pub first: usize,
+    pub score: Score,
+}
+
+impl ContinuationScores<'_> {
+    /// `(T, V)` one-hot rows of the targets (and of the alternatives, for a contrast).
+    fn one_hot(&self, ids: &[u32], dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
+        let v = self.lm.config.vocab_size;
+        let mut m = vec![0f32; ids.len() * v];
+        for (k, &id) in ids.iter().enumerate() {
+            m[k * v + id as usize] = 1.0;
+        }
+        Ok(Tensor::from_vec(m, (ids.len(), v), dev)?.to_dtype(dtype)?)
+    }
+}
+
+impl Explainable for ContinuationScores<'_> {
+    fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
+        let t = self.targets.len();
+        let l = x.dim(1)?;
+        if l != self.first + t {
+            return Err(candle_explain_core::Error::InputShape {
+                expected: format!("(batch, {} tokens, hidden): the prompt and all targets but the last", self.first + t),
+                got: x.dims().to_vec(),
+            });
+        }
+        let hidden = self.lm.hidden(x, None, None, None, ctx)?;
+        // Only the T scoring positions go through the vocabulary projection.
+        let h = hidden.narrow(1, self.first, t)?;
+        let logits = ctx.linear(&h, &self.lm.lm_head.weight, None)?;
+        let pick = |ids: &[u32], values: &Tensor| -> candle_explain_core::Result<Tensor> {
+            let hot = self.one_hot(ids, values.dtype(), values.device())?;
+            Ok(values.broadcast_mul(&hot.unsqueeze(0)?)?.sum(D::Minus1)?)
+        };
+        Ok(match &self.score {
+            Score::Logit => pick(&self.targets, &logits)?,
+            Score::LogProb => pick(&self.targets, &candle_nn::ops::log_softmax(&logits, D::Minus1)?)?,
+            Score::Prob => pick(&self.targets, &candle_nn::ops::softmax_last_dim(&logits)?)?,
+            Score::Contrast(alt) => {
+                let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                (pick(&self.targets, &lp)? - pick(alt, &lp)?)?
+            }
+        })
+    }
+}
+
+/// How the embeddings of the attributed tokens are replaced (IG's path start, ablation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TokenBaseline {
+    /// The zero vector.
+    Zero,
+    /// The embedding of this token id (Captum's `TextTokenInput(baselines=…)`; inseq's
+    /// default is the pad / unk token).
+    Token(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmMethod {
+    /// The gradient's L2 norm over the embedding (inseq's saliency aggregation).
+    Saliency,
+    /// `Σ_h x_h · ∂S/∂x_h`.
+    GradientXInput,
+    /// Gauss–Legendre IG with `steps` nodes from the baseline at the attributed tokens.
+    IntegratedGradients { steps: usize, baseline: TokenBaseline },
+    /// `S(x) − S(x with token i replaced)`, one token at a time.
+    Ablation { baseline: TokenBaseline },
+    /// A composite's relevance (`Σ_h x_h · R_h` at the embeddings): conservative LRP or
+    /// AttnLRP.
+    Lrp(Composite),
+}
+
+impl LlmMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Saliency => "saliency",
+            Self::GradientXInput => "gradient-x-input",
+            Self::IntegratedGradients { .. } => "integrated-gradients",
+            Self::Ablation { .. } => "ablation",
+            Self::Lrp(_) => "lrp",
+        }
+    }
+}
+
+/// A continuation explained: `matrix[k][i]` is source token `i`'s attribution to target `k`.
+#[derive(Debug, Clone)]
+pub struct ContinuationAttribution {
+    /// The whole sequence: the prompt then the targets.
+    pub ids: Vec<u32>,
+    pub prompt_len: usize,
+    /// The explained score of each target.
+    pub scores: Vec<f32>,
+    /// The score at the baseline, per target (IG).
+    pub baseline_scores: Option<Vec<f32>>,
+    /// `(T, P + T − 1)`: targets × sources (sources at or after a target's own position
+    /// are 0).
+    pub matrix: Tensor,
+    /// `(T, P + T − 1, H)` per embedding dimension, for who needs more than the sum.
+    pub per_dimension: Tensor,
+}
+
+impl ContinuationAttribution {
+    /// `(T, P)`: only the prompt's columns (Captum's `token_attr`).
+    pub fn prompt_columns(&self) -> Result<Tensor> {
+        Ok(self.matrix.narrow(1, 0, self.prompt_len)?)
+    }
+}
+
+/// What to attribute to: the sources whose embeddings the method moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// Every earlier token, the generated ones included (inseq's matrix).
+    All,
+    /// The prompt only; earlier targets stay as they are (Captum's `LLMAttribution`).
+    Prompt,
+}
+
+/// Explains `targets` (a continuation of `prompt`) with `method`. `skip` names source
+/// positions that are never attributed (a BOS token: Captum's `skip_tokens`).
+pub fn attribute_continuation(
+    lm: &CausalLm,
+    prompt: &[u32],
+    targets: &[u32],
+    method: &LlmMethod,
+    score: Score,
+    sources: Sources,
+    skip: &[usize],
+    batching: &Batching,
+) -> Result<ContinuationAttribution> {
+    let invalid = |msg: String| Error::Explain(candle_explain_core::Error::Unsupported(msg));
+    if prompt.is_empty() || targets.is_empty() {
+        return Err(invalid("a continuation needs a prompt and at least one target token".into()));
+    }
+    if let Score::Contrast(alt) = &score {
+        if alt.len() != targets.len() {
+            return Err(invalid(format!("a contrast needs one alternative per target: {} for {} targets", alt.len(), targets.len())));
+        }
+    }
+    let vocab = lm.config.vocab_size as u32;
+    if let Some(bad) = targets.iter().chain(match &score { Score::Contrast(a) => a.as_slice(), _ => &[] }).find(|&&t| t >= vocab) {
+        return Err(invalid(format!("target id {bad} is outside the vocabulary of {vocab} ids")));
+    }
+    let (p, t) = (prompt.len(), targets.len());
+    let seq: Vec<u32> = prompt.iter().chain(&targets[..t - 1]).copied().collect();
+    let dev = lm.device().clone();
+    let ids = Tensor::new(seq.as_slice(), &dev)?.unsqueeze(0)?;
+    let x = lm.embed(&ids)?;
+    let model = ContinuationScores { lm, targets: targets.to_vec(), first: p - 1, score };
+    let l = seq.len();
+    // Which positions are attributed (moved by the method): 1, else 0.
+    let attributed: Vec<f32> = (0..l)
+        .map(|i| (!skip.contains(&i) && (sources == Sources::All || i < p)) as u8 as f32)
+        .collect();
+    let moved = Tensor::from_vec(attributed.clone(), (1, l, 1), &dev)?.to_dtype(x.dtype())?;
+    let baseline_of = |b: &TokenBaseline| -> Result<Tensor> {
+        let fill = match b {
+            TokenBaseline::Zero => x.zeros_like()?,
+            TokenBaseline::Token(id) => {
+                if *id >= vocab {
+                    return Err(invalid(format!("baseline token {id} is outside the vocabulary")));
+                }
+                lm.embed(&Tensor::new(&[*id], &dev)?.unsqueeze(0)?)?.broadcast_as(x.shape())?.contiguous()?
+            }
+        };
+        // Unmoved positions keep their embeddings.
+        Ok((&x + (fill - &x)?.broadcast_mul(&moved)?)?)
+    };
+    let all = Target::Classes((0..t).collect());
+    let (per_dim, scores, baseline_scores) = match method {
+        LlmMethod::Saliency | LlmMethod::GradientXInput | LlmMethod::Lrp(_) | LlmMethod::IntegratedGradients { .. } => {
+            let (a, base) = match method {
+                LlmMethod::Saliency => (Saliency { abs: false, batching: batching.clone() }.attribute(&model, &x, &all)?, None),
+                LlmMethod::GradientXInput => (InputXGradient { batching: batching.clone() }.attribute(&model, &x, &all)?, None),
+                LlmMethod::Lrp(c) => (Lrp { composite: c.clone(), batching: batching.clone() }.attribute(&model, &x, &all)?, None),
+                LlmMethod::IntegratedGradients { steps, baseline } => {
+                    let ig = IntegratedGradients {
+                        steps: *steps,
+                        baseline: Baseline::Tensor(baseline_of(baseline)?),
+                        batching: batching.clone(),
+                        ..Default::default()
+                    };
+                    let a = ig.attribute(&model, &x, &all)?;
+                    let b = a.baseline_output.clone();
+                    (a, b)
+                }
+                LlmMethod::Ablation { .. } => unreachable!(),
+            };
+            // (1, T, L, H) → (T, L, H); only the moved positions carry attributions.
+            let per_dim = a.attributions.squeeze(0)?.broadcast_mul(&moved)?;
+            let scores: Vec<f32> = a.output.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let base = base.map(|b| b.flatten_all()?.to_dtype(DType::F32)?.to_vec1()).transpose()?;
+            (per_dim, scores, base)
+        }
+        LlmMethod::Ablation { baseline } => {
+            let b = baseline_of(baseline)?;
+            let (per_tok, scores) = ablation(&model, &x, &b, &attributed, batching)?;
+            // Spread over nothing: ablation has one value per token; per_dimension holds it in
+            // the first dimension.
+            let h = x.dim(2)?;
+            let per_dim = per_tok.unsqueeze(D::Minus1)?.pad_with_zeros(D::Minus1, 0, h - 1)?;
+            (per_dim, scores, None)
+        }
+    };
+    let matrix = match method {
+        LlmMethod::Saliency => per_dim.sqr()?.sum(D::Minus1)?.sqrt()?.broadcast_mul(&moved.squeeze(D::Minus1)?)?,
+        _ => per_dim.sum(D::Minus1)?,
+    };
+    Ok(ContinuationAttribution {
+        ids: prompt.iter().chain(targets).copied().collect(),
+        prompt_len: p,
+        scores,
+        baseline_scores,
+        matrix: matrix.to_dtype(DType::F32)?,
+        per_dimension: per_dim.to_dtype(DType::F32)?,
+    })
+}
+
+/// Token ablation: each attributed position replaced by the baseline in turn, every target
+/// scored from the one perturbed forward; returns `(T, L)` and the targets' scores.
+fn ablation(
+    model: &ContinuationScores,
+    x: &Tensor,
+    baseline: &Tensor,
+    attributed: &[f32],
+    batching: &Batching,
+) -> Result<(Tensor, Vec<f32>)> {
+    let dev = x.device();
+    let positions: Vec<usize> = attributed.iter().enumerate().filter(|(_, a)| **a > 0.0).map(|(i, _)| i).collect();
+    let out = candle_explain_core::batch::logits(model, x)?; // (1, T)
+    let (l, t) = (x.dim(1)?, out.dim(1)?);
+    let mut drops = vec![0f32; t * l];
+    let per = batching.rows_per_chunk(model, x, false)?;
+    let out_v: Vec<f32> = out.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    batching.run(positions.len(), per, "token ablation", |r| {
+        let rows = r
+            .clone()
+            .map(|j| -> candle_explain_core::Result<Tensor> {
+                let i = positions[j];
+                Ok(Tensor::cat(&[x.narrow(1, 0, i)?, baseline.narrow(1, i, 1)?, x.narrow(1, i + 1, l - i - 1)?], 1)?)
+            })
+            .collect::<candle_explain_core::Result<Vec<_>>>()?;
+        let s = candle_explain_core::batch::logits(model, &Tensor::cat(&rows, 0)?)?;
+        let s: Vec<Vec<f32>> = s.to_dtype(DType::F32)?.to_vec2()?;
+        for (row, j) in s.iter().zip(r) {
+            for k in 0..t {
+                drops[k * l + positions[j]] = out_v[k] - row[k];
+            }
+        }
+        Ok(())
+    })?;
+    Ok((Tensor::from_vec(drops, (t, l), dev)?.to_dtype(x.dtype())?, out_v))
+}
