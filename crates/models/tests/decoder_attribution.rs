@@ -65,7 +65,7 @@ impl Case {
 
     fn check(&self, what: &str, got: &Tensor, want: &str, tol: f32) {
         let e = rel(got, &self.g[want]);
-        assert!(e < tol, "{}: {what} differs from Captum's {want} by {e}", self.name);
+        assert!(e < tol, "{}: {what} differs from the reference {want} by {e}", self.name);
     }
 }
 
@@ -137,4 +137,36 @@ fn bad_requests_are_errors() {
     // A contrast with itself is 0 everywhere.
     let same = run(&c.prompt, &c.targets, Score::Contrast(c.targets.clone())).unwrap();
     assert!(same.scores.iter().all(|s| *s == 0.0));
+}
+
+/// AttnLRP and CP-LRP relevances of the embeddings for the last position's top logit,
+/// against LXT 2.1 (`lxt.efficient.monkey_patch` with its `attnLRP` / `cp_LRP` maps; for
+/// Mistral, a map of the same LXT functions): relevance = `(e · ∂logit/∂e).sum(-1)` under
+/// the patched backward.
+#[test]
+fn attn_lrp_and_cp_lrp_equal_lxt() {
+    use candle_explain_core::prelude::*;
+    for name in VARIANTS {
+        let c = Case::new(name);
+        let target = ids(&c.g["lxt_target_id"])[0] as usize;
+        let x = c.model.embed(&c.g["prompt_ids"]).unwrap();
+        let logit = c.g["lxt_logit"].to_vec1::<f32>().unwrap()[0];
+        for (method, key) in [
+            (Box::new(AttnLrp::default()) as Box<dyn Attributor>, "lxt_attnlrp"),
+            (Box::new(EpsilonLrp::new(1e-10)), "lxt_cplrp"),
+        ] {
+            let a = method.attribute(&c.model, &x, &Target::Class(target)).unwrap();
+            let out = a.output.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+            assert!((out - logit).abs() < 1e-4 * logit.abs().max(1.0), "{name}: logit {out} vs {logit}");
+            let per_dim = a.attributions.squeeze(0).unwrap();
+            c.check(key, &per_dim.sum(1).unwrap(), &format!("{key}_relevance"), 1e-4);
+            c.check(key, &per_dim, &format!("{key}_relevance_dims"), 1e-4);
+        }
+        // CP-LRP conserves the logit on the bias-free models (LXT: 7e-8 to 9e-8).
+        if ["llama", "llama3", "mistral", "qwen3"].contains(&name) {
+            let a = EpsilonLrp::new(1e-10).attribute(&c.model, &x, &Target::Class(target)).unwrap();
+            let total = a.attributions.sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!((total - logit).abs() < 1e-5 * logit.abs().max(1.0), "{name}: CP-LRP sums to {total}, logit {logit}");
+        }
+    }
 }

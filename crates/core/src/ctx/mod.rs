@@ -76,6 +76,9 @@ pub struct RuleCtx {
     rule_free: Cell<bool>,
     /// Inputs beside the attributed one for the rows being run (`WithInputs`), innermost last.
     inputs: std::cell::RefCell<Vec<Vec<(String, Tensor)>>>,
+    /// AttnLRP (Achtibat et al. 2024): attention and gates share relevance evenly among the
+    /// operands of their products ([`RuleCtx::attn_lrp`]).
+    uniform_products: bool,
 }
 
 /// Withdraws the inputs given by [`RuleCtx::provide_inputs`] when dropped.
@@ -110,6 +113,7 @@ impl RuleCtx {
             routed: Cell::new(0),
             rule_free: Cell::new(false),
             inputs: std::cell::RefCell::new(vec![]),
+            uniform_products: false,
         }
     }
 
@@ -141,6 +145,25 @@ impl RuleCtx {
             ));
         }
         Ok(Self::new(Mode::Rule(rule)))
+    }
+
+    /// AttnLRP (Achtibat et al. 2024) in gradient form, as LXT computes it: relevance is
+    /// `x ⊙ ∂S/∂x` with the backward changed to
+    /// - elementwise nonlinearities: the identity rule, `f(z) / (z + ε·sign z)`;
+    /// - LayerNorm / RMSNorm: the normaliser held constant;
+    /// - attention: the softmax differentiated exactly, and each product shared evenly
+    ///   between its operands (the uniform rule): `q kᵀ` gives q and k half, `P v` gives P
+    ///   and v half, so q and k get a quarter of their gradient and v half;
+    /// - a gate `g ⊙ s` (SwiGLU): half to each operand;
+    /// - linear layers: their gradient (the ε-rule, through the identity-rule factors).
+    ///
+    /// With `CausalLm`-style models on bias-free weights the relevance of the input sums to
+    /// the explained logit up to what the softmax rule loses (the paper's rule is not
+    /// conservative through the softmax).
+    pub fn attn_lrp(epsilon: f64) -> Result<Self> {
+        let mut ctx = Self::rule(ActRule::Epsilon(epsilon))?;
+        ctx.uniform_products = true;
+        Ok(ctx)
     }
 
     /// Layer rules from a composite (LRP), and its rule for the nonlinearities.

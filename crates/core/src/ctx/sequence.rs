@@ -33,6 +33,9 @@ enum Factor {
     Detached,
     /// Relevance context (a composite): ε-rule on the linearised op.
     Relevance(f64),
+    /// AttnLRP's uniform rule (gradient form): exact, with each product's operands given
+    /// an equal share of the gradient.
+    Uniform,
 }
 
 impl RuleCtx {
@@ -42,6 +45,9 @@ impl RuleCtx {
         let Mode::Rule(act) = self.mode else {
             return Ok(Factor::Exact);
         };
+        if self.uniform_products && matches!(kind, LayerKind::Attention | LayerKind::Gate) {
+            return Ok(Factor::Uniform);
+        }
         let relevance = self.select.composite.is_some();
         Ok(match (self.select.factor(kind, act)?, relevance) {
             (Treatment::Exact, _) => Factor::Exact,
@@ -118,7 +124,7 @@ impl RuleCtx {
             return Ok(y);
         }
         match factor {
-            Factor::Exact => Ok(norm(x, false)?.0),
+            Factor::Exact | Factor::Uniform => Ok(norm(x, false)?.0),
             Factor::Detached => Ok(norm(x, true)?.0),
             Factor::Relevance(eps_rule) => {
                 let (y, sd) = norm(&x.detach(), true)?;
@@ -151,7 +157,7 @@ impl RuleCtx {
             Ok(xf.broadcast_mul(&inv)?.to_dtype(dt)?.broadcast_mul(gamma)?)
         };
         let y = match factor {
-            Factor::Exact => normed(x, false)?,
+            Factor::Exact | Factor::Uniform => normed(x, false)?,
             Factor::Detached => normed(x, true)?,
             Factor::Relevance(eps_rule) => {
                 let y = normed(&x.detach(), true)?;
@@ -174,7 +180,20 @@ impl RuleCtx {
         scale: f64,
     ) -> Result<Tensor> {
         self.routed();
-        let factor = self.factor(LayerKind::Attention)?;
+        let mut factor = self.factor(LayerKind::Attention)?;
+        // AttnLRP: `q kᵀ` then `P v`, each product halving its operands' shares.
+        let scaled;
+        let (q, k, v) = if matches!(factor, Factor::Uniform) {
+            factor = Factor::Exact;
+            scaled = (
+                scale_gradient(q, 0.25)?,
+                scale_gradient(k, 0.25)?,
+                scale_gradient(v, 0.5)?,
+            );
+            (&scaled.0, &scaled.1, &scaled.2)
+        } else {
+            (q, k, v)
+        };
         let weights = |q: &Tensor, k: &Tensor, differentiable: bool| -> Result<Tensor> {
             Ok(crate::ops::attention::weights(
                 q,
@@ -222,6 +241,7 @@ impl RuleCtx {
             Factor::Exact | Factor::Detached => {
                 weights(&q.detach(), &k.detach(), false)?.matmul(&v.contiguous()?)?
             }
+            Factor::Uniform => unreachable!("replaced by Exact above"),
             Factor::Relevance(eps) => {
                 let p = weights(&q.detach(), &k.detach(), false)?;
                 let y = p.matmul(&v.detach().contiguous()?)?;
@@ -238,6 +258,7 @@ impl RuleCtx {
         self.routed();
         let y = match self.factor(LayerKind::Gate)? {
             Factor::Exact => (gate * signal)?,
+            Factor::Uniform => (scale_gradient(gate, 0.5)? * scale_gradient(signal, 0.5)?)?,
             Factor::Detached => (gate.detach() * signal)?,
             Factor::Relevance(_) => {
                 boundary(signal, &(gate.detach() * signal.detach())?, SignalTakesAll)?
@@ -264,6 +285,22 @@ impl InputGrad for LayerNormRelevance {
         let s = stabilized_div(r, y, self.eps)?.broadcast_mul(&self.gamma)?;
         let centred = s.broadcast_sub(&s.mean_keepdim(D::Minus1)?)?;
         x * centred.broadcast_div(&self.sd)?
+    }
+}
+
+/// `x` in the forward, `c · grad` in the backward.
+fn scale_gradient(x: &Tensor, c: f64) -> Result<Tensor> {
+    Ok(boundary(x, &x.detach(), GradientScale(c))?)
+}
+
+struct GradientScale(f64);
+
+impl InputGrad for GradientScale {
+    fn name(&self) -> &'static str {
+        "candle-explain-gradient-scale"
+    }
+    fn input_grad(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+        g * self.0
     }
 }
 

@@ -79,10 +79,23 @@ pub(crate) fn rule_gradient_with(
     batching: &Batching,
     per: usize,
 ) -> Result<(Tensor, Tensor)> {
+    context_gradient(model, x, seed, &|| RuleCtx::rule(rule), batching, per)
+}
+
+/// [`rule_gradient_with`] in contexts `context` makes (one per chunk): rules beyond one
+/// nonlinearity rule (AttnLRP's).
+pub(crate) fn context_gradient(
+    model: &dyn Explainable,
+    x: &Tensor,
+    seed: &Tensor,
+    context: &dyn Fn() -> Result<RuleCtx>,
+    batching: &Batching,
+    per: usize,
+) -> Result<(Tensor, Tensor)> {
     let n = x.dim(0)?;
     let (mut scores, mut grads) = (Vec::new(), Vec::new());
     batching.run(n, per, "gradient", |r| {
-        let ctx = RuleCtx::rule(rule)?;
+        let ctx = context()?;
         let (s, g) = gradient(
             &*crate::batch::view_range(model, &r, x.device())?,
             &x.narrow(0, r.start, r.len())?,

@@ -1,10 +1,10 @@
-//! One-pass gradient methods: Saliency, Gradient × Input, ε-LRP, Guided Backprop, Deconvnet.
+//! One-pass gradient methods: Saliency, Gradient × Input, ε-LRP, AttnLRP, Guided Backprop, Deconvnet.
 //!
 //! Each is a single backward pass with a rule on the nonlinearities (Ancona et al. 2018).
 
 use super::common::{completeness_delta, rule_gradient, setup};
 use crate::rules::{ActRule, DEFAULT_LRP_EPSILON};
-use crate::{Attribution, Attributor, Batching, Explainable, Result, Target};
+use crate::{Attribution, Attributor, Batching, Explainable, Result, RuleCtx, Target};
 use candle_core::Tensor;
 
 /// Vanilla gradient `∂S_c/∂x` (Simonyan et al. 2014); absolute value by default, as Captum.
@@ -127,6 +127,60 @@ impl Attributor for EpsilonLrp {
         let r = (&s.p.x * g)?;
         let delta = completeness_delta(&r, &out, None)?;
         Attribution::finish(&s.p, "ε-LRP", r, out, None, Some(delta))
+    }
+}
+
+/// AttnLRP (Achtibat et al. 2024, "AttnLRP: attention-aware layer-wise relevance
+/// propagation for transformers"): relevance `x ⊙ ∂S/∂x` with the backward of
+/// [`RuleCtx::attn_lrp`] (identity rule on nonlinearities, normalisers held constant, the
+/// softmax differentiated, the uniform rule on the attention and gate products). One forward
+/// and one backward, as LXT computes it. The conservative transformer LRP (CP-LRP, Ali et
+/// al. 2022) is [`EpsilonLrp`] on the same models: attention weights and gates held constant.
+#[derive(Debug, Clone)]
+pub struct AttnLrp {
+    /// The identity rule's stabiliser `f(z) / (z + ε·sign z)`.
+    pub epsilon: f64,
+    pub batching: Batching,
+}
+
+impl Default for AttnLrp {
+    fn default() -> Self {
+        Self {
+            epsilon: 1e-10,
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Attributor for AttnLrp {
+    fn attribute(
+        &self,
+        model: &dyn Explainable,
+        input: &Tensor,
+        target: &Target,
+    ) -> Result<Attribution> {
+        if !(self.epsilon >= 0.0) || !self.epsilon.is_finite() {
+            return Err(crate::error::invalid(
+                "epsilon",
+                format!("must be a finite number ≥ 0, got {}", self.epsilon),
+            ));
+        }
+        let s = setup(model, input, target)?;
+        // The model for the rows of the (possibly class-expanded) batch.
+        let model = &*s.model;
+        let per = self.batching.rows_per_chunk(model, &s.p.x, true)?;
+        let eps = self.epsilon;
+        let (out, g) = super::common::context_gradient(
+            model,
+            &s.p.x,
+            &s.seed,
+            &|| RuleCtx::attn_lrp(eps),
+            &self.batching,
+            per,
+        )?;
+        let r = (&s.p.x * g)?;
+        let delta = completeness_delta(&r, &out, None)?;
+        Attribution::finish(&s.p, "AttnLRP", r, out, None, Some(delta))
     }
 }
 

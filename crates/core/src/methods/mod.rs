@@ -31,7 +31,7 @@ pub use deeplift::DeepLift;
 pub use feature_ablation::FeatureAblation;
 pub use ggig::GeometricallyGuidedIg;
 pub use grad_cam::{GradCam, GuidedGradCam};
-pub use gradient::{Deconvnet, EpsilonLrp, GuidedBackprop, InputXGradient, Saliency};
+pub use gradient::{AttnLrp, Deconvnet, EpsilonLrp, GuidedBackprop, InputXGradient, Saliency};
 pub use gradient_shap::GradientShap;
 pub use groups::Groups as FeatureGroups;
 pub use guided_ig::GuidedIntegratedGradients;

@@ -104,8 +104,13 @@ pub enum LlmMethod {
     IntegratedGradients { steps: usize, baseline: TokenBaseline },
     /// `S(x) − S(x with token i replaced)`, one token at a time.
     Ablation { baseline: TokenBaseline },
-    /// A composite's relevance (`Σ_h x_h · R_h` at the embeddings): conservative LRP or
-    /// AttnLRP.
+    /// AttnLRP (Achtibat et al. 2024), as LXT computes it: `Σ_h x_h · R_h` at the
+    /// embeddings after one modified backward (`candle_explain_core::methods::AttnLrp`).
+    AttnLrp { epsilon: f64 },
+    /// Conservative propagation (CP-LRP, Ali et al. 2022): attention weights, normalisers
+    /// and gates held constant, the ε / identity rule on nonlinearities.
+    CpLrp { epsilon: f64 },
+    /// A composite's relevance (rules chosen per layer kind and name).
     Lrp(Composite),
 }
 
@@ -116,6 +121,8 @@ impl LlmMethod {
             Self::GradientXInput => "gradient-x-input",
             Self::IntegratedGradients { .. } => "integrated-gradients",
             Self::Ablation { .. } => "ablation",
+            Self::AttnLrp { .. } => "attnlrp",
+            Self::CpLrp { .. } => "cp-lrp",
             Self::Lrp(_) => "lrp",
         }
     }
@@ -206,10 +213,17 @@ pub fn attribute_continuation(
     };
     let all = Target::Classes((0..t).collect());
     let (per_dim, scores, baseline_scores) = match method {
-        LlmMethod::Saliency | LlmMethod::GradientXInput | LlmMethod::Lrp(_) | LlmMethod::IntegratedGradients { .. } => {
+        LlmMethod::Saliency
+        | LlmMethod::GradientXInput
+        | LlmMethod::AttnLrp { .. }
+        | LlmMethod::CpLrp { .. }
+        | LlmMethod::Lrp(_)
+        | LlmMethod::IntegratedGradients { .. } => {
             let (a, base) = match method {
                 LlmMethod::Saliency => (Saliency { abs: false, batching: batching.clone() }.attribute(&model, &x, &all)?, None),
                 LlmMethod::GradientXInput => (InputXGradient { batching: batching.clone() }.attribute(&model, &x, &all)?, None),
+                LlmMethod::AttnLrp { epsilon } => (AttnLrp { epsilon: *epsilon, batching: batching.clone() }.attribute(&model, &x, &all)?, None),
+                LlmMethod::CpLrp { epsilon } => (EpsilonLrp { epsilon: *epsilon, batching: batching.clone() }.attribute(&model, &x, &all)?, None),
                 LlmMethod::Lrp(c) => (Lrp { composite: c.clone(), batching: batching.clone() }.attribute(&model, &x, &all)?, None),
                 LlmMethod::IntegratedGradients { steps, baseline } => {
                     let ig = IntegratedGradients {
