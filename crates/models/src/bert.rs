@@ -677,7 +677,13 @@ pub fn load_tokenizer(
     path: impl AsRef<Path>,
     config: &BertConfig,
 ) -> Result<tokenizers::Tokenizer> {
-    let path = path.as_ref();
+    let t = read_tokenizer(path.as_ref(), config.vocab_size)?;
+    Ok(t)
+}
+
+/// A Hugging Face `tokenizer.json`, padding and truncation off, that fits a vocabulary of
+/// `vocab_size` ids.
+pub fn read_tokenizer(path: &Path, vocab_size: usize) -> Result<tokenizers::Tokenizer> {
     if !path.exists() {
         return Err(Error::MissingFile(path.display().to_string()));
     }
@@ -706,8 +712,8 @@ pub fn load_tokenizer(
     // Embedding tables are often padded beyond the tokenizer (a multiple of 8 or 64): a
     // tokenizer no larger than the vocabulary fits (`embed` range-checks every id).
     let n = t.get_vocab_size(true);
-    if n > config.vocab_size {
-        return Err(unsupported(format!("the tokenizer has {n} tokens but the model's vocabulary only {}: they do not belong together", config.vocab_size)));
+    if n > vocab_size {
+        return Err(unsupported(format!("the tokenizer has {n} tokens but the model's vocabulary only {vocab_size}: they do not belong together")));
     }
     Ok(t)
 }

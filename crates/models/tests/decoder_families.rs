@@ -111,3 +111,27 @@ fn sampling_is_seeded_and_stops_at_stop_tokens() -> anyhow::Result<()> {
     assert_eq!(prompt.len() + long.ids.len(), 65);
     Ok(())
 }
+
+#[test]
+fn chat_templates_render_as_transformers() -> anyhow::Result<()> {
+    use candle_explain_models::decoder::DecoderTokenizer;
+    let user = "Where did the cat sleep?";
+    for (name, messages) in [
+        ("llama3", vec![("system", "You are a helpful assistant."), ("user", user)]),
+        ("qwen2", vec![("user", user)]),
+        ("qwen3", vec![("user", user)]),
+    ] {
+        let model = CausalLm::from_dir(folder(name), DType::F32, &Device::Cpu)?;
+        let tok = DecoderTokenizer::from_dir(&folder(name), &model)?;
+        let text = tok.chat_prompt(&messages)?;
+        assert_eq!(tok.encode(&text, false)?, ids(&golden(name)["chat_ids"]), "{name}: {text:?}");
+    }
+    // Without a template, --chat is refused; the prompt's BOS comes from the tokenizer.
+    let model = CausalLm::from_dir(folder("llama"), DType::F32, &Device::Cpu)?;
+    let tok = DecoderTokenizer::from_dir(&folder("llama"), &model)?;
+    assert!(tok.chat_prompt(&[("user", user)]).is_err());
+    let prompt = tok.encode("The old cat slept on the warm mat by the", true)?;
+    assert_eq!(prompt, ids(&golden("llama")["prompt_ids"]));
+    assert_eq!(tok.stop_ids, vec![2]);
+    Ok(())
+}

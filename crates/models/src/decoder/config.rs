@@ -81,7 +81,8 @@ fn activation(name: &str) -> Result<Activation> {
     })
 }
 
-fn ids(v: Option<&serde_json::Value>) -> Vec<u32> {
+/// Token ids given as a number or a list of numbers (`eos_token_id`).
+pub(crate) fn ids_of(v: Option<&serde_json::Value>) -> Vec<u32> {
     match v {
         Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
         Some(x) => x.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
@@ -189,9 +190,9 @@ impl DecoderConfig {
             hidden_act: activation(act_name)?,
             sliding_window,
             scale_by_layer: bool_of("scale_attn_by_inverse_layer_idx").unwrap_or(false),
-            bos_token_id: ids(v.get("bos_token_id")).first().copied(),
-            eos_token_ids: ids(v.get("eos_token_id")),
-            pad_token_id: ids(v.get("pad_token_id")).first().copied(),
+            bos_token_id: ids_of(v.get("bos_token_id")).first().copied(),
+            eos_token_ids: ids_of(v.get("eos_token_id")),
+            pad_token_id: ids_of(v.get("pad_token_id")).first().copied(),
         })
     }
 }

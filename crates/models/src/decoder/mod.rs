@@ -8,10 +8,12 @@ pub mod attribution;
 pub mod config;
 pub mod generate;
 pub mod rope;
+pub mod text;
 
 use crate::error::{Error, Result};
 pub use config::{DecoderConfig, Family, RopeScaling};
 pub use generate::{GenerateConfig, Generation, Sampling, StopReason};
+pub use text::DecoderTokenizer;
 use candle_core::{DType, Device, Tensor, D};
 use candle_explain_core::nn::Linear;
 use candle_explain_core::{Explainable, RuleCtx};
