@@ -13,6 +13,7 @@ use candle_core::Tensor;
 pub use image::RgbImage;
 
 pub mod figure;
+pub mod generation;
 pub mod text;
 pub use figure::{Cell, Figure, Row};
 

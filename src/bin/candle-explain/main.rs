@@ -17,6 +17,7 @@ mod dataset_input;
 mod dataset_job;
 mod evaluate;
 mod explain;
+mod generate;
 mod merge;
 mod method;
 mod model;
@@ -54,6 +55,10 @@ enum Command {
     /// ROAR / KAR (Hooker et al.) as one sharded job: the training and test sets'
     /// attributions, then every retraining as its own unit of work.
     Roar(roar_job::RoarArgs),
+    /// A language model continues a prompt (or is given the continuation); each generated
+    /// token is explained by the tokens before it (AttnLRP, IG, gradients, ablation):
+    /// generation.html, result.json, attributions.safetensors.
+    Generate(generate::GenerateArgs),
     /// List the methods and models.
     Methods,
     /// Rerun a paper's experiment and write its report (lundstrom so far).
@@ -119,6 +124,7 @@ fn main() {
         Command::EvaluateDataset(a) => dataset_job::run(&a, true),
         Command::Merge(a) => merge::run(&a),
         Command::Roar(a) => roar_job::run(&a),
+        Command::Generate(a) => generate::run(&a),
         Command::Methods => {
             println!("methods (images): {}", method::METHODS.join(", "));
             println!(
@@ -126,6 +132,10 @@ fn main() {
                 method::TEXT_METHODS.join(", ")
             );
             println!("layer-* and neuron-* methods attribute to (or through) the layer named by --layer (default: the last conv stage; BERT: embeddings, or encoder.layer.N), neuron-* to its unit --neuron; an unknown name lists the model's layers");
+            println!(
+                "methods (language models, candle-explain generate): {}",
+                generate::LLM_METHODS.join(", ")
+            );
             println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet); or a BERT / LSTM folder, or a hub id in the local Hugging Face cache");
             Ok(())
         }

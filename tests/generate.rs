@@ -1,0 +1,99 @@
+//! `candle-explain generate` end to end on the tiny decoder checkpoints of
+//! `crates/models/tests/data/hf` (random weights: the text is nonsense, the numbers are
+//! checked against the library, which is checked against Captum and LXT).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn model(name: &str) -> String {
+    format!("{}/crates/models/tests/data/hf/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("candle-explain-generate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_candle-explain")).args(args).output().expect("runs");
+    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("JSON")
+}
+
+#[test]
+fn every_method_writes_a_matrix_a_page_and_tensors() {
+    let prompt = "The old cat slept on the warm mat by the";
+    for method in ["attnlrp", "cp-lrp", "integrated-gradients", "gradient-x-input", "saliency", "ablation"] {
+        let out = out_dir(method);
+        let o = out.to_str().unwrap();
+        let (ok, err) = run(&["generate", "--model", &model("llama"), "--prompt", prompt, "--max-new-tokens", "5", "--method", method, "--steps", "8", "--out", o]);
+        assert!(ok, "{method}: {err}");
+        let r = json(&out.join("result.json"));
+        let (p, ids) = (r["prompt_len"].as_u64().unwrap() as usize, r["ids"].as_array().unwrap().len());
+        assert_eq!(ids, p + 5, "{method}: greedy, no stop token in 5 steps");
+        let m = r["matrix"].as_array().unwrap();
+        assert_eq!(m.len(), 5);
+        for (k, row) in m.iter().enumerate() {
+            let row: Vec<f64> = row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(row.len(), ids - 1);
+            // The BOS is skipped, the future is invisible, something earlier matters.
+            assert_eq!(row[0], 0.0, "{method}: BOS attributed");
+            assert!(row[p + k..].iter().all(|v| *v == 0.0), "{method}: row {k} sees the future");
+            assert!(row[1..p + k].iter().any(|v| *v != 0.0), "{method}: row {k} is all zero");
+        }
+        let html = std::fs::read_to_string(out.join("generation.html")).unwrap();
+        assert_eq!(html.matches("class=\"tok gen\"").count(), 5, "{method}");
+        assert!(html.contains(method) && html.contains("−max"));
+        let t = candle_core::safetensors::load(out.join("attributions.safetensors"), &candle_core::Device::Cpu).unwrap();
+        assert_eq!(t["matrix"].dims(), &[5, ids - 1]);
+        std::fs::remove_dir_all(out).ok();
+    }
+}
+
+#[test]
+fn a_given_continuation_on_gpt2_and_a_chat_prompt() {
+    let out = out_dir("forced");
+    let o = out.to_str().unwrap();
+    let (ok, err) = run(&["generate", "--model", &model("gpt2"), "--prompt", "The old cat", "--continuation", " slept on the mat", "--method", "integrated-gradients", "--sources", "prompt", "--out", o]);
+    assert!(ok, "{err}");
+    let r = json(&out.join("result.json"));
+    assert_eq!(r["continuation"], " slept on the mat");
+    assert_eq!(r["stop"], "given");
+    let p = r["prompt_len"].as_u64().unwrap() as usize;
+    // Sources: the prompt only, so the earlier targets get nothing.
+    for row in r["matrix"].as_array().unwrap() {
+        assert!(row.as_array().unwrap()[p..].iter().all(|v| v.as_f64() == Some(0.0)));
+    }
+    let (ok, err) = run(&["generate", "--model", &model("qwen2"), "--prompt", "Where did the cat sleep?", "--chat", "--max-new-tokens", "3", "--out", o]);
+    assert!(ok, "{err}");
+    let r = json(&out.join("result.json"));
+    // The ChatML template writes its default system turn, the user's, and opens the answer.
+    let text = r["prompt_text"].as_str().unwrap();
+    assert!(text.contains("<|im_start|>user\nWhere did the cat sleep?<|im_end|>") && text.ends_with("<|im_start|>assistant\n"), "{text}");
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn bad_requests_say_what_was_expected() {
+    let o = out_dir("bad");
+    let o = o.to_str().unwrap();
+    let llama = model("llama");
+    for (args, want) in [
+        (vec!["--method", "lime"], "one of attnlrp"),
+        (vec!["--baseline", "99999"], "the vocabulary has"),
+        (vec!["--chat"], "no chat_template"),
+        (vec!["--max-new-tokens", "0"], "at least 1"),
+        (vec!["--score", "odds"], "log-prob, prob or logit"),
+    ] {
+        let mut a = vec!["generate", "--model", llama.as_str(), "--prompt", "The cat", "--out", o];
+        a.extend(args.iter());
+        let (ok, err) = run(&a);
+        assert!(!ok && err.contains(want), "{args:?}: {err}");
+    }
+    let (ok, err) = run(&["generate", "--model", "/no/such/folder", "--prompt", "x", "--out", o]);
+    assert!(!ok && err.contains("neither a folder nor a hub id"), "{err}");
+}
