@@ -12,8 +12,9 @@ model's vocab_size); --dump-ids FILE writes both as JSON for the Rust side.
 No real tokenizer: where a tool insists on text, a trivial word-level
 PreTrainedTokenizerFast is built on the fly with the vocabulary {"t<i>": i}
 and a whitespace split, so "t5 t17 ..." encodes to exactly [5, 17, ...] and
-back (unk = "t0" = id 0; bos/eos/pad = the config's ids, which no prompt or
-continuation id ever is).  Target k (0 <= k < K) is predicted from the input
+back (no BOS is added; the special tokens are named "<unk>" = id 0, "<bos>",
+"<eos>" (pad = eos) at the config's ids, ids that no prompt or continuation id
+ever is).  Target k (0 <= k < K) is predicted from the input
 prompt ++ cont[:k]; its "score" is said per method below.
 
 Timed methods (tool:method; default: all except captum:feature_ablation_by_tokens):
@@ -64,7 +65,7 @@ Timed methods (tool:method; default: all except captum:feature_ablation_by_token
         forced decoding; per target k Captum's IntegratedGradients on
         inputs_embeds of prompt ++ cont[:k], ONE forward + backward of a batch of
         32 (Gauss-Legendre), score log p(cont[k]); inseq's baseline is the unk
-        ("t0" = id 0) embedding at EVERY position, the forced cont[:k] included
+        ("<unk>" = id 0) embedding at EVERY position, the forced cont[:k] included
         (unlike Captum's LLM wrapper, which holds cont[:k] fixed), and it
         attributes to all P+k positions.  Plus inseq's per-step bookkeeping
         (tokenisation, output objects, aggregation).
@@ -175,17 +176,25 @@ def make_ids(vocab, P, K):
 
 
 def make_tokenizer(model):
-    """Word-level tokenizer 't<i>' <-> i over the model's whole vocabulary."""
+    """Word-level tokenizer 't<i>' <-> i over the model's whole vocabulary.  The
+    special tokens get names that cannot occur inside a 't<i>' word ("<unk>" = 0,
+    "<bos>", "<eos>" or "<bos_eos>" at the config's ids), because a fast
+    tokenizer matches special tokens anywhere in the text ("t1" would split
+    "t18174")."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
     cfg = model.config
     V = cfg.vocab_size
-    raw = Tokenizer(models.WordLevel({f"t{i}": i for i in range(V)}, unk_token="t0"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     eos = cfg.eos_token_id[0] if isinstance(cfg.eos_token_id, list) else cfg.eos_token_id
     bos = cfg.bos_token_id if cfg.bos_token_id is not None else eos
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="t0", bos_token=f"t{bos}",
-                                  eos_token=f"t{eos}", pad_token=f"t{eos}",
+    names = {0: "<unk>"}
+    names[bos] = "<bos>" if bos != eos else "<bos_eos>"
+    names[eos] = "<eos>" if bos != eos else "<bos_eos>"
+    vocab = {names.get(i, f"t{i}"): i for i in range(V)}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token=names[bos],
+                                  eos_token=names[eos], pad_token=names[eos],
                                   model_max_length=1 << 20)
     return tok
 
@@ -222,6 +231,7 @@ def summarize(t):
 
 
 def rel_err(a, b):
+    a, b = a.detach().float(), b.detach().float()
     return float((a - b).abs().max() / max(float(b.abs().max()), 1e-12))
 
 
@@ -235,6 +245,7 @@ def captum_runner(model, prompt, cont, method, a):
     text = ids_text(prompt)
     inp = TextTokenInput(text, tok, baselines=0)
     assert torch.equal(inp.inp_tensor[0], prompt), "tokenizer does not round-trip the ids"
+    assert tok.decode(prompt) == text
     emb = model.get_input_embeddings()
     P, K = prompt.shape[0], cont.shape[0]
 
@@ -564,7 +575,8 @@ def main():
             report["fwd_bwd_seconds"] = json.loads(out.strip().splitlines()[-1])
         except Exception as e:  # noqa: BLE001
             report["errors"]["fwd_bwd"] = repr(e)
-    print(json.dumps(report, indent=1))
+    first = {t: report.pop(t) for t in METHODS if t in report}
+    print(json.dumps({**first, **report}, indent=1))
 
 
 if __name__ == "__main__":
