@@ -37,6 +37,10 @@ struct Args {
     steps: usize,
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// In bf16 / f16: also run each method in f32 and report the error of the half-precision
+    /// matrix against it (max |half − f32| / max |f32|).
+    #[arg(long)]
+    against_f32: bool,
     /// Memory budget of one chunk, MiB.
     #[arg(long, default_value_t = 4096)]
     memory_mb: usize,
@@ -70,6 +74,10 @@ fn main() -> Result<()> {
     };
     let dev = Device::Cpu;
     let lm = CausalLm::from_dir(&a.model, dtype, &dev).with_context(|| a.model.clone())?;
+    let reference = match a.against_f32 && dtype != DType::F32 {
+        true => Some(CausalLm::from_dir(&a.model, DType::F32, &dev)?),
+        false => None,
+    };
     let v = lm.config.vocab_size;
     let (prompt, targets) = (ids(a.prompt_len, v, 0), ids(a.targets, v, 1));
     let batching = Batching::with_budget(a.memory_mb << 20);
@@ -107,6 +115,14 @@ fn main() -> Result<()> {
             bail!("{name}: non-finite attributions");
         }
         out[name] = serde_json::json!({"seconds": secs, "seconds_per_token": secs / a.targets as f64, "per_token_over_fwd_bwd": secs / a.targets as f64 / fwd_bwd});
+        if let Some(f32_lm) = &reference {
+            let want = attribute_continuation(f32_lm, &prompt, &targets, &method, Score::LogProb, Sources::Prompt, &[], &batching)?.matrix;
+            let got = r.matrix.to_dtype(DType::F32)?;
+            let m = |t: &Tensor| -> Result<f32> { Ok(t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?) };
+            let err = m(&(&got - &want)?)? / m(&want)?.max(1e-12);
+            out[name]["relative_error_vs_f32"] = serde_json::json!(err);
+            eprintln!("{name}: {} vs f32, relative error {err:.2e}", a.dtype);
+        }
         eprintln!("{name}: {secs:.2} s, {:.3} s per token ({:.2}x one forward + backward)", secs / a.targets as f64, secs / a.targets as f64 / fwd_bwd);
     }
     out["peak_memory_mb"] = serde_json::json!(peak_mb());

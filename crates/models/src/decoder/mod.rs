@@ -9,6 +9,7 @@ pub mod config;
 pub mod generate;
 pub mod rope;
 pub mod text;
+pub mod train;
 
 use crate::error::{Error, Result};
 pub use config::{DecoderConfig, Family, RopeScaling};
@@ -33,12 +34,13 @@ impl Norm {
     fn load(vb: VarBuilder, c: &DecoderConfig, size: usize) -> Result<Self> {
         Ok(match c.family {
             config::Family::Gpt2 => Norm::Layer {
-                weight: vb.get(size, "weight")?,
+                weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
                 bias: vb.get(size, "bias")?,
                 eps: c.norm_eps,
             },
+            // A fresh model (a VarMap behind the builder, `decoder::train`) starts at 1.
             config::Family::Llama => Norm::Rms {
-                weight: vb.get(size, "weight")?,
+                weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
                 eps: c.norm_eps,
             },
         })
@@ -186,7 +188,11 @@ impl CausalLm {
             }
             config::Family::Llama => {
                 let m = vb.pp("model");
-                let embed = m.get((c.vocab_size, h), "embed_tokens.weight")?;
+                let embed = m.get_with_hints(
+                    (c.vocab_size, h),
+                    "embed_tokens.weight",
+                    candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+                )?;
                 let blocks = (0..c.num_layers)
                     .map(|i| -> Result<Block> {
                         let b = m.pp(format!("layers.{i}"));
