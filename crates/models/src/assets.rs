@@ -16,12 +16,13 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// The items `scripts/fetch-assets.sh` knows, and the folder of `assets/` each one fills.
-pub const ITEMS: [(&str, &str); 5] = [
+pub const ITEMS: [(&str, &str); 6] = [
     ("polarity", "polarity"),
     ("minilm", "all-MiniLM-L6-v2"),
     ("fashion-mnist", "fashion-mnist"),
     ("photos", "photos"),
     ("efficientnet", "efficientnet-lite0"),
+    ("llm-corpus", "llm-corpus"),
 ];
 
 /// The source tree this crate was built from (the workspace root).

@@ -249,6 +249,11 @@ impl CausalLm {
         Self::load(vb, config).map_err(|e| crate::checkpoint::checkpoint_error(&weights, e))
     }
 
+    /// The output projection's weight `(V, H)` (the token embeddings when tied).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.lm_head.weight
+    }
+
     pub fn dtype(&self) -> DType {
         self.embed.dtype()
     }
