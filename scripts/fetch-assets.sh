@@ -224,21 +224,7 @@ fetch_llm_corpus() {
 
 fetch_fashion_mnist() {
   local dl="$WORK/fashion-mnist" stage="$WORK/fashion-mnist.stage" deb pkg=dataset-fashion-mnist
-  command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 \
-    || die "fashion-mnist: needs apt-get and dpkg-deb (Debian package $pkg); not found on this system"
-  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-    if [[ $(id -u) == 0 ]]; then
-      echo "fetch-assets: fashion-mnist: $pkg not in the apt lists; running apt-get update" >&2
-      apt-get update -qq >&2 || die "fashion-mnist: apt-get update failed; cannot reach the Debian archive"
-    fi
-    apt-cache show "$pkg" >/dev/null 2>&1 \
-      || die "fashion-mnist: Debian package $pkg not known to apt; run 'apt-get update' (as root) first"
-  fi
-  mkdir -p "$dl"
-  if ! (cd "$dl" && apt-get download -q "$pkg") >"$dl.log" 2>&1; then
-    tail -n 15 "$dl.log" >&2
-    die "fashion-mnist: download failed from Debian: 'apt-get download $pkg' (see apt's output above)"
-  fi
+  debian_download fashion-mnist "$pkg" "$dl"
   deb="$(one_file fashion-mnist "$dl"/"$pkg"_*.deb)"
   mkdir -p "$dl/x" "$stage"
   dpkg-deb -x "$deb" "$dl/x" || die "fashion-mnist: could not unpack $(basename "$deb")"

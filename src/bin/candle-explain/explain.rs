@@ -82,7 +82,8 @@ fn top5(logits: &Tensor, classes: &[String]) -> Result<Vec<serde_json::Value>> {
         .collect())
 }
 
-fn spinner(what: String) -> indicatif::ProgressBar {
+/// A spinner with a message and the elapsed time, for work without a count.
+pub fn spinner(what: String) -> indicatif::ProgressBar {
     let s = indicatif::ProgressBar::new_spinner();
     s.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")

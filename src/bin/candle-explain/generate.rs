@@ -1,6 +1,7 @@
 //! `candle-explain generate`: a language model continues a prompt (or is given the
 //! continuation), and every generated token is explained by the tokens before it.
 
+use crate::explain::spinner;
 use crate::RunArgs;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -25,9 +26,10 @@ pub const LLM_METHODS: &[&str] = &[
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// A Hugging Face folder (GPT-2, Llama, Mistral, Qwen2, Qwen3: config.json, weights,
-    /// tokenizer.json) or a hub id (org/name[@revision]).
-    #[arg(long)]
+    /// tiny-llama (the built-in model, `weights/tiny-llama`), a Hugging Face folder (GPT-2,
+    /// Llama, Mistral, Qwen2, Qwen3: config.json, weights, tokenizer.json) or a hub id
+    /// (org/name[@revision]).
+    #[arg(long, default_value = "tiny-llama")]
     pub model: String,
     #[arg(long)]
     pub prompt: String,
@@ -79,22 +81,21 @@ pub struct GenerateArgs {
 }
 
 fn model_dir(spec: &str) -> Result<PathBuf> {
+    if spec == "tiny-llama" {
+        let dir = crate::model::weights("tiny-llama");
+        if !dir.join("model.safetensors").exists() {
+            bail!(
+                "the built-in model is not in {}: train it with `cargo run --release --example train_tiny_llama` (about 20 min on two cores)",
+                dir.display()
+            );
+        }
+        return Ok(dir);
+    }
     if Path::new(spec).is_dir() {
         return Ok(PathBuf::from(spec));
     }
     candle_explain::models::hub::snapshot_spec(spec)
         .with_context(|| format!("--model {spec:?} is neither a folder nor a hub id that could be resolved"))
-}
-
-fn spinner(msg: String) -> indicatif::ProgressBar {
-    let s = indicatif::ProgressBar::new_spinner();
-    s.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    s.set_message(msg);
-    s.enable_steady_tick(std::time::Duration::from_millis(120));
-    s
 }
 
 fn method(a: &GenerateArgs, tok: &DecoderTokenizer, vocab: usize) -> Result<Option<LlmMethod>> {

@@ -108,12 +108,7 @@ impl Attributor for EpsilonLrp {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
-        if !(self.epsilon >= 0.0) || !self.epsilon.is_finite() {
-            return Err(crate::error::invalid(
-                "epsilon",
-                format!("must be a finite number ≥ 0, got {}", self.epsilon),
-            ));
-        }
+        check_epsilon(self.epsilon)?;
         let s = setup(model, input, target)?;
         // The model for the rows of the (possibly class-expanded) batch.
         let model = &*s.model;
@@ -128,6 +123,17 @@ impl Attributor for EpsilonLrp {
         let delta = completeness_delta(&r, &out, None)?;
         Attribution::finish(&s.p, "ε-LRP", r, out, None, Some(delta))
     }
+}
+
+/// The ε of an LRP rule: finite and ≥ 0.
+fn check_epsilon(epsilon: f64) -> Result<()> {
+    if !(epsilon >= 0.0) || !epsilon.is_finite() {
+        return Err(crate::error::invalid(
+            "epsilon",
+            format!("must be a finite number ≥ 0, got {epsilon}"),
+        ));
+    }
+    Ok(())
 }
 
 /// AttnLRP (Achtibat et al. 2024, "AttnLRP: attention-aware layer-wise relevance
@@ -159,12 +165,7 @@ impl Attributor for AttnLrp {
         input: &Tensor,
         target: &Target,
     ) -> Result<Attribution> {
-        if !(self.epsilon >= 0.0) || !self.epsilon.is_finite() {
-            return Err(crate::error::invalid(
-                "epsilon",
-                format!("must be a finite number ≥ 0, got {}", self.epsilon),
-            ));
-        }
+        check_epsilon(self.epsilon)?;
         let s = setup(model, input, target)?;
         // The model for the rows of the (possibly class-expanded) batch.
         let model = &*s.model;

@@ -122,7 +122,7 @@ pub fn train_language_model(documents: &[String], cfg: &LmTraining, out: &Path) 
         "head_dim": cfg.hidden_size / cfg.heads, "intermediate_size": cfg.intermediate_size,
         "max_position_embeddings": cfg.context, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "hidden_act": "silu", "tie_word_embeddings": true, "attention_bias": false, "mlp_bias": false,
-        "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
+        "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float16",
     });
     let config = DecoderConfig::from_json(&config_json.to_string())?;
     let vars = VarMap::new();
@@ -192,7 +192,14 @@ pub fn train_language_model(documents: &[String], cfg: &LmTraining, out: &Path) 
     }
     let held_out_loss = total / starts.len().max(1) as f64;
     std::fs::create_dir_all(out)?;
-    vars.save(out.join("model.safetensors"))?;
+    // Stored in f16 (half the size; loaded back into f32 or any dtype), trained in f32.
+    let data = vars.data().lock().map_err(|_| invalid("the VarMap's lock is poisoned"))?;
+    let half = data
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F16)?)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    drop(data);
+    candle_core::safetensors::save(&half, out.join("model.safetensors"))?;
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config_json).unwrap_or_default())?;
     tok.save(out.join("tokenizer.json"), false).map_err(|e| invalid(format!("cannot save the tokenizer: {e}")))?;
     std::fs::write(
