@@ -106,7 +106,7 @@ body{{font-family:sans-serif;max-width:75em;margin:2em auto;padding:0 1em}}
 .text{{font-family:monospace;font-size:1.05em;line-height:2.2;white-space:pre-wrap;border:1px solid #ccc;padding:0.8em}}
 .tok{{padding:0.15em 0;border-radius:0.2em}} .gen{{cursor:pointer;border-bottom:2px solid #999}}
 .gen.sel{{outline:2px solid #000}} .legend{{display:flex;align-items:center;gap:0.5em;margin:0.6em 0}}
-.bar span{{display:inline-block;width:0.9em;height:1em}} .note{{color:#444}}
+.bar{{display:inline-flex;flex:none}} .bar span{{display:inline-block;width:0.9em;height:1em}} .note{{color:#444}}
 table.heat{{border-collapse:collapse;font-family:monospace;font-size:0.8em}}
 .heat td{{width:1.1em;height:1.1em;border:1px solid #eee;padding:0}} .heat td.na{{background:#f4f4f4}}
 .heat td.num{{width:auto;padding:0 0.4em;text-align:right;border:none}}

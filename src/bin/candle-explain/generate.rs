@@ -209,10 +209,10 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     let matrix: Vec<Vec<f64>> = r.matrix.to_dtype(DType::F64)?.to_vec2()?;
     let scores: Vec<f64> = r.scores.iter().map(|&s| s as f64).collect();
     let note = format!(
-        "{} of each generated token's {} ({} tokens before it{}; {}). {} generated tokens explained in {secs:.2} s.",
+        "{} of each generated token's {} to {} before it{}; {}. {} generated tokens explained in {secs:.2} s.",
         a.method,
         a.score,
-        if sources == Sources::All { "every" } else { "the prompt's" },
+        if sources == Sources::All { "every token" } else { "the prompt's tokens" },
         if skip.is_empty() { String::new() } else { format!(", special tokens at {skip:?} skipped") },
         match &method {
             LlmMethod::IntegratedGradients { steps, .. } => format!("{steps} Gauss–Legendre nodes from baseline {}", a.baseline),
