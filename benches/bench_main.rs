@@ -14,6 +14,7 @@ fn main() {
     benchmarks::families::benches();
     benchmarks::op_stacks::benches();
     benchmarks::padded_text::benches();
+    benchmarks::llm::benches();
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();

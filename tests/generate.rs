@@ -68,6 +68,14 @@ fn a_given_continuation_on_gpt2_and_a_chat_prompt() {
     for row in r["matrix"].as_array().unwrap() {
         assert!(row.as_array().unwrap()[p..].iter().all(|v| v.as_f64() == Some(0.0)));
     }
+    // A contrast with the continuation itself explains a function that is 0 everywhere.
+    let (ok, err) = run(&["generate", "--model", &model("gpt2"), "--prompt", "The old cat", "--continuation", " slept on the mat", "--contrast", " slept on the mat", "--method", "gradient-x-input", "--out", o]);
+    assert!(ok, "{err}");
+    let r = json(&out.join("result.json"));
+    assert!(r["scores"].as_array().unwrap().iter().all(|v| v.as_f64() == Some(0.0)), "{}", r["scores"]);
+    assert!(r["matrix"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap()).all(|v| v.as_f64() == Some(0.0)));
+    let (ok, err) = run(&["generate", "--model", &model("gpt2"), "--prompt", "The old cat", "--continuation", " slept on the mat", "--contrast", " sat", "--out", o]);
+    assert!(!ok && err.contains("one alternative token per generated token"), "{err}");
     let (ok, err) = run(&["generate", "--model", &model("qwen2"), "--prompt", "Where did the cat sleep?", "--chat", "--max-new-tokens", "3", "--out", o]);
     assert!(ok, "{err}");
     let r = json(&out.join("result.json"));

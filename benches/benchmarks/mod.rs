@@ -1,6 +1,7 @@
 //! Shared set-up: the device (chosen by feature), seeded random models, and syncing.
 
 pub mod families;
+pub mod llm;
 pub mod methods;
 pub mod metrics;
 pub mod op_stacks;

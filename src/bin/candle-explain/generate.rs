@@ -68,6 +68,10 @@ pub struct GenerateArgs {
     /// log-prob, prob or logit of each generated token.
     #[arg(long, default_value = "log-prob")]
     pub score: String,
+    /// Explain each generated token against an alternative (its log-probability minus the
+    /// alternative's): a text whose tokens pair up with the generated ones, one each.
+    #[arg(long, conflicts_with = "score")]
+    pub contrast: Option<String>,
     /// all (every earlier token, generated ones included) or prompt.
     #[arg(long, default_value = "all")]
     pub sources: String,
@@ -148,6 +152,7 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         s => bail!("--sources {s}: all or prompt"),
     };
     let method = method(a, &tok, lm.config.vocab_size)?;
+    let contrast = a.contrast.as_deref().map(|c| tok.encode(c, false)).transpose()?;
     let prompt_text = match (a.chat, &a.system) {
         (false, _) => a.prompt.clone(),
         (true, None) => tok.chat_prompt(&[("user", &a.prompt)])?,
@@ -184,6 +189,15 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         }
     };
     let gen_secs = t0.elapsed().as_secs_f64();
+    let score = match contrast {
+        None => score,
+        Some(alt) if alt.len() == targets.len() => Score::Contrast(alt),
+        Some(alt) => bail!(
+            "--contrast has {} tokens but the continuation {}: give one alternative token per generated token",
+            alt.len(),
+            targets.len()
+        ),
+    };
     let continuation = tok.decode(&targets)?;
     println!("{}{}", prompt_text, continuation);
     let all_ids: Vec<u32> = prompt.iter().chain(&targets).copied().collect();
@@ -211,7 +225,10 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     let note = format!(
         "{} of each generated token's {} to {} before it{}; {}. {} generated tokens explained in {secs:.2} s.",
         a.method,
-        a.score,
+        match &a.contrast {
+            Some(c) => format!("log-probability minus that of its alternative in {c:?}"),
+            None => a.score.clone(),
+        },
         if sources == Sources::All { "every token" } else { "the prompt's tokens" },
         if skip.is_empty() { String::new() } else { format!(", special tokens at {skip:?} skipped") },
         match &method {
@@ -234,7 +251,7 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     let st = a.out.join("attributions.safetensors");
     candle_core::safetensors::save(&tensors, &st).with_context(|| format!("cannot write {}", st.display()))?;
     json["method"] = serde_json::json!(a.method);
-    json["parameters"] = serde_json::json!({"steps": a.steps, "baseline": a.baseline, "score": a.score, "sources": a.sources, "memory_mb": a.memory_mb, "skipped": skip});
+    json["parameters"] = serde_json::json!({"steps": a.steps, "baseline": a.baseline, "score": a.score, "contrast": a.contrast, "sources": a.sources, "memory_mb": a.memory_mb, "skipped": skip});
     json["scores"] = serde_json::json!(scores);
     json["baseline_scores"] = serde_json::json!(r.baseline_scores);
     json["matrix"] = serde_json::json!(matrix);
