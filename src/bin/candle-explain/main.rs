@@ -136,7 +136,7 @@ fn main() {
                 "methods (language models, candle-explain generate): {}",
                 generate::LLM_METHODS.join(", ")
             );
-            println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet); or a BERT / LSTM folder, or a hub id in the local Hugging Face cache");
+            println!("built-in models: digits-cnn (MNIST), fashion-resnet (Fashion-MNIST), efficientnet-lite0 (ImageNet), tiny-llama (a language model, for generate); or a BERT / LSTM / GPT-2 / Llama-family folder, or a hub id (the Hugging Face cache, downloaded unless HF_HUB_OFFLINE)");
             Ok(())
         }
     };

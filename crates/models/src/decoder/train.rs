@@ -131,7 +131,7 @@ pub fn train_language_model(documents: &[String], cfg: &LmTraining, out: &Path) 
     let parameters: usize = vars.all_vars().iter().map(|v| v.elem_count()).sum();
     let mut opt = AdamW::new(vars.all_vars(), ParamsAdamW { lr: cfg.learning_rate, weight_decay: 0.01, ..Default::default() })?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let bar = cfg.progress.then(|| {
+    let bar = (cfg.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         let b = indicatif::ProgressBar::new(cfg.steps as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template("training [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})")
@@ -174,9 +174,16 @@ pub fn train_language_model(documents: &[String], cfg: &LmTraining, out: &Path) 
             losses.push(acc / n);
             acc = 0.0;
         }
-        if let Some(b) = &bar {
-            b.inc(1);
-            b.set_message(format!("{l:.3}"));
+        match &bar {
+            Some(b) => {
+                b.inc(1);
+                b.set_message(format!("{l:.3}"));
+            }
+            // No terminal (a log file, CI): a plain line every hundred steps.
+            None if cfg.progress && (step + 1) % 100 == 0 => {
+                eprintln!("step {}/{}: loss {:.3}", step + 1, cfg.steps, losses.last().copied().unwrap_or(l));
+            }
+            None => {}
         }
     }
     if let Some(b) = bar {
