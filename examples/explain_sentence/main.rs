@@ -119,12 +119,7 @@ fn main() -> Result<()> {
                 .zip(&scores)
                 .map(|(w, v)| format!("{w} {v:+.3}"))
                 .collect();
-            let delta = a.delta.map(|d| {
-                d.abs()
-                    .and_then(|d| d.max(0))
-                    .and_then(|d| d.to_scalar::<f32>())
-                    .unwrap_or(f32::NAN)
-            });
+            let delta = a.largest_delta()?;
             println!(
                 "  {name:<24} {}{}",
                 line.join("  "),

@@ -135,15 +135,7 @@ fn main() -> Result<()> {
                 .zip(&word_scores)
                 .map(|(w, v)| format!("{w} {v:+.3}"))
                 .collect();
-            let delta = a
-                .delta
-                .as_ref()
-                .map(|d| {
-                    d.abs()
-                        .and_then(|d| d.max(0))
-                        .and_then(|d| d.to_scalar::<f32>())
-                })
-                .transpose()?;
+            let delta = a.largest_delta()?;
             println!(
                 "  {name:<22} {}{}",
                 line.join("  "),

@@ -95,15 +95,7 @@ fn main() -> Result<()> {
     let mut summary = vec![];
     for (name, m) in &methods {
         let a = m.attribute(&model, &x, &t)?;
-        let delta = a
-            .delta
-            .as_ref()
-            .map(|d| {
-                d.abs()
-                    .and_then(|d| d.max(0))
-                    .and_then(|d| d.to_scalar::<f32>())
-            })
-            .transpose()?;
+        let delta = a.largest_delta()?;
         println!(
             "{name:<28} completeness error {}",
             delta.map_or("—".into(), |d| format!("{d:.2e}"))

@@ -32,6 +32,21 @@ pub trait Attributor {
 }
 
 impl Attribution {
+    /// The largest |completeness delta| over every example (and class), for methods that
+    /// report one.
+    pub fn largest_delta(&self) -> Result<Option<f32>> {
+        match &self.delta {
+            None => Ok(None),
+            Some(d) => Ok(Some(
+                d.abs()?
+                    .flatten_all()?
+                    .max(0)?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_scalar::<f32>()?,
+            )),
+        }
+    }
+
     /// Reshapes row-level results back to the user's view (adds the classes axis if needed).
     ///
     /// Every returned number is checked: a NaN or infinity in the output, the baseline's

@@ -185,20 +185,35 @@ fn lundstrom(a: &ReproduceArgs) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::json!({"paper": "lundstrom", "quick": a.quick, "tolerance": a.tolerance, "inputs": rows,
         "ig_steps": steps, "seconds": secs, "axioms": results, "monomial": monomial});
-    crate::write_file(
-        &dir.join("results.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
-    crate::write_file(&dir.join("report.md"), md.clone())?;
-    crate::write_file(&dir.join("report.html"), markdown_tables_html(&md))?;
-    println!(
-        "{md}\nwrote {}/{{report.md, report.html, results.json}}",
-        dir.display()
-    );
-    Ok(())
+    write_report(&dir, &json, &md, None)
 }
 
 /// The report's headings, paragraphs and pipe tables as one HTML page.
+/// `results.json`, `report.md` and `report.html` (its tables as HTML; `figure`, `(alt,
+/// file)`, the markdown's `![alt](file)` line shown as an image) in `dir`; prints the report
+/// and what was written.
+fn write_report(
+    dir: &std::path::Path,
+    json: &serde_json::Value,
+    md: &str,
+    figure: Option<(&str, &str)>,
+) -> Result<()> {
+    crate::write_file(&dir.join("results.json"), serde_json::to_string_pretty(json)?)?;
+    crate::write_file(&dir.join("report.md"), md)?;
+    let mut html = markdown_tables_html(md);
+    let mut written = "report.md, report.html, results.json".to_string();
+    if let Some((alt, file)) = figure {
+        html = html.replace(
+            &format!("<p>![{alt}]({file})</p>"),
+            &format!("<img src=\"{file}\" alt=\"{alt}\">"),
+        );
+        written.push_str(&format!(", {file}"));
+    }
+    crate::write_file(&dir.join("report.html"), html)?;
+    println!("{md}\nwrote {}/{{{written}}}", dir.display());
+    Ok(())
+}
+
 fn markdown_tables_html(md: &str) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
@@ -382,23 +397,7 @@ fn ancona(a: &ReproduceArgs) -> Result<()> {
     ));
     let json = serde_json::json!({"paper": "ancona", "quick": a.quick, "examples": examples, "subsets": subsets,
         "sensitivity_n": rows, "equivalences": {"lrp_vs_gradient_x_input": lrp_gxi, "deeplift_vs_ig": dl_ig}, "seconds": secs});
-    crate::write_file(
-        &dir.join("results.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
-    crate::write_file(&dir.join("report.md"), md.clone())?;
-    crate::write_file(
-        &dir.join("report.html"),
-        markdown_tables_html(&md).replace(
-            "<p>![Sensitivity-n](sensitivity_n.svg)</p>",
-            "<img src=\"sensitivity_n.svg\" alt=\"Sensitivity-n\">",
-        ),
-    )?;
-    println!(
-        "{md}\nwrote {}/{{report.md, report.html, results.json, sensitivity_n.svg}}",
-        dir.display()
-    );
-    Ok(())
+    write_report(&dir, &json, &md, Some(("Sensitivity-n", "sensitivity_n.svg")))
 }
 
 /// Deng et al. (2023) on the trained digits CNN: each method's attributions summed over the
@@ -520,15 +519,5 @@ fn deng(a: &ReproduceArgs) -> Result<()> {
     let dir = a.out.join("deng");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::json!({"paper": "deng", "quick": a.quick, "examples": examples, "players": groups, "methods": rows, "seconds": secs});
-    crate::write_file(
-        &dir.join("results.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
-    crate::write_file(&dir.join("report.md"), md.clone())?;
-    crate::write_file(&dir.join("report.html"), markdown_tables_html(&md))?;
-    println!(
-        "{md}\nwrote {}/{{report.md, report.html, results.json}}",
-        dir.display()
-    );
-    Ok(())
+    write_report(&dir, &json, &md, None)
 }

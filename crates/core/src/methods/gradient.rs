@@ -109,19 +109,9 @@ impl Attributor for EpsilonLrp {
         target: &Target,
     ) -> Result<Attribution> {
         check_epsilon(self.epsilon)?;
-        let s = setup(model, input, target)?;
-        // The model for the rows of the (possibly class-expanded) batch.
-        let model = &*s.model;
-        let (out, g) = rule_gradient(
-            model,
-            &s.p.x,
-            &s.seed,
-            ActRule::Epsilon(self.epsilon),
-            &self.batching,
-        )?;
-        let r = (&s.p.x * g)?;
-        let delta = completeness_delta(&r, &out, None)?;
-        Attribution::finish(&s.p, "ε-LRP", r, out, None, Some(delta))
+        let rule = ActRule::Epsilon(self.epsilon);
+        let context = || RuleCtx::rule(rule);
+        input_times_gradient(model, input, target, &context, &self.batching, "ε-LRP")
     }
 }
 
@@ -166,23 +156,30 @@ impl Attributor for AttnLrp {
         target: &Target,
     ) -> Result<Attribution> {
         check_epsilon(self.epsilon)?;
-        let s = setup(model, input, target)?;
-        // The model for the rows of the (possibly class-expanded) batch.
-        let model = &*s.model;
-        let per = self.batching.rows_per_chunk(model, &s.p.x, true)?;
         let eps = self.epsilon;
-        let (out, g) = super::common::context_gradient(
-            model,
-            &s.p.x,
-            &s.seed,
-            &|| RuleCtx::attn_lrp(eps),
-            &self.batching,
-            per,
-        )?;
-        let r = (&s.p.x * g)?;
-        let delta = completeness_delta(&r, &out, None)?;
-        Attribution::finish(&s.p, "AttnLRP", r, out, None, Some(delta))
+        let context = || RuleCtx::attn_lrp(eps);
+        input_times_gradient(model, input, target, &context, &self.batching, "AttnLRP")
     }
+}
+
+/// `x ⊙ g`, `g` the gradient in the contexts `context` makes (the LRP rules in gradient
+/// form), with its completeness delta against the output.
+fn input_times_gradient(
+    model: &dyn Explainable,
+    input: &Tensor,
+    target: &Target,
+    context: &dyn Fn() -> Result<RuleCtx>,
+    batching: &Batching,
+    name: &'static str,
+) -> Result<Attribution> {
+    let s = setup(model, input, target)?;
+    // The model for the rows of the (possibly class-expanded) batch.
+    let model = &*s.model;
+    let per = batching.rows_per_chunk(model, &s.p.x, true)?;
+    let (out, g) = super::common::context_gradient(model, &s.p.x, &s.seed, context, batching, per)?;
+    let r = (&s.p.x * g)?;
+    let delta = completeness_delta(&r, &out, None)?;
+    Attribution::finish(&s.p, name, r, out, None, Some(delta))
 }
 
 /// Guided backpropagation (Springenberg et al. 2015): only positive gradients pass back

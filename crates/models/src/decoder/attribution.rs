@@ -35,28 +35,46 @@ pub enum Score {
 /// The scores of a continuation's targets as an [`Explainable`]: on token embeddings
 /// `(B, P + T − 1, H)` of the prompt and the first `T − 1` targets, outputs `(B, T)`.
 pub struct ContinuationScores<'a> {
-    pub lm: &'a CausalLm,
-    pub targets: Vec<u32>,
+    lm: &'a CausalLm,
+    targets: usize,
     /// The position whose next-token distribution scores target 0: the prompt's last.
-    pub first: usize,
-    pub score: Score,
+    first: usize,
+    score: Score,
+    /// `(T, V)` one-hot rows of the targets and, for a contrast, of the alternatives: made
+    /// once, used by every forward (IG's chunks, ablation's perturbations).
+    hot: Tensor,
+    alternative_hot: Option<Tensor>,
 }
 
-impl ContinuationScores<'_> {
-    /// `(T, V)` one-hot rows of the targets (and of the alternatives, for a contrast).
-    fn one_hot(&self, ids: &[u32], dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
-        let v = self.lm.config.vocab_size;
-        let mut m = vec![0f32; ids.len() * v];
-        for (k, &id) in ids.iter().enumerate() {
-            m[k * v + id as usize] = 1.0;
-        }
-        Ok(Tensor::from_vec(m, (ids.len(), v), dev)?.to_dtype(dtype)?)
+impl<'a> ContinuationScores<'a> {
+    /// Scores of `targets` after a prompt of `prompt_len` tokens, computed in `dtype`.
+    pub fn new(lm: &'a CausalLm, targets: &[u32], prompt_len: usize, score: Score, dtype: DType) -> Result<Self> {
+        let one_hot = |ids: &[u32]| -> Result<Tensor> {
+            let v = lm.config.vocab_size;
+            let mut m = vec![0f32; ids.len() * v];
+            for (k, &id) in ids.iter().enumerate() {
+                m[k * v + id as usize] = 1.0;
+            }
+            Ok(Tensor::from_vec(m, (ids.len(), v), lm.device())?.to_dtype(dtype)?.unsqueeze(0)?)
+        };
+        let alternative_hot = match &score {
+            Score::Contrast(alt) => Some(one_hot(alt)?),
+            _ => None,
+        };
+        Ok(Self {
+            lm,
+            targets: targets.len(),
+            first: prompt_len - 1,
+            hot: one_hot(targets)?,
+            alternative_hot,
+            score,
+        })
     }
 }
 
 impl Explainable for ContinuationScores<'_> {
     fn forward_with(&self, x: &Tensor, ctx: &RuleCtx) -> candle_explain_core::Result<Tensor> {
-        let t = self.targets.len();
+        let t = self.targets;
         let l = x.dim(1)?;
         if l != self.first + t {
             return Err(candle_explain_core::Error::InputShape {
@@ -68,17 +86,18 @@ impl Explainable for ContinuationScores<'_> {
         // Only the T scoring positions go through the vocabulary projection.
         let h = hidden.narrow(1, self.first, t)?;
         let logits = ctx.linear(&h, &self.lm.lm_head.weight, None)?;
-        let pick = |ids: &[u32], values: &Tensor| -> candle_explain_core::Result<Tensor> {
-            let hot = self.one_hot(ids, values.dtype(), values.device())?;
-            Ok(values.broadcast_mul(&hot.unsqueeze(0)?)?.sum(D::Minus1)?)
+        let pick = |hot: &Tensor, values: &Tensor| -> candle_explain_core::Result<Tensor> {
+            Ok(values.broadcast_mul(&hot.to_dtype(values.dtype())?)?.sum(D::Minus1)?)
         };
-        Ok(match &self.score {
-            Score::Logit => pick(&self.targets, &logits)?,
-            Score::LogProb => pick(&self.targets, &candle_nn::ops::log_softmax(&logits, D::Minus1)?)?,
-            Score::Prob => pick(&self.targets, &candle_nn::ops::softmax_last_dim(&logits)?)?,
-            Score::Contrast(alt) => {
+        Ok(match (&self.score, &self.alternative_hot) {
+            (Score::Logit, _) => pick(&self.hot, &logits)?,
+            (Score::Prob, _) => pick(&self.hot, &candle_nn::ops::softmax_last_dim(&logits)?)?,
+            (Score::Contrast(_), Some(alt)) => {
                 let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-                (pick(&self.targets, &lp)? - pick(alt, &lp)?)?
+                (pick(&self.hot, &lp)? - pick(alt, &lp)?)?
+            }
+            (Score::LogProb | Score::Contrast(_), _) => {
+                pick(&self.hot, &candle_nn::ops::log_softmax(&logits, D::Minus1)?)?
             }
         })
     }
@@ -191,7 +210,7 @@ pub fn attribute_continuation(
     let dev = lm.device().clone();
     let ids = Tensor::new(seq.as_slice(), &dev)?.unsqueeze(0)?;
     let x = lm.embed(&ids)?;
-    let model = ContinuationScores { lm, targets: targets.to_vec(), first: p - 1, score };
+    let model = ContinuationScores::new(lm, targets, p, score, x.dtype())?;
     let l = seq.len();
     // Which positions are attributed (moved by the method): 1, else 0.
     let attributed: Vec<f32> = (0..l)
