@@ -394,8 +394,10 @@ fn smoothgrad_memory_is_bounded_by_the_budget() {
         many - model <= 128.0,
         "SmoothGrad peak {many} MiB vs Saliency's {model} MiB"
     );
+    // 38 MiB apart was seen once (a fresh clone, 2026-11-29); growth with the samples would
+    // be at least the 16,000 extra noisy inputs and their gradients (2 × 3 KiB each, 94 MiB).
     assert!(
-        (many - few).abs() <= 32.0,
+        (many - few).abs() <= 48.0,
         "20,000 samples {many} MiB vs 4,000 samples {few} MiB"
     );
     std::fs::remove_dir_all(&out).ok();
