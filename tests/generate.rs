@@ -27,7 +27,7 @@ fn json(p: &Path) -> serde_json::Value {
 #[test]
 fn every_method_writes_a_matrix_a_page_and_tensors() {
     let prompt = "The old cat slept on the warm mat by the";
-    for method in ["attnlrp", "cp-lrp", "integrated-gradients", "gradient-x-input", "saliency", "ablation"] {
+    for method in ["attnlrp", "cp-lrp", "integrated-gradients", "gradient-x-input", "saliency", "ablation", "shapley"] {
         let out = out_dir(method);
         let o = out.to_str().unwrap();
         let (ok, err) = run(&["generate", "--model", &model("llama"), "--prompt", prompt, "--max-new-tokens", "5", "--method", method, "--steps", "8", "--out", o]);
@@ -85,6 +85,39 @@ fn a_given_continuation_on_gpt2_and_a_chat_prompt() {
     std::fs::remove_dir_all(out).ok();
 }
 
+/// Shapley values of the prompt's words: one column per word in `span_matrix`, each the
+/// value every token of the word shows in `matrix`; the values of a target add up to its
+/// score minus the score with every word replaced (each sampled order telescopes), which the
+/// exact values (`--permutations 0`) share.
+#[test]
+fn shapley_values_of_words() {
+    let out = out_dir("words");
+    let o = out.to_str().unwrap();
+    let run_with = |perms: &str| {
+        let (ok, err) = run(&["generate", "--model", &model("gpt2"), "--prompt", "The unbelievable cat, isn't it", "--continuation", " slept on", "--method", "shapley", "--spans", "words", "--sources", "prompt", "--permutations", perms, "--out", o]);
+        assert!(ok, "{err}");
+        json(&out.join("result.json"))
+    };
+    let sampled = run_with("5");
+    let text: Vec<&str> = sampled["span_text"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(text, ["The", " unbelievable", " cat", ",", " isn't", " it"]);
+    let spans = sampled["spans"].as_array().unwrap();
+    let row_sums = |r: &serde_json::Value| -> Vec<f64> {
+        r["span_matrix"].as_array().unwrap().iter().map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum()).collect()
+    };
+    for (row, m) in sampled["span_matrix"].as_array().unwrap().iter().zip(sampled["matrix"].as_array().unwrap()) {
+        for (v, s) in row.as_array().unwrap().iter().zip(spans) {
+            let (a, b) = (s[0].as_u64().unwrap() as usize, s[1].as_u64().unwrap() as usize);
+            assert!(m.as_array().unwrap()[a..b].iter().all(|t| t == v), "every token of a word holds its value");
+        }
+    }
+    let exact = run_with("0");
+    for (s, e) in row_sums(&sampled).iter().zip(row_sums(&exact)) {
+        assert!((s - e).abs() < 1e-4 * e.abs().max(1.0), "5 orders sum to {s}, the exact values to {e}");
+    }
+    std::fs::remove_dir_all(out).ok();
+}
+
 #[test]
 fn bad_requests_say_what_was_expected() {
     let o = out_dir("bad");
@@ -96,6 +129,8 @@ fn bad_requests_say_what_was_expected() {
         (vec!["--chat"], "no chat_template"),
         (vec!["--max-new-tokens", "0"], "at least 1"),
         (vec!["--score", "odds"], "log-prob, prob or logit"),
+        (vec!["--spans", "sentences"], "tokens or words"),
+        (vec!["--method", "shapley", "--permutations", "0", "--continuation", " a b c d e f g h i j k l m n o p q"], "at most 16"),
     ] {
         let mut a = vec!["generate", "--model", llama.as_str(), "--prompt", "The cat", "--out", o];
         a.extend(args.iter());

@@ -35,7 +35,7 @@ fn bench_llm(c: &mut Criterion) {
         ("cp_lrp", LlmMethod::CpLrp { epsilon: 1e-10 }),
         ("gradient_x_input", LlmMethod::GradientXInput),
         ("integrated_gradients_32", LlmMethod::IntegratedGradients { steps: 32, baseline: TokenBaseline::Zero }),
-        ("ablation", LlmMethod::Ablation { baseline: TokenBaseline::Token(0) }),
+        ("ablation", LlmMethod::Ablation { baseline: TokenBaseline::Token(0), features: Default::default() }),
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {

@@ -104,7 +104,7 @@ fn main() -> Result<()> {
             "gradient-x-input" => LlmMethod::GradientXInput,
             "saliency" => LlmMethod::Saliency,
             "integrated-gradients" => LlmMethod::IntegratedGradients { steps: a.steps, baseline: TokenBaseline::Zero },
-            "ablation" => LlmMethod::Ablation { baseline: TokenBaseline::Token(0) },
+            "ablation" => LlmMethod::Ablation { baseline: TokenBaseline::Token(0), features: Default::default() },
             m => bail!("unknown method {m}"),
         };
         // Captum's sources: the prompt; earlier targets stay as they are.

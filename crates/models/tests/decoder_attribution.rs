@@ -117,7 +117,7 @@ fn token_ablation_equals_captum() {
         let token = ids(&c.g["captum_baseline_id"])[0];
         // Two tokens per chunk: chunking does not change the result.
         for batching in [Batching::default(), Batching::with_max_rows(2)] {
-            let a = attribute_continuation(&c.model, &c.prompt, &c.targets, &LlmMethod::Ablation { baseline: TokenBaseline::Token(token) }, Score::LogProb, Sources::Prompt, &c.skip, &batching).unwrap();
+            let a = attribute_continuation(&c.model, &c.prompt, &c.targets, &LlmMethod::Ablation { baseline: TokenBaseline::Token(token), features: Default::default() }, Score::LogProb, Sources::Prompt, &c.skip, &batching).unwrap();
             c.check("token ablation", &c.features(&a), "captum_ablation_token_attr", 1e-5);
         }
     }

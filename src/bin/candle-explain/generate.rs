@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use candle_explain::core::Batching;
 use candle_explain::models::decoder::attribution::{
-    attribute_continuation, LlmMethod, Score, Sources, TokenBaseline,
+    attribute_continuation, Features, LlmMethod, Score, ShapleySampling, Sources, TokenBaseline,
 };
 use candle_explain::models::decoder::{DecoderTokenizer, GenerateConfig, Sampling};
 use candle_explain::models::CausalLm;
@@ -22,6 +22,7 @@ pub const LLM_METHODS: &[&str] = &[
     "gradient-x-input",
     "saliency",
     "ablation",
+    "shapley",
 ];
 
 #[derive(Debug, clap::Args)]
@@ -55,13 +56,22 @@ pub struct GenerateArgs {
     pub top_p: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// attnlrp, cp-lrp, integrated-gradients, gradient-x-input, saliency, ablation, or none.
+    /// attnlrp, cp-lrp, integrated-gradients, gradient-x-input, saliency, ablation, shapley,
+    /// or none.
     #[arg(long, default_value = "attnlrp")]
     pub method: String,
     /// Integrated Gradients: Gauss–Legendre nodes.
     #[arg(long, default_value_t = 32)]
     pub steps: usize,
-    /// What replaces a token (IG's path start, ablation): "zero" (the zero embedding), or a
+    /// Shapley: random orders of the features (Captum's n_samples), seeded by --seed; 0 for
+    /// exact values (at most 16 features).
+    #[arg(long, default_value_t = 25)]
+    pub permutations: usize,
+    /// What ablation and Shapley perturb together, and the columns of `span_matrix` in
+    /// result.json: tokens, or words (spaces and punctuation split them).
+    #[arg(long, default_value = "tokens")]
+    pub spans: String,
+    /// What replaces a token (IG's path start, ablation, Shapley): "zero" (the zero embedding), or a
     /// token id, or "unk" / "eos" (the tokenizer's).
     #[arg(long, default_value = "zero")]
     pub baseline: String,
@@ -102,7 +112,7 @@ fn model_dir(spec: &str) -> Result<PathBuf> {
         .with_context(|| format!("--model {spec:?} is neither a folder nor a hub id that could be resolved"))
 }
 
-fn method(a: &GenerateArgs, tok: &DecoderTokenizer, vocab: usize) -> Result<Option<LlmMethod>> {
+fn method(a: &GenerateArgs, tok: &DecoderTokenizer, vocab: usize, features: Features) -> Result<Option<LlmMethod>> {
     let baseline = match a.baseline.as_str() {
         "zero" => TokenBaseline::Zero,
         "unk" => TokenBaseline::Token(tok.tokenizer.token_to_id("<unk>").context("--baseline unk: the tokenizer has no <unk> token")?),
@@ -130,7 +140,15 @@ fn method(a: &GenerateArgs, tok: &DecoderTokenizer, vocab: usize) -> Result<Opti
         }
         "gradient-x-input" => LlmMethod::GradientXInput,
         "saliency" => LlmMethod::Saliency,
-        "ablation" => LlmMethod::Ablation { baseline },
+        "ablation" => LlmMethod::Ablation { baseline, features },
+        "shapley" => LlmMethod::Shapley {
+            baseline,
+            features,
+            sampling: match a.permutations {
+                0 => ShapleySampling::Exact,
+                count => ShapleySampling::Permutations { count, seed: a.seed },
+            },
+        },
         m => bail!("--method {m}: one of {}, or none", LLM_METHODS.join(", ")),
     }))
 }
@@ -151,7 +169,11 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         "prompt" => Sources::Prompt,
         s => bail!("--sources {s}: all or prompt"),
     };
-    let method = method(a, &tok, lm.config.vocab_size)?;
+    if !["tokens", "words"].contains(&a.spans.as_str()) {
+        bail!("--spans {}: tokens or words", a.spans);
+    }
+    // Checked before generating: a bad --method or --baseline fails fast.
+    method(a, &tok, lm.config.vocab_size, Features::Tokens)?;
     let contrast = a.contrast.as_deref().map(|c| tok.encode(c, false)).transpose()?;
     let prompt_text = match (a.chat, &a.system) {
         (false, _) => a.prompt.clone(),
@@ -207,13 +229,21 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         "ids": all_ids, "tokens": pieces, "prompt_len": prompt.len(), "targets": targets,
         "stop": stop, "generation_seconds": gen_secs, "device": format!("{:?}", a.run.device), "dtype": format!("{:?}", a.run.dtype),
     });
-    let Some(method) = method else {
-        crate::write_file(&a.out.join("result.json"), serde_json::to_string_pretty(&json)?)?;
-        return Ok(());
-    };
     // Special tokens of the prompt (a BOS, a chat template's markers) are not attributed.
     let special: Vec<u32> = tok.tokenizer.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(id, _)| *id).collect();
     let skip: Vec<usize> = prompt.iter().enumerate().filter(|(_, id)| special.contains(id)).map(|(i, _)| i).collect();
+    // The attributed sources: the explained sequence is the prompt and all targets but the last.
+    let sources_len = prompt.len() + targets.len() - 1;
+    let attributable: Vec<bool> = (0..sources_len).map(|i| !skip.contains(&i) && (sources == Sources::All || i < prompt.len())).collect();
+    let words = match a.spans.as_str() {
+        "words" => Some(tok.word_spans(&all_ids[..sources_len], &attributable)?),
+        _ => None,
+    };
+    let features = words.clone().map_or(Features::Tokens, Features::Spans);
+    let Some(method) = method(a, &tok, lm.config.vocab_size, features)? else {
+        crate::write_file(&a.out.join("result.json"), serde_json::to_string_pretty(&json)?)?;
+        return Ok(());
+    };
     let batching = Batching { budget_bytes: a.memory_mb << 20, max_rows: None, progress: true };
     let bar = spinner(format!("{} over {} generated tokens", method.name(), targets.len()));
     let t1 = std::time::Instant::now();
@@ -233,7 +263,16 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
         if skip.is_empty() { String::new() } else { format!(", special tokens at {skip:?} skipped") },
         match &method {
             LlmMethod::IntegratedGradients { steps, .. } => format!("{steps} Gauss–Legendre nodes from baseline {}", a.baseline),
-            LlmMethod::Ablation { .. } => format!("each token replaced by baseline {}", a.baseline),
+            LlmMethod::Ablation { .. } => format!("each {} replaced by baseline {}", &a.spans[..a.spans.len() - 1], a.baseline),
+            LlmMethod::Shapley { sampling, .. } => format!(
+                "Shapley values of the {}, absent ones replaced by baseline {}, {}",
+                a.spans,
+                a.baseline,
+                match sampling {
+                    ShapleySampling::Exact => "exact".to_string(),
+                    ShapleySampling::Permutations { count, seed } => format!("{count} sampled orders (seed {seed})"),
+                }
+            ),
             LlmMethod::Saliency => "L2 norm of the gradient over the embedding".into(),
             _ => "summed over the embedding".into(),
         },
@@ -251,10 +290,16 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     let st = a.out.join("attributions.safetensors");
     candle_core::safetensors::save(&tensors, &st).with_context(|| format!("cannot write {}", st.display()))?;
     json["method"] = serde_json::json!(a.method);
-    json["parameters"] = serde_json::json!({"steps": a.steps, "baseline": a.baseline, "score": a.score, "contrast": a.contrast, "sources": a.sources, "memory_mb": a.memory_mb, "skipped": skip});
+    json["parameters"] = serde_json::json!({"steps": a.steps, "permutations": a.permutations, "seed": a.seed, "spans": a.spans, "baseline": a.baseline, "score": a.score, "contrast": a.contrast, "sources": a.sources, "memory_mb": a.memory_mb, "skipped": skip});
     json["scores"] = serde_json::json!(scores);
     json["baseline_scores"] = serde_json::json!(r.baseline_scores);
     json["matrix"] = serde_json::json!(matrix);
+    if let Some(w) = &words {
+        let m: Vec<Vec<f64>> = r.span_columns(w)?.to_dtype(DType::F64)?.to_vec2()?;
+        json["spans"] = serde_json::json!(w.iter().map(|s| [s.start, s.end]).collect::<Vec<_>>());
+        json["span_text"] = serde_json::json!(w.iter().map(|s| pieces[s.clone()].concat()).collect::<Vec<_>>());
+        json["span_matrix"] = serde_json::json!(m);
+    }
     json["attribution_seconds"] = serde_json::json!(secs);
     json["seconds_per_token"] = serde_json::json!(secs / targets.len() as f64);
     crate::write_file(&a.out.join("result.json"), serde_json::to_string_pretty(&json)?)?;

@@ -16,6 +16,11 @@ impl Probe {
             .set(self.bytes.get() + t.elem_count() * t.dtype().size_in_bytes());
     }
 
+    /// Memory an op keeps beside its output (attention weights for the backward).
+    pub fn add(&self, bytes: usize) {
+        self.bytes.set(self.bytes.get() + bytes);
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes.get()
     }

@@ -214,11 +214,19 @@ impl RuleCtx {
                 if let (Some(last), Ok(lk)) = (p_dims.last_mut(), k.dim(D::Minus2)) {
                     *last = lk;
                 }
-                let mask = mask.map(|m| m.broadcast_as(p_dims)).transpose()?;
+                let mask = mask.map(|m| m.broadcast_as(p_dims.as_slice())).transpose()?;
                 let grads = match factor {
                     Factor::Exact => AttentionGrads::All,
                     _ => AttentionGrads::ValueOnly,
                 };
+                if let Mode::Probe = self.mode {
+                    // The weights the backward will find kept (a row's share).
+                    let weights: usize = p_dims.iter().product();
+                    let elem = q.dtype().size_in_bytes();
+                    if crate::ops::attention::cpu::keeps_weights(weights, elem) {
+                        self.probe.add(weights * elem);
+                    }
+                }
                 let op = AttentionCpu::new(scale, mask, grads);
                 let (q, k) = match grads {
                     AttentionGrads::All => (q.clone(), k.clone()),

@@ -12,11 +12,14 @@
 //! Sources are the token embeddings (the output of `get_input_embeddings()`, before GPT-2's
 //! positions), as in Captum's `LLMGradientAttribution` on the embedding layer, and in inseq.
 
+use super::perturbation;
+pub use super::perturbation::{Features, ShapleySampling};
 use super::CausalLm;
 use crate::error::{Error, Result};
 use candle_core::{DType, Tensor, D};
 use candle_explain_core::prelude::*;
 use candle_explain_core::{Batching, Explainable, RuleCtx};
+use std::ops::Range;
 
 /// What is explained for each target token `y_k` (inseq's step functions).
 #[derive(Debug, Clone, PartialEq)]
@@ -121,8 +124,12 @@ pub enum LlmMethod {
     GradientXInput,
     /// Gauss–Legendre IG with `steps` nodes from the baseline at the attributed tokens.
     IntegratedGradients { steps: usize, baseline: TokenBaseline },
-    /// `S(x) − S(x with token i replaced)`, one token at a time.
-    Ablation { baseline: TokenBaseline },
+    /// `S(x) − S(x with feature g replaced)`, one token (or span) at a time (Captum's
+    /// `LLMAttribution(FeatureAblation)`).
+    Ablation { baseline: TokenBaseline, features: Features },
+    /// Shapley values of the tokens (or spans), replaced features taking the baseline
+    /// (Captum's `LLMAttribution(ShapleyValues | ShapleyValueSampling)`).
+    Shapley { baseline: TokenBaseline, features: Features, sampling: ShapleySampling },
     /// AttnLRP (Achtibat et al. 2024), as LXT computes it: `Σ_h x_h · R_h` at the
     /// embeddings after one modified backward (`candle_explain_core::methods::AttnLrp`).
     AttnLrp { epsilon: f64 },
@@ -140,6 +147,7 @@ impl LlmMethod {
             Self::GradientXInput => "gradient-x-input",
             Self::IntegratedGradients { .. } => "integrated-gradients",
             Self::Ablation { .. } => "ablation",
+            Self::Shapley { .. } => "shapley",
             Self::AttnLrp { .. } => "attnlrp",
             Self::CpLrp { .. } => "cp-lrp",
             Self::Lrp(_) => "lrp",
@@ -162,12 +170,35 @@ pub struct ContinuationAttribution {
     pub matrix: Tensor,
     /// `(T, P + T − 1, H)` per embedding dimension, for who needs more than the sum.
     pub per_dimension: Tensor,
+    /// The spans a perturbation method moved together (each position of a span holds the
+    /// span's value in `matrix`, as Captum gives a group's value to each of its features);
+    /// `None` for one token at a time and for the gradient methods.
+    pub spans: Option<Vec<Range<usize>>>,
 }
 
 impl ContinuationAttribution {
     /// `(T, P)`: only the prompt's columns (Captum's `token_attr`).
     pub fn prompt_columns(&self) -> Result<Tensor> {
         Ok(self.matrix.narrow(1, 0, self.prompt_len)?)
+    }
+
+    /// `(T, G)`: one column per span (words, phrases). The value of a span the method
+    /// perturbed as one; otherwise the sum of its tokens' attributions (completeness
+    /// carries over to the sums).
+    pub fn span_columns(&self, spans: &[Range<usize>]) -> Result<Tensor> {
+        let l = self.matrix.dim(1)?;
+        if let Some(bad) = spans.iter().find(|s| s.is_empty() || s.end > l) {
+            return Err(Error::Explain(candle_explain_core::Error::Unsupported(format!("span {bad:?} is not a non-empty range of the {l} source positions"))));
+        }
+        let ran_on_these = self.spans.as_deref() == Some(spans);
+        let cols = spans
+            .iter()
+            .map(|s| match ran_on_these {
+                true => self.matrix.narrow(1, s.start, 1),
+                false => self.matrix.narrow(1, s.start, s.len())?.sum_keepdim(1),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&cols, 1)?)
     }
 }
 
@@ -231,7 +262,7 @@ pub fn attribute_continuation(
         Ok((&x + (fill - &x)?.broadcast_mul(&moved)?)?)
     };
     let all = Target::Classes((0..t).collect());
-    let (per_dim, scores, baseline_scores) = match method {
+    let (per_dim, scores, baseline_scores, spans) = match method {
         LlmMethod::Saliency
         | LlmMethod::GradientXInput
         | LlmMethod::AttnLrp { .. }
@@ -255,22 +286,35 @@ pub fn attribute_continuation(
                     let b = a.baseline_output.clone();
                     (a, b)
                 }
-                LlmMethod::Ablation { .. } => unreachable!(),
+                LlmMethod::Ablation { .. } | LlmMethod::Shapley { .. } => unreachable!(),
             };
             // (1, T, L, H) → (T, L, H); only the moved positions carry attributions.
             let per_dim = a.attributions.squeeze(0)?.broadcast_mul(&moved)?;
             let scores: Vec<f32> = a.output.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
             let base = base.map(|b| b.flatten_all()?.to_dtype(DType::F32)?.to_vec1()).transpose()?;
-            (per_dim, scores, base)
+            (per_dim, scores, base, None)
         }
-        LlmMethod::Ablation { baseline } => {
+        LlmMethod::Ablation { baseline, features } | LlmMethod::Shapley { baseline, features, .. } => {
+            let attributed: Vec<bool> = attributed.iter().map(|a| *a > 0.0).collect();
+            let spans = perturbation::resolve(features, &attributed)?;
             let b = baseline_of(baseline)?;
-            let (per_tok, scores) = ablation(&model, &x, &b, &attributed, batching)?;
-            // Spread over nothing: ablation has one value per token; per_dimension holds it in
-            // the first dimension.
+            let (values, scores) = match method {
+                LlmMethod::Shapley { sampling, .. } => perturbation::shapley(&model, &x, &b, &spans, *sampling, batching)?,
+                _ => perturbation::ablation(&model, &x, &b, &spans, batching)?,
+            };
+            // Each position of a feature holds the feature's value; ablation has one value
+            // per position: per_dimension holds it in the first dimension.
+            let mut per_tok = vec![0f32; t * l];
+            for (s, v) in spans.iter().zip(&values) {
+                for (k, v) in v.iter().enumerate() {
+                    per_tok[k * l + s.start..k * l + s.end].fill(*v);
+                }
+            }
             let h = x.dim(2)?;
+            let per_tok = Tensor::from_vec(per_tok, (t, l), &dev)?.to_dtype(x.dtype())?;
             let per_dim = per_tok.unsqueeze(D::Minus1)?.pad_with_zeros(D::Minus1, 0, h - 1)?;
-            (per_dim, scores, None)
+            let spans = matches!(features, Features::Spans(_)).then_some(spans);
+            (per_dim, scores, None, spans)
         }
     };
     let matrix = match method {
@@ -284,41 +328,6 @@ pub fn attribute_continuation(
         baseline_scores,
         matrix: matrix.to_dtype(DType::F32)?,
         per_dimension: per_dim.to_dtype(DType::F32)?,
+        spans,
     })
-}
-
-/// Token ablation: each attributed position replaced by the baseline in turn, every target
-/// scored from the one perturbed forward; returns `(T, L)` and the targets' scores.
-fn ablation(
-    model: &ContinuationScores,
-    x: &Tensor,
-    baseline: &Tensor,
-    attributed: &[f32],
-    batching: &Batching,
-) -> Result<(Tensor, Vec<f32>)> {
-    let dev = x.device();
-    let positions: Vec<usize> = attributed.iter().enumerate().filter(|(_, a)| **a > 0.0).map(|(i, _)| i).collect();
-    let out = candle_explain_core::batch::logits(model, x)?; // (1, T)
-    let (l, t) = (x.dim(1)?, out.dim(1)?);
-    let mut drops = vec![0f32; t * l];
-    let per = batching.rows_per_chunk(model, x, false)?;
-    let out_v: Vec<f32> = out.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-    batching.run(positions.len(), per, "token ablation", |r| {
-        let rows = r
-            .clone()
-            .map(|j| -> candle_explain_core::Result<Tensor> {
-                let i = positions[j];
-                Ok(Tensor::cat(&[x.narrow(1, 0, i)?, baseline.narrow(1, i, 1)?, x.narrow(1, i + 1, l - i - 1)?], 1)?)
-            })
-            .collect::<candle_explain_core::Result<Vec<_>>>()?;
-        let s = candle_explain_core::batch::logits(model, &Tensor::cat(&rows, 0)?)?;
-        let s: Vec<Vec<f32>> = s.to_dtype(DType::F32)?.to_vec2()?;
-        for (row, j) in s.iter().zip(r) {
-            for k in 0..t {
-                drops[k * l + positions[j]] = out_v[k] - row[k];
-            }
-        }
-        Ok(())
-    })?;
-    Ok((Tensor::from_vec(drops, (t, l), dev)?.to_dtype(x.dtype())?, out_v))
 }

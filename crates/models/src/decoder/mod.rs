@@ -7,6 +7,7 @@
 pub mod attribution;
 pub mod config;
 pub mod generate;
+pub mod perturbation;
 pub mod rope;
 pub mod text;
 pub mod train;

@@ -86,6 +86,55 @@ impl DecoderTokenizer {
             .collect()
     }
 
+    /// Words as spans of positions of `ids`: a word starts at a token that begins with a
+    /// space or a line break (byte-level `Ġ` / `Ċ`, SentencePiece `▁`) and takes the tokens
+    /// that continue it without one (letters, digits, and the apostrophes and hyphens inside
+    /// words: "isn't", "well-known"); other punctuation is a word of its own; positions not
+    /// `attributable` (special tokens) belong to no word.
+    pub fn word_spans(&self, ids: &[u32], attributable: &[bool]) -> Result<Vec<std::ops::Range<usize>>> {
+        #[derive(PartialEq, Clone, Copy)]
+        enum Kind {
+            Word,
+            Joiner,
+            Space,
+            Punctuation,
+            Outside,
+        }
+        if attributable.len() != ids.len() {
+            return Err(unsupported(format!("word_spans: {} flags for {} ids", attributable.len(), ids.len())));
+        }
+        let markers = ['Ġ', 'Ċ', 'ĉ', '▁'];
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut prev = Kind::Outside;
+        for (i, &id) in ids.iter().enumerate() {
+            if !attributable[i] {
+                prev = Kind::Outside;
+                continue;
+            }
+            let raw = self.tokenizer.id_to_token(id).unwrap_or_default();
+            let spaced = raw.starts_with(markers) || raw.starts_with(char::is_whitespace);
+            let body = raw.trim_start_matches(|c: char| markers.contains(&c) || c.is_whitespace());
+            let kind = if body.is_empty() {
+                Kind::Space
+            } else if body.chars().any(char::is_alphanumeric) {
+                Kind::Word
+            } else if body.chars().all(|c| "'’-".contains(c)) {
+                Kind::Joiner
+            } else {
+                Kind::Punctuation
+            };
+            let joins = !spaced
+                && matches!(prev, Kind::Word | Kind::Joiner | Kind::Space)
+                && matches!(kind, Kind::Word | Kind::Joiner);
+            match spans.last_mut() {
+                Some(s) if joins && s.end == i => s.end = i + 1,
+                _ => spans.push(i..i + 1),
+            }
+            prev = kind;
+        }
+        Ok(spans)
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer
             .decode(ids, true)
