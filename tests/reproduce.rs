@@ -1,0 +1,160 @@
+//! `candle-explain reproduce <paper> --quick`: each report's numbers have the properties
+//! that must hold whatever the model (theorems, and the sanity checks' directions).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("candle-explain-reproduce-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_candle-explain")).args(args).output().expect("the binary runs")
+}
+
+/// Runs the binary; panics with stderr on failure.
+fn ok(args: &[&str]) {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Runs the binary expecting failure; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(!o.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("valid JSON")
+}
+
+/// `reproduce lundstrom --quick`: the report's table says what the theory says — IG keeps
+/// every axiom on the smooth MLP and the monomial closed form; Saliency breaks completeness.
+#[test]
+fn reproduce_lundstrom_reports_the_axiom_table() {
+    let out = out_dir("reproduce");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "lundstrom", "--quick", "--out", o]);
+    let r = json(&out.join("lundstrom/results.json"));
+    let row = |model: &str, method: &str| {
+        r["axioms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["model"].as_str().unwrap().starts_with(model) && a["method"] == method)
+            .unwrap_or_else(|| panic!("{model} / {method}"))
+            .clone()
+    };
+    let ig = row("tanh", "Integrated Gradients");
+    for (axiom, ok) in ig["holds"].as_object().unwrap() {
+        assert_eq!(ok, true, "IG should keep {axiom}: {ig}");
+    }
+    assert_eq!(row("tanh", "Saliency")["holds"]["completeness"], false);
+    let mono = r["monomial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "Integrated Gradients")
+        .unwrap()
+        .clone();
+    assert!(mono["violation"].as_f64().unwrap() < 1e-3, "{mono}");
+    assert!(std::fs::read_to_string(out.join("lundstrom/report.html"))
+        .unwrap()
+        .contains("<table>"));
+    assert!(fails(&["reproduce", "nobody", "--out", o]).contains("lundstrom"));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// `reproduce ancona --quick`: Occlusion-1's Sensitivity-1 correlation is 1 (its attributions
+/// are the drops) and ε-LRP equals Gradient × Input on the ReLU digits CNN.
+#[test]
+fn reproduce_ancona_checks_what_must_hold() {
+    let out = out_dir("reproduce-ancona");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "ancona", "--quick", "--out", o]);
+    let r = json(&out.join("ancona/results.json"));
+    let occ = r["sensitivity_n"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "Occlusion-1")
+        .unwrap()
+        .clone();
+    assert_eq!(occ["n"][0], 1);
+    assert!(
+        (occ["correlation"][0].as_f64().unwrap() - 1.0).abs() < 1e-6,
+        "{occ}"
+    );
+    assert!(
+        r["equivalences"]["lrp_vs_gradient_x_input"]
+            .as_f64()
+            .unwrap()
+            < 1e-5
+    );
+    assert!(
+        std::fs::read_to_string(out.join("ancona/sensitivity_n.svg"))
+            .unwrap()
+            .contains("Occlusion-1")
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// `reproduce deng --quick`: exact Shapley values (and KernelSHAP's exact fit) allocate the
+/// Harsanyi dividends fairly (errors ~0); Saliency does not.
+#[test]
+fn reproduce_deng_finds_shapley_fair() {
+    let out = out_dir("reproduce-deng");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "deng", "--quick", "--out", o]);
+    let r = json(&out.join("deng/results.json"));
+    let row = |name: &str| {
+        r["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"].as_str().unwrap().starts_with(name))
+            .unwrap()
+            .clone()
+    };
+    for name in ["Shapley", "KernelSHAP"] {
+        let m = row(name);
+        assert!(
+            m["approximation"].as_f64().unwrap() < 1e-5 && m["unfairness"].as_f64().unwrap() < 1e-5,
+            "{m}"
+        );
+    }
+    assert!(row("Saliency")["approximation"].as_f64().unwrap() > 1e-2);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+/// `reproduce ggig --quick`: every method's numbers are finite; 5 % weight noise leaves each
+/// method's maps more similar to the original (SSIM) than randomising every layer does, and
+/// the gradient (no input factor) loses its rank correlation under randomisation; the
+/// figures are written and named in the report.
+#[test]
+fn reproduce_ggig_runs_the_sanity_checks_both_ways() {
+    let out = out_dir("ggig");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "ggig", "--quick", "--out", o]);
+    let r = json(&out.join("ggig/results.json"));
+    let digits = r["digits"].as_array().unwrap();
+    assert_eq!(digits.iter().map(|m| m["method"].as_str().unwrap()).collect::<Vec<_>>(), ["Gradient", "IG", "GGIG"]);
+    for m in digits {
+        for p in ["/deletion_aopc", "/insertion_aopc", "/perturbation/ssim", "/randomization/ssim"] {
+            assert!(m.pointer(p).and_then(|v| v.as_f64()).is_some_and(f64::is_finite), "{p}: {m}");
+        }
+        let (kept, random) = (m["perturbation"]["ssim"].as_f64().unwrap(), m["randomization"]["ssim"].as_f64().unwrap());
+        assert!(kept > random, "{}: SSIM {kept} after noise, {random} after randomisation", m["method"]);
+    }
+    let g = &digits[0];
+    assert!(g["perturbation"]["spearman"].as_f64().unwrap() > 0.5 && g["randomization"]["spearman"].as_f64().unwrap() < 0.5, "{g}");
+    assert_eq!(r["photos"].as_array().unwrap().len(), 3);
+    let html = std::fs::read_to_string(out.join("ggig/report.html")).unwrap();
+    for f in ["digits.png", "photos.png", "deletion.svg", "insertion.svg", "sensitivity_n.svg"] {
+        assert!(out.join("ggig").join(f).exists() && html.contains(&format!("<img src=\"{f}\"")), "{f}");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
