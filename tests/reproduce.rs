@@ -158,3 +158,31 @@ fn reproduce_ggig_runs_the_sanity_checks_both_ways() {
     }
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `reproduce hooker --quick`: the ROAR job runs from the report command (four rankings, two
+/// thresholds, both modes), every point has its accuracy in [0, 1], the paper's comparison
+/// with random is tabulated and the plots are embedded. (At this size the retrained models
+/// do not learn, so no accuracy ordering is asserted; the committed reduced run has them.)
+#[test]
+fn reproduce_hooker_runs_roar_and_kar_through_the_dataset_job() {
+    let out = out_dir("hooker");
+    let o = out.to_str().expect("utf-8 path");
+    ok(&["reproduce", "hooker", "--quick", "--out", o]);
+    let r = json(&out.join("hooker/results.json"));
+    for mode in ["roar", "kar"] {
+        for method in ["saliency", "sg2:saliency", "random", "sobel"] {
+            let pts = r["roar"]["results"][mode][method].as_array().unwrap_or_else(|| panic!("{mode} {method}: {r}"));
+            assert_eq!(pts.len(), 2);
+            for p in pts {
+                let acc = p["mean"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&acc), "{p}");
+            }
+        }
+        let html = std::fs::read_to_string(out.join("hooker/report.html")).unwrap();
+        assert!(html.contains(&format!("<img src=\"{mode}.svg\"")));
+    }
+    assert_eq!(r["verdicts"].as_array().unwrap().len(), 3, "every method against random");
+    // A rerun finds every retraining done.
+    ok(&["reproduce", "hooker", "--quick", "--out", o]);
+    std::fs::remove_dir_all(&out).ok();
+}

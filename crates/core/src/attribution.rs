@@ -31,6 +31,13 @@ pub trait Attributor {
     ) -> Result<Attribution>;
 }
 
+/// A boxed method is a method (a CLI builds them by name, and wraps them in ensembles).
+impl<A: Attributor + ?Sized> Attributor for Box<A> {
+    fn attribute(&self, model: &dyn Explainable, input: &Tensor, target: &Target) -> Result<Attribution> {
+        (**self).attribute(model, input, target)
+    }
+}
+
 impl Attribution {
     /// The largest |completeness delta| over every example (and class), for methods that
     /// report one.

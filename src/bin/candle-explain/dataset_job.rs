@@ -201,8 +201,8 @@ impl Job {
         }
         let known = if text { TEXT_METHODS } else { METHODS };
         for m in &self.methods {
-            if !known.contains(&m.as_str()) {
-                bail!("method {m:?}: for this model one of {}", known.join(", "));
+            if !crate::method::known(m, known) {
+                bail!("method {m:?}: for this model one of {} (or sg: / sg2: / vargrad: before one)", known.join(", "));
             }
             if !text && LAYER_METHODS.contains(&m.as_str()) {
                 bail!("method {m}: dataset jobs store maps over the input; layer methods are not supported yet");

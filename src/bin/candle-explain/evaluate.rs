@@ -83,7 +83,7 @@ pub fn run(a: &EvaluateArgs) -> Result<()> {
     }
     // Every name is checked before any work, so a typo at the end of the list loses nothing.
     for name in &a.methods {
-        if !METHODS.contains(&name.as_str()) {
+        if !crate::method::known(name, METHODS) {
             bail!(
                 "unknown method {name:?} in --methods; one of: {}",
                 METHODS.join(", ")

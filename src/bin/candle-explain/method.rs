@@ -81,7 +81,21 @@ pub const METHODS: &[&str] = &[
     "neuron-integrated-gradients",
     "neuron-conductance",
     "random",
+    "sobel",
 ];
+
+/// Hooker et al.'s ensembles around any method of the list: `sg:NAME` (SmoothGrad),
+/// `sg2:NAME` (SmoothGrad²) and `vargrad:NAME`, over `--samples` noisy copies of σ =
+/// `--stdev` × the input's range.
+pub const ENSEMBLES: &[&str] = &["sg", "sg2", "vargrad"];
+
+/// Whether `name` is one of `list`, or an ensemble around one of them.
+pub fn known(name: &str, list: &[&str]) -> bool {
+    match name.split_once(':') {
+        Some((wrap, inner)) => ENSEMBLES.contains(&wrap) && list.contains(&inner),
+        None => list.contains(&name),
+    }
+}
 
 /// Methods whose result has the layer's shape, not the input's.
 pub const LAYER_METHODS: &[&str] = &[
@@ -172,6 +186,19 @@ pub fn build(
     let layer = a.layer.clone().unwrap_or_else(|| cam_layer.to_string());
     // Every method, and the inner method of SmoothGrad, chunks within --memory-mb.
     let b = || batching.clone();
+    if let Some((wrap, inner)) = name.split_once(':') {
+        let kind = match wrap {
+            "sg" => NoiseKind::SmoothGrad,
+            "sg2" => NoiseKind::SmoothGradSquared,
+            "vargrad" => NoiseKind::VarGrad,
+            w => bail!("unknown ensemble {w:?} in {name:?}: {}", ENSEMBLES.join(", ")),
+        };
+        if inner.contains(':') || LAYER_METHODS.contains(&inner) {
+            bail!("{name:?}: an ensemble wraps one method over the input");
+        }
+        let inner = build(inner, a, shape, black, range, cam_layer)?;
+        return Ok(Box::new(NoiseTunnel::new(inner, kind, a.samples, a.stdev, a.seed).with_batching(b())));
+    }
     Ok(match name {
         "saliency" => Box::new(Saliency {
             batching: b(),
@@ -318,6 +345,7 @@ pub fn build(
             ..NeuronConductance::new(&layer, a.neuron, a.steps)
         }),
         "random" => Box::new(RandomAttribution { seed: a.seed }),
+        "sobel" => Box::new(SobelEdge),
         other => bail!("unknown method {other:?}; one of: {}", METHODS.join(", ")),
     })
 }

@@ -3,11 +3,12 @@
 //! one file per paper: Lundstrom et al. (2022), the method × axiom table; Ancona et al.
 //! (2018), Sensitivity-n curves and the equivalences; Deng et al. (2023), the allocation
 //! errors against the three principles; Rahman et al. (2022), GGIG against IG and the
-//! gradient.
+//! gradient; Hooker et al. (2019), ROAR and KAR.
 
 mod ancona;
 mod deng;
 mod ggig;
+mod hooker;
 mod lundstrom;
 mod report;
 
@@ -19,7 +20,7 @@ pub(crate) use report::write_report;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {
-    /// The paper: lundstrom, ancona, deng or ggig (hooker is not here yet).
+    /// The paper: lundstrom, ancona, deng, ggig or hooker.
     pub paper: String,
     /// The small configuration CI runs (fewer inputs and steps, the same code path).
     #[arg(long)]
@@ -37,7 +38,8 @@ pub fn run(a: &ReproduceArgs) -> Result<()> {
         "ancona" => ancona::run(a),
         "deng" => deng::run(a),
         "ggig" => ggig::run(a),
-        other => bail!("unknown paper {other:?}: lundstrom, ancona, deng or ggig (hooker is not reproduced yet)"),
+        "hooker" => hooker::run(a),
+        other => bail!("unknown paper {other:?}: lundstrom, ancona, deng, ggig or hooker"),
     }
 }
 
