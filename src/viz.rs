@@ -14,8 +14,19 @@ pub use image::RgbImage;
 
 pub mod figure;
 pub mod generation;
+pub mod plot_png;
 pub mod text;
 pub use figure::{Cell, Figure, Row};
+pub use plot_png::line_plot_png;
+
+/// The plot as `dir/stem.svg` and `dir/stem.png`.
+pub fn save_line_plot(dir: &std::path::Path, stem: &str, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<(), String> {
+    let svg = line_plot_svg(title, x_label, y_label, series)?;
+    let path = dir.join(format!("{stem}.svg"));
+    std::fs::write(&path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let path = dir.join(format!("{stem}.png"));
+    line_plot_png(title, x_label, y_label, series)?.save(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
 
 /// What part of a signed attribution a heatmap shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

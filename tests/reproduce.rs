@@ -69,7 +69,8 @@ fn reproduce_lundstrom_reports_the_axiom_table() {
 }
 
 /// `reproduce ancona --quick`: Occlusion-1's Sensitivity-1 correlation is 1 (its attributions
-/// are the drops) and ε-LRP equals Gradient × Input on the ReLU digits CNN.
+/// are the drops) and ε-LRP equals Gradient × Input on each ReLU network; DeepLIFT with a zero
+/// reference equals ε-LRP where there are no biases.
 #[test]
 fn reproduce_ancona_checks_what_must_hold() {
     let out = out_dir("reproduce-ancona");
@@ -99,6 +100,20 @@ fn reproduce_ancona_checks_what_must_hold() {
             .unwrap()
             .contains("Occlusion-1")
     );
+    // Every network: Occlusion-1 at n = 1 is 1 and ε-LRP = Gradient × Input; DeepLIFT with a
+    // zero reference = ε-LRP on the bias-free MLP only.
+    let models = r["models"].as_array().unwrap();
+    assert_eq!(models.len(), 3);
+    for m in models {
+        let occ = m["sensitivity_n"].as_array().unwrap().iter().find(|r| r["method"] == "Occlusion-1").unwrap();
+        assert!((occ["correlation"][0].as_f64().unwrap() - 1.0).abs() < 1e-6, "{}", m["model"]);
+        assert!(m["equivalences"]["lrp_vs_gradient_x_input"].as_f64().unwrap() < 1e-4, "{}", m["model"]);
+    }
+    assert!(models[0]["equivalences"]["deeplift_zero_reference_vs_lrp"].as_f64().unwrap() < 1e-5);
+    assert!(models[1]["equivalences"]["deeplift_zero_reference_vs_lrp"].as_f64().unwrap() > 1e-2);
+    for stem in ["sensitivity_n_mlp", "sensitivity_n", "sensitivity_n_resnet"] {
+        assert!(out.join(format!("ancona/{stem}.png")).exists(), "{stem}.png");
+    }
     std::fs::remove_dir_all(&out).ok();
 }
 

@@ -294,18 +294,19 @@ fn report(
             rows.insert(method, points.into());
         }
         let what = if mode == "roar" { "removed" } else { "kept" };
-        let svg = candle_explain::viz::line_plot_svg(
+        candle_explain::viz::save_line_plot(
+            out,
+            &mode,
             &format!("{}: test accuracy after retraining", mode.to_uppercase()),
             &format!("fraction of each image {what} (ranked by the method)"),
             "test accuracy (mean over repeats)",
             &series,
         )
         .map_err(anyhow::Error::msg)?;
-        crate::write_file(&out.join(format!("{mode}.svg")), svg)?;
         table.insert(mode, rows.into());
     }
     let json = serde_json::json!({"job": hash, "definition": definition, "results": table});
     write_atomic(&out.join("roar.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    println!("all {} retrainings done: wrote {}/{{roar.json, roar.svg, kar.svg}}", units.len(), out.display());
+    println!("all {} retrainings done: wrote {}/{{roar.json, and roar / kar as SVG and PNG}}", units.len(), out.display());
     Ok(())
 }

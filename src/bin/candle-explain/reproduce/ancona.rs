@@ -1,120 +1,153 @@
-use super::{digits, write_report, ReproduceArgs};
+//! Ancona, Ceolini, Öztireli & Gross (2018) on three networks: a bias-free ReLU MLP trained
+//! here on MNIST, the trained digits CNN, and the Fashion-MNIST ResNet. Sensitivity-n curves
+//! (n log-spaced) of Saliency, Gradient × Input, IG, ε-LRP, DeepLIFT, Occlusion-1 and
+//! Occlusion-3×3, and the measured gaps between the methods the paper proves equal.
+
+use super::{examples_of, write_report, ReproduceArgs};
 use anyhow::{Context, Result};
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
+use candle_explain::core::nn::{Flatten, Linear, Sequential};
+use candle_explain::metrics::SensitivityN;
+use candle_explain::models::train::{accuracy, init_seeded, train, TrainConfig};
 use candle_explain::prelude::*;
+use candle_explain::viz::{save_line_plot, Series};
+use std::collections::HashMap;
 use std::time::Instant;
 
-/// Ancona et al. (2018) on the trained digits CNN and real MNIST digits: Sensitivity-n curves
-/// (n log-spaced) of Saliency, Gradient × Input, IG, ε-LRP, DeepLIFT, Occlusion-1 and
-/// Occlusion-3×3, and the measured gaps between methods the paper proves equal on ReLU
-/// networks (ε-LRP with ε → 0 = Gradient × Input).
+fn methods(black: f64) -> Vec<(&'static str, Box<dyn Attributor>)> {
+    let base = Baseline::Constant(black);
+    vec![
+        ("Saliency", Box::new(Saliency::abs())),
+        ("Gradient × Input", Box::new(InputXGradient::default())),
+        ("Integrated Gradients", Box::new(IntegratedGradients::new(64).with_baseline(base.clone()))),
+        ("ε-LRP", Box::new(EpsilonLrp::new(1e-9))),
+        ("DeepLIFT (Rescale)", Box::new(DeepLift::default().with_baseline(base.clone()))),
+        ("Occlusion-1", Box::new(Occlusion::new(&[1, 1, 1], &[1, 1, 1]).with_baseline(base.clone()))),
+        ("Occlusion-3×3", Box::new(Occlusion::new(&[1, 3, 3], &[1, 1, 1]).with_baseline(base))),
+    ]
+}
+
+/// max |a − b| / max |b|.
+fn gap(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let m = |t: &Tensor| -> Result<f64> { Ok(t.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+    Ok(m(&(a - b)?)? / m(b)?.max(1e-12))
+}
+
+/// A 784 → 256 → 256 → 10 ReLU MLP without biases, trained on the first 4,000 digits of the
+/// shipped subset (seeded: the same network on every run); its accuracy on the last 1,000.
+fn bias_free_mlp(dev: &Device, quick: bool) -> Result<(Sequential, f64)> {
+    let d = candle_explain::models::data::load_mnist_csv(crate::model::weights("data/mnist_5k.csv.gz"), dev)?;
+    let x = candle_explain::models::DigitsCnn::normalize(&d.images)?;
+    let y = Tensor::new(d.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), dev)?;
+    let vars = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vars, DType::F32, dev);
+    let model = Sequential::new()
+        .push(Flatten)
+        .push(Linear::load_no_bias(vb.pp("fc1"), 784, 256)?)
+        .push(Activation::Relu)
+        .push(Linear::load_no_bias(vb.pp("fc2"), 256, 256)?)
+        .push(Activation::Relu)
+        .push(Linear::load_no_bias(vb.pp("fc3"), 256, 10)?);
+    init_seeded(&vars, 7)?;
+    let cfg = TrainConfig { epochs: if quick { 1 } else { 5 }, seed: 7, ..Default::default() };
+    train(&model, &vars, &x.narrow(0, 0, 4000)?, &y.narrow(0, 0, 4000)?, None, &cfg)?;
+    let acc = accuracy(&model, &x.narrow(0, 4000, 1000)?, &y.narrow(0, 4000, 1000)?, 500)?;
+    Ok((model, acc))
+}
+
+struct ModelRun {
+    name: String,
+    rows: Vec<serde_json::Value>,
+    equivalences: serde_json::Value,
+    stem: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(name: &str, stem: &str, model: &dyn Explainable, x: &Tensor, t: &Target, black: f64, ns: &[usize], subsets: usize, dir: &std::path::Path) -> Result<ModelRun> {
+    let (mut series, mut rows, mut maps) = (vec![], vec![], HashMap::new());
+    for (method_name, method) in methods(black) {
+        let attr = method.attribute(model, x, t)?.attributions;
+        let s = SensitivityN { baseline: Baseline::Constant(black), ..SensitivityN::new(ns.to_vec(), subsets, 0) }.evaluate(model, x, &attr, t)?;
+        let (xs, ys): (Vec<f64>, Vec<f64>) = s.n.iter().zip(&s.correlation).filter(|(_, c)| c.is_finite()).map(|(&n, &c)| (n as f64, c)).unzip();
+        if !xs.is_empty() {
+            series.push(Series::new(method_name, xs, ys));
+        }
+        rows.push(serde_json::json!({"method": method_name, "n": s.n, "correlation": s.correlation}));
+        maps.insert(method_name, attr);
+    }
+    // The paper's equivalences: ε-LRP (ε → 0) = Gradient × Input on ReLU networks; DeepLIFT
+    // (Rescale) = ε-LRP when the reference is 0 and the network has no biases.
+    let zero_ref = DeepLift::default().with_baseline(Baseline::Zero).attribute(model, x, t)?.attributions;
+    let equivalences = serde_json::json!({
+        "lrp_vs_gradient_x_input": gap(&maps["ε-LRP"], &maps["Gradient × Input"])?,
+        "deeplift_zero_reference_vs_lrp": gap(&zero_ref, &maps["ε-LRP"])?,
+        "deeplift_vs_ig": gap(&maps["DeepLIFT (Rescale)"], &maps["Integrated Gradients"])?,
+    });
+    save_line_plot(dir, stem, &format!("Sensitivity-n: {name}"), "n (pixels set to the baseline at once)", "Pearson correlation of Σ attributions and the output drop", &series)
+        .map_err(anyhow::Error::msg)?;
+    Ok(ModelRun { name: name.into(), rows, equivalences, stem: stem.into() })
+}
+
 pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
-    use candle_explain::metrics::SensitivityN;
-    use candle_explain::viz::{line_plot_svg, Series};
     let t0 = Instant::now();
     let (examples, subsets, points) = if a.quick { (8, 32, 5) } else { (100, 100, 10) };
     let dev = Device::Cpu;
-    // Every 50th image: the file is sorted by class, 500 per class, so all ten digits.
-    let (m, x, t) = digits(examples, 50, &dev)?;
-    let base = Baseline::Constant(m.black);
-    let methods: Vec<(&str, Box<dyn Attributor>)> = vec![
-        ("Saliency", Box::new(Saliency::abs())),
-        ("Gradient × Input", Box::new(InputXGradient::default())),
-        (
-            "Integrated Gradients",
-            Box::new(IntegratedGradients::new(64).with_baseline(base.clone())),
-        ),
-        ("ε-LRP", Box::new(EpsilonLrp::new(1e-9))),
-        (
-            "DeepLIFT (Rescale)",
-            Box::new(DeepLift::default().with_baseline(base.clone())),
-        ),
-        (
-            "Occlusion-1",
-            Box::new(Occlusion::new(&[1, 1, 1], &[1, 1, 1]).with_baseline(base.clone())),
-        ),
-        (
-            "Occlusion-3×3",
-            Box::new(Occlusion::new(&[1, 3, 3], &[1, 1, 1]).with_baseline(base.clone())),
-        ),
-    ];
-    let ns = SensitivityN::log_grid(784, points, 0.8)?;
-    let mut series = vec![];
-    let mut rows = vec![];
-    let mut maps = std::collections::HashMap::new();
-    for (name, method) in &methods {
-        let attr = method.attribute(m.model.as_ref(), &x, &t)?.attributions;
-        let s = SensitivityN {
-            baseline: base.clone(),
-            ..SensitivityN::new(ns.clone(), subsets, 0)
-        }
-        .evaluate(m.model.as_ref(), &x, &attr, &t)?;
-        let (xs, ys): (Vec<f64>, Vec<f64>) =
-            s.n.iter()
-                .zip(&s.correlation)
-                .filter(|(_, c)| c.is_finite())
-                .map(|(&n, &c)| (n as f64, c))
-                .unzip();
-        if !xs.is_empty() {
-            series.push(Series::new(*name, xs, ys));
-        }
-        rows.push(serde_json::json!({"method": name, "n": s.n, "correlation": s.correlation}));
-        maps.insert(*name, attr);
-    }
-    // The paper's equivalence on ReLU networks: ε-LRP (ε → 0) = Gradient × Input.
-    let gap = |a: &str, b: &str| -> Result<f64> {
-        let (p, q) = (&maps[a], &maps[b]);
-        let d = (p - q)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? as f64;
-        let s = q.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? as f64;
-        Ok(d / s.max(1e-12))
-    };
-    let lrp_gxi = gap("ε-LRP", "Gradient × Input")?;
-    let dl_ig = gap("DeepLIFT (Rescale)", "Integrated Gradients")?;
     let dir = a.out.join("ancona");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let svg = line_plot_svg(
-        "Sensitivity-n on the digits CNN (Ancona et al. 2018, Fig. 3)",
-        "n (pixels set to the baseline at once)",
-        "Pearson correlation of Σ attributions and the output drop",
-        &series,
-    )
-    .map_err(anyhow::Error::msg)?;
-    crate::write_file(&dir.join("sensitivity_n.svg"), &svg)?;
+    let ns = SensitivityN::log_grid(784, points, 0.8)?;
+    // Every 50th digit of the class-sorted subset: all ten classes.
+    let (cnn, x, t) = examples_of("digits-cnn", examples, 50, &dev)?;
+    let (mlp, mlp_accuracy) = bias_free_mlp(&dev, a.quick)?;
+    let mlp_pred: Vec<usize> = mlp.forward(&x)?.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|c| c as usize).collect();
+    // Fashion-MNIST test images, every 97th (the file is not sorted by class).
+    let (resnet, fx, ft) = examples_of("fashion-resnet", if a.quick { 4 } else { 50 }, 97, &dev)?;
+    let runs = vec![
+        evaluate(&format!("bias-free MLP on MNIST ({:.1} % held out)", 100.0 * mlp_accuracy), "sensitivity_n_mlp", &mlp, &x, &Target::PerExample(mlp_pred), cnn.black, &ns, subsets, &dir)?,
+        evaluate("the digits CNN on MNIST", "sensitivity_n", cnn.model.as_ref(), &x, &t, cnn.black, &ns, subsets, &dir)?,
+        evaluate("the Fashion-MNIST ResNet", "sensitivity_n_resnet", resnet.model.as_ref(), &fx, &ft, resnet.black, &ns, subsets, &dir)?,
+    ];
     let secs = t0.elapsed().as_secs_f64();
     let mut md = format!(
         "# Ancona, Ceolini, Öztireli & Gross (2018): Sensitivity-n and the equivalences\n\n\
-         The trained digits CNN (`weights/digits_cnn.safetensors`) on {examples} MNIST digits (every 50th of the shipped subset), \
-         explained for its predicted class; baseline: a black image. Sensitivity-n: {subsets} random subsets of n pixels per n and digit, \
-         the Pearson correlation between the attributions' sum over the subset and the output's drop when the subset is set to the baseline, \
-         averaged over digits.\n\n![Sensitivity-n](sensitivity_n.svg)\n\n| method | {} |\n|---|{}\n",
-        ns.iter().map(|n| format!("n = {n}")).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(ns.len())
+         Three networks, each explained for its predicted class, baseline a black image: a bias-free ReLU MLP trained here \
+         (784 → 256 → 256 → 10, on 4,000 digits of the shipped subset), the trained digits CNN (`weights/digits_cnn.safetensors`), both on \
+         {examples} MNIST digits (every 50th of the subset: all ten classes), and the Fashion-MNIST ResNet on {} test images. \
+         Sensitivity-n: {subsets} random subsets of n pixels per n and image, the Pearson correlation between the attributions' sum over \
+         the subset and the output's drop when the subset is set to the baseline, averaged over images.\n\n",
+        if a.quick { 4 } else { 50 }
     );
-    for r in &rows {
-        let c: Vec<String> = r["correlation"]
-            .as_array()
-            .unwrap_or(&vec![])
-            .iter()
-            .map(|v| v.as_f64().map_or("—".into(), |v| format!("{v:.3}")))
-            .collect();
-        md.push_str(&format!(
-            "| {} | {} |\n",
-            r["method"].as_str().unwrap_or(""),
-            c.join(" | ")
-        ));
+    for r in &runs {
+        md.push_str(&format!("## {}\n\n![{}]({}.svg)\n\n| method | {} |\n|---|{}\n", r.name, r.stem, r.stem,
+            ns.iter().map(|n| format!("n = {n}")).collect::<Vec<_>>().join(" | "), "---|".repeat(ns.len())));
+        for row in &r.rows {
+            let c: Vec<String> = row["correlation"].as_array().unwrap_or(&vec![]).iter().map(|v| v.as_f64().map_or("—".into(), |v| format!("{v:.3}"))).collect();
+            md.push_str(&format!("| {} | {} |\n", row["method"].as_str().unwrap_or(""), c.join(" | ")));
+        }
+        md.push('\n');
+    }
+    md.push_str("## The equivalences, measured (max |difference| / max |value|)\n\n| claim (the paper) | MLP, no biases | digits CNN | ResNet |\n|---|---|---|---|\n");
+    for (claim, key) in [
+        ("ε-LRP (ε → 0) = Gradient × Input on ReLU networks", "lrp_vs_gradient_x_input"),
+        ("DeepLIFT (Rescale, reference 0) = ε-LRP when there are no biases", "deeplift_zero_reference_vs_lrp"),
+        ("DeepLIFT (Rescale) ≈ IG (equal when the model is piecewise linear along the path; not in general)", "deeplift_vs_ig"),
+    ] {
+        let cells: Vec<String> = runs.iter().map(|r| r.equivalences[key].as_f64().map_or("—".into(), |v| format!("{v:.1e}"))).collect();
+        md.push_str(&format!("| {claim} | {} |\n", cells.join(" | ")));
     }
     md.push_str(&format!(
-        "\n## The equivalences, measured\n\n| claim (the paper) | measured max |difference| / max |value| |\n|---|---|\n\
-         | ε-LRP (ε → 0) = Gradient × Input on ReLU networks | {lrp_gxi:.1e} |\n\
-         | DeepLIFT (Rescale) ≈ IG (equal when the model is piecewise linear along the path; not in general) | {dl_ig:.1e} |\n\n\
-         What must hold: Occlusion-1's correlation at n = 1 is exactly 1 (its attributions are the drops); ε-LRP equals Gradient × Input \
-         on this ReLU network (the table above, to rounding). How the curves rank the methods at larger n is what the paper's \
-         Figure 3 compares across models; no method satisfies Sensitivity-n for every n on a nonlinear network.\n\n\
-         Configuration: {}; {examples} digits, {subsets} subsets per n, IG 64 points. Time: {secs:.1} s on this machine.\n",
+        "\nWhat must hold: Occlusion-1's correlation at n = 1 is exactly 1 on every network (its attributions are the drops); ε-LRP \
+         equals Gradient × Input on all three (ReLU networks of linear maps, the ResNet's BatchNorm folded into its convolutions and its \
+         skip connections plain sums); DeepLIFT with a zero reference equals ε-LRP on the bias-free MLP, and not where biases exist. The paper also ran an LSTM on text; ours (the polarity LSTM) is not included here. How the curves rank the \
+         methods at larger n is what the paper's Figure 3 compares; no method satisfies Sensitivity-n for every n on a nonlinear network.\n\n\
+         Configuration: {}; {subsets} subsets per n, IG 64 points. Time: {secs:.1} s on this machine.\n",
         if a.quick { "--quick" } else { "full" }
     ));
+    let cnn_run = &runs[1];
     let json = serde_json::json!({"paper": "ancona", "quick": a.quick, "examples": examples, "subsets": subsets,
-        "sensitivity_n": rows, "equivalences": {"lrp_vs_gradient_x_input": lrp_gxi, "deeplift_vs_ig": dl_ig}, "seconds": secs});
-    write_report(&dir, &json, &md, &[("Sensitivity-n", "sensitivity_n.svg")])
+        "sensitivity_n": cnn_run.rows, "equivalences": cnn_run.equivalences,
+        "models": runs.iter().map(|r| serde_json::json!({"model": r.name, "sensitivity_n": r.rows, "equivalences": r.equivalences})).collect::<Vec<_>>(),
+        "mlp_accuracy": mlp_accuracy, "seconds": secs});
+    let figures: Vec<(&str, String)> = runs.iter().map(|r| (r.stem.as_str(), format!("{}.svg", r.stem))).collect();
+    let figures: Vec<(&str, &str)> = figures.iter().map(|(a, f)| (*a, f.as_str())).collect();
+    write_report(&dir, &json, &md, &figures)
 }
-

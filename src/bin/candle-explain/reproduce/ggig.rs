@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_explain::metrics::{ModelPerturbation, ModelRandomization, PixelFlipping, Randomization, SensitivityN};
 use candle_explain::models::DigitsCnn;
 use candle_explain::prelude::*;
-use candle_explain::viz::{line_plot_svg, Cell, Figure, Row, Series, Sign};
+use candle_explain::viz::{save_line_plot, Cell, Figure, Row, Series, Sign};
 use std::time::Instant;
 
 fn mean(v: &[f64]) -> f64 {
@@ -95,13 +95,13 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
     let pick = |t: &Tensor| t.index_select(&shown, 0);
     heatmaps(&pick(&x)?, &maps.iter().map(pick).collect::<candle_core::Result<Vec<_>>>()?, &names, "Digits CNN: Gradient, IG and GGIG (black baseline)", &dir.join("digits.png"))?;
     let photos = photos(q, &dir)?;
-    for (file, title, series, y) in [
-        ("deletion.svg", "Deletion on the digits CNN: most relevant pixels first", &del_series, "mean score of the explained class"),
-        ("insertion.svg", "Insertion on the digits CNN: most relevant pixels first", &ins_series, "mean score of the explained class"),
-        ("sensitivity_n.svg", "Sensitivity-n on the digits CNN", &sens_series, "Pearson correlation"),
+    for (stem, title, series, y) in [
+        ("deletion", "Deletion on the digits CNN: most relevant pixels first", &del_series, "mean score of the explained class"),
+        ("insertion", "Insertion on the digits CNN: most relevant pixels first", &ins_series, "mean score of the explained class"),
+        ("sensitivity_n", "Sensitivity-n on the digits CNN", &sens_series, "Pearson correlation"),
     ] {
-        let x_label = if file == "sensitivity_n.svg" { "n (pixels set to black at once)" } else { "fraction of pixels changed" };
-        crate::write_file(&dir.join(file), line_plot_svg(title, x_label, y, series).map_err(anyhow::Error::msg)?)?;
+        let x_label = if stem == "sensitivity_n" { "n (pixels set to black at once)" } else { "fraction of pixels changed" };
+        save_line_plot(&dir, stem, title, x_label, y, series).map_err(anyhow::Error::msg)?;
     }
     let secs = t0.elapsed().as_secs_f64();
     let f = |r: &serde_json::Value, p: &str| r.pointer(p).and_then(|v| v.as_f64()).map_or("—".into(), |v| format!("{v:.3}"));

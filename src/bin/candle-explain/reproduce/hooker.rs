@@ -44,7 +44,9 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
     crate::roar_job::run(&roar)?;
     let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(jobs.join("roar.json")).context("roar.json")?)?;
     for mode in &roar.modes {
-        std::fs::copy(jobs.join(format!("{mode}.svg")), dir.join(format!("{mode}.svg")))?;
+        for ext in ["svg", "png"] {
+            std::fs::copy(jobs.join(format!("{mode}.{ext}")), dir.join(format!("{mode}.{ext}")))?;
+        }
     }
     let secs = t0.elapsed().as_secs_f64();
     let point = |mode: &str, method: &str, t: f64| -> Option<(f64, f64)> {

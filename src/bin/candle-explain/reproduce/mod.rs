@@ -50,8 +50,19 @@ pub(crate) fn digits(
     step: usize,
     dev: &Device,
 ) -> Result<(crate::model::ImageModel, Tensor, Target)> {
-    let crate::model::Loaded::Image(m) = crate::model::load("digits-cnn", DType::F32, dev)? else {
-        bail!("the digits CNN is an image model");
+    examples_of("digits-cnn", examples, step, dev)
+}
+
+/// A built-in image model (`digits-cnn`, `fashion-resnet`), `examples` rows of its dataset
+/// (every `step`-th), normalised, and their predicted classes as the target.
+pub(crate) fn examples_of(
+    spec: &str,
+    examples: usize,
+    step: usize,
+    dev: &Device,
+) -> Result<(crate::model::ImageModel, Tensor, Target)> {
+    let crate::model::Loaded::Image(m) = crate::model::load(spec, DType::F32, dev)? else {
+        bail!("{spec} is an image model");
     };
     let data = m.dataset(dev)?;
     let idx: Vec<u32> = (0..examples)
