@@ -26,6 +26,7 @@ use candle_core::Tensor;
 use std::cell::Cell;
 
 mod probe;
+mod reveal_cancel;
 mod selection;
 mod sequence;
 mod tape;
@@ -79,6 +80,10 @@ pub struct RuleCtx {
     /// AttnLRP (Achtibat et al. 2024): attention and gates share relevance evenly among the
     /// operands of their products ([`RuleCtx::attn_lrp`]).
     uniform_products: bool,
+    /// A recording pass also keeps every linear layer's input (for RevealCancel).
+    record_linear_inputs: bool,
+    /// DeepLIFT RevealCancel's state ([`RuleCtx::reveal_cancel`]).
+    reveal_cancel: Option<reveal_cancel::RevealCancel>,
 }
 
 /// Withdraws the inputs given by [`RuleCtx::provide_inputs`] when dropped.
@@ -114,6 +119,8 @@ impl RuleCtx {
             rule_free: Cell::new(false),
             inputs: std::cell::RefCell::new(vec![]),
             uniform_products: false,
+            record_linear_inputs: false,
+            reveal_cancel: None,
         }
     }
 
@@ -243,6 +250,22 @@ impl RuleCtx {
     /// A forward-only context that records what DeepLIFT's Rescale needs.
     pub fn recording() -> Self {
         Self::new(Mode::Record)
+    }
+
+    /// A recording pass for [`RuleCtx::reveal_cancel`]: it keeps linear layers' inputs too.
+    pub fn recording_linear_inputs() -> Self {
+        let mut ctx = Self::new(Mode::Record);
+        ctx.record_linear_inputs = true;
+        ctx
+    }
+
+    /// DeepLIFT RevealCancel against a [`RuleCtx::recording_linear_inputs`] pass of the
+    /// reference (`ctx::reveal_cancel`): every nonlinearity must directly follow a linear
+    /// layer; max-pools take the Rescale pools' rule.
+    pub fn reveal_cancel(recorded: RuleCtx, threshold: f64) -> Self {
+        let mut ctx = Self::rescale(recorded, threshold);
+        ctx.reveal_cancel = Some(reveal_cancel::RevealCancel::default());
+        ctx
     }
 
     /// DeepLIFT Rescale against the activations recorded by a [`RuleCtx::recording`] pass.
@@ -384,6 +407,13 @@ impl RuleCtx {
                 self.tape.record(Entry::Activation, z);
                 Ok(act.forward(z)?)
             }
+            Mode::Rule(_) if self.reveal_cancel.is_some() => {
+                let zref = self.tape.next(Entry::Activation, z)?;
+                match &self.reveal_cancel {
+                    Some(rc) => rc.activation(act, z, &zref),
+                    None => unreachable!("checked by the guard"),
+                }
+            }
             Mode::Rule(rule) => {
                 let chosen = self.select.activation(rule);
                 let Some(&builtin) = chosen.downcast::<ActRule>() else {
@@ -431,10 +461,17 @@ impl RuleCtx {
             Mode::Rule(_) => {
                 let rule = self.select.next_layer(LayerKind::Linear);
                 let back = LayerBackward::new(Affine::Linear, LayerKind::Linear, rule, w, b);
-                crate::ops::linear::forward_with_rule(x, w, b, back)?
+                let y = crate::ops::linear::forward_with_rule(x, w, b, back)?;
+                if let Some(rc) = &self.reveal_cancel {
+                    rc.linear(x, &self.tape.next(Entry::LinearInput, x)?, w, &y)?;
+                }
+                y
             }
             Mode::Record | Mode::Probe | Mode::Inference => {
                 self.select.next_layer(LayerKind::Linear);
+                if self.record_linear_inputs {
+                    self.tape.record(Entry::LinearInput, x);
+                }
                 crate::ops::linear::forward(x, w, b)?
             }
         };

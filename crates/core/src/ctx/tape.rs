@@ -13,6 +13,8 @@ use std::cell::{Cell, RefCell};
 pub(crate) enum Entry {
     Activation,
     MaxPool,
+    /// A linear layer's input (RevealCancel).
+    LinearInput,
 }
 
 impl Entry {
@@ -20,6 +22,7 @@ impl Entry {
         match self {
             Entry::Activation => "a nonlinearity",
             Entry::MaxPool => "a max-pool",
+            Entry::LinearInput => "a linear layer",
         }
     }
 }

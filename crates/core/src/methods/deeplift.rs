@@ -1,8 +1,10 @@
-//! DeepLIFT with the Rescale rule (Shrikumar et al. 2017), as a modified gradient
-//! (Ancona et al. 2018): every nonlinearity's derivative becomes `Δf/Δz` against the
-//! baseline's pre-activations, recorded by one forward pass of the baseline and replayed
-//! by operation order. Max-pools use Captum's rule (see `ops::pool`). Completeness,
-//! `Σ R = S(x) − S(x̄)`, holds exactly, biases included.
+//! DeepLIFT (Shrikumar et al. 2017) as a modified gradient (Ancona et al. 2018), against the
+//! baseline's activations recorded by one forward pass of the baseline and replayed by
+//! operation order. Rescale: every nonlinearity's derivative becomes `Δf/Δz`; max-pools use
+//! Captum's rule (see `ops::pool`). RevealCancel: positive and negative contributions through
+//! each (linear layer, nonlinearity) pair separately, as the authors' `deeplift` package
+//! computes them (`ctx::reveal_cancel`; dense networks). Completeness, `Σ R = S(x) − S(x̄)`,
+//! holds exactly for both, biases included.
 
 use super::common::{completeness_delta, setup};
 use crate::batch::gradient;
@@ -11,9 +13,19 @@ use crate::validate::check_output;
 use crate::{Attribution, Attributor, Baseline, Batching, Explainable, Result, RuleCtx, Target};
 use candle_core::Tensor;
 
+/// DeepLIFT's rule for nonlinearities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeepLiftRule {
+    #[default]
+    Rescale,
+    /// Positive and negative contributions propagated separately (dense layers only).
+    RevealCancel,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeepLift {
     pub baseline: Baseline,
+    pub rule: DeepLiftRule,
     /// Below this `|z − z̄|` the multiplier is the derivative at the midpoint.
     pub threshold: f64,
     pub batching: Batching,
@@ -23,6 +35,7 @@ impl Default for DeepLift {
     fn default() -> Self {
         Self {
             baseline: Baseline::Zero,
+            rule: DeepLiftRule::Rescale,
             threshold: DEFAULT_RESCALE_THRESHOLD,
             batching: Batching::default(),
         }
@@ -30,6 +43,11 @@ impl Default for DeepLift {
 }
 
 impl DeepLift {
+    /// The RevealCancel rule.
+    pub fn reveal_cancel() -> Self {
+        Self { rule: DeepLiftRule::RevealCancel, ..Self::default() }
+    }
+
     pub fn with_baseline(mut self, b: Baseline) -> Self {
         self.baseline = b;
         self
@@ -76,12 +94,20 @@ impl DeepLift {
             let rows = crate::batch::view_range(model, &r, x.device())?;
             let model = &*rows;
             let taps: Vec<&str> = layer.into_iter().collect();
-            let rec = RuleCtx::recording().capturing(&taps);
+            let rec = match self.rule {
+                DeepLiftRule::Rescale => RuleCtx::recording(),
+                DeepLiftRule::RevealCancel => RuleCtx::recording_linear_inputs(),
+            }
+            .capturing(&taps);
             let base_logits = model.forward_with(&xbr, &rec)?;
             check_output(&base_logits, r.len())?;
             base_outs.push((base_logits * &seed)?.sum(1)?);
             let base_layer = layer.map(|l| rec.captured(l)).transpose()?;
-            let ctx = RuleCtx::rescale(rec, self.threshold).capturing(&taps);
+            let ctx = match self.rule {
+                DeepLiftRule::Rescale => RuleCtx::rescale(rec, self.threshold),
+                DeepLiftRule::RevealCancel => RuleCtx::reveal_cancel(rec, self.threshold),
+            }
+            .capturing(&taps);
             let (out, g) = gradient(model, &xr, &seed, &ctx)?;
             ctx.finish_replay()?;
             outs.push(out);
@@ -101,10 +127,10 @@ impl DeepLift {
             Tensor::cat(&attrs, 0)?,
         );
         let delta = completeness_delta(&attr, &out, Some(&base_out))?;
-        let name = if layer.is_some() {
-            "Layer DeepLIFT"
-        } else {
-            "DeepLIFT"
+        let name = match (layer.is_some(), self.rule) {
+            (true, _) => "Layer DeepLIFT",
+            (false, DeepLiftRule::Rescale) => "DeepLIFT",
+            (false, DeepLiftRule::RevealCancel) => "DeepLIFT RevealCancel",
         };
         Attribution::finish(&s.p, name, attr, out, Some(base_out), Some(delta))
     }

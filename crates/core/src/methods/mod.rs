@@ -29,7 +29,7 @@ mod surrogate;
 pub use blur_ig::BlurIntegratedGradients;
 pub use controls::{RandomAttribution, SobelEdge};
 pub use deep_shap::DeepShap;
-pub use deeplift::DeepLift;
+pub use deeplift::{DeepLift, DeepLiftRule};
 pub use feature_ablation::FeatureAblation;
 pub use ggig::GeometricallyGuidedIg;
 pub use grad_cam::{GradCam, GuidedGradCam};

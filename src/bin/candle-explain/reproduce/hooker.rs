@@ -25,7 +25,7 @@ fn config(quick: bool) -> Vec<&'static str> {
              "--train-limit", "256", "--test-limit", "128", "--samples", "4", "--steps", "8", "--shard-size", "128"]
     } else {
         vec!["--methods", "saliency,integrated-gradients,guided-backprop,sg:saliency,sg2:saliency,vargrad:saliency,random,sobel", "--fractions", "0.1,0.5,0.9",
-             "--modes", "roar", "--repeats", "2", "--epochs", "2", "--train-limit", "4000", "--test-limit", "1000", "--samples", "10", "--steps", "16", "--shard-size", "500"]
+             "--modes", "roar", "--repeats", "2", "--epochs", "3", "--train-limit", "10000", "--test-limit", "2000", "--samples", "10", "--steps", "16", "--shard-size", "1000"]
     }
 }
 
