@@ -419,6 +419,20 @@ fn check_series(i: usize, s: &Series) -> Result<(), String> {
     Ok(())
 }
 
+/// The drawn x and y ranges of a plot of `series` (the data; y plus 5 % each side), after
+/// checking that there is a series and every one is finite and paired.
+fn plot_ranges(who: &str, series: &[Series]) -> Result<((f64, f64), (f64, f64)), String> {
+    if series.is_empty() {
+        return Err(format!("{who} needs at least one series"));
+    }
+    for (i, s) in series.iter().enumerate() {
+        check_series(i, s)?;
+    }
+    let (x_lo, x_hi) = min_max(series.iter().flat_map(|s| &s.x));
+    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y));
+    Ok((axis_range(x_lo, x_hi, 0.0, "x")?, axis_range(y_lo, y_hi, 0.05, "y")?))
+}
+
 /// A self-contained SVG (640 × 400 viewBox, no external fonts or scripts) of several curves:
 /// title, axes with about five 1-2-5 ticks each and grid lines, axis labels, and a legend with
 /// one Tableau-10 colour per series. The x axis spans the data, the y axis the data plus 5 %
@@ -434,16 +448,7 @@ pub fn line_plot_svg(
     y_label: &str,
     series: &[Series],
 ) -> Result<String, String> {
-    if series.is_empty() {
-        return Err("line_plot_svg needs at least one series".to_string());
-    }
-    for (i, s) in series.iter().enumerate() {
-        check_series(i, s)?;
-    }
-    let (x_lo, x_hi) = min_max(series.iter().flat_map(|s| &s.x));
-    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y));
-    let (x0, x1) = axis_range(x_lo, x_hi, 0.0, "x")?;
-    let (y0, y1) = axis_range(y_lo, y_hi, 0.05, "y")?;
+    let ((x0, x1), (y0, y1)) = plot_ranges("line_plot_svg", series)?;
 
     // Room on the right for the legend, sized by the longest name (about 7 px per character).
     let longest = series

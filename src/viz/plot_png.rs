@@ -2,7 +2,7 @@
 //! file, no SVG renderer): reports embed the SVG and ship the PNG for slides and READMEs.
 
 use super::text::{self, GLYPH, LINE};
-use super::{axis_range, check_series, min_max, nice_ticks, Series, PALETTE};
+use super::{nice_ticks, plot_ranges, Series, PALETTE};
 use image::{Rgb, RgbImage};
 
 const W: u32 = 960;
@@ -48,16 +48,7 @@ fn label(img: &mut RgbImage, x: f64, y: f64, s: &str, scale: u32) {
 /// grid lines, the axis labels (the y label above its axis), and a legend with the
 /// SVG's colours (dashed past the tenth series). The same errors as the SVG.
 pub fn line_plot_png(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<RgbImage, String> {
-    if series.is_empty() {
-        return Err("line_plot_png needs at least one series".to_string());
-    }
-    for (i, s) in series.iter().enumerate() {
-        check_series(i, s)?;
-    }
-    let (x_lo, x_hi) = min_max(series.iter().flat_map(|s| &s.x));
-    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y));
-    let (x0, x1) = axis_range(x_lo, x_hi, 0.0, "x")?;
-    let (y0, y1) = axis_range(y_lo, y_hi, 0.05, "y")?;
+    let ((x0, x1), (y0, y1)) = plot_ranges("line_plot_png", series)?;
     let longest = series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
     let (left, top, bottom) = (90.0, 70.0, 60.0);
     let right = (50.0 + (GLYPH as f64) * longest).clamp(140.0, 360.0);
