@@ -177,6 +177,11 @@ fn span_values_equal_the_core_methods_with_a_feature_mask() {
                 let b = ours.matrix.narrow(1, s.start, 1).unwrap();
                 assert_eq!(max_abs(&(&a - &b).unwrap()), 0.0);
             }
+            // A union of two spans sums their values once each; a span that cuts one is refused.
+            let union = ours.span_columns(&[spans[0].start..spans[1].end]).unwrap();
+            let both = cols.narrow(1, 0, 2).unwrap().sum_keepdim(1).unwrap();
+            assert!(max_abs(&(&union - &both).unwrap()) < 1e-6);
+            assert!(ours.span_columns(&[spans[0].start..spans[0].start + 1]).is_err());
         }
     }
 }

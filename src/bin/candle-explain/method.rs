@@ -193,8 +193,8 @@ pub fn build(
             "vargrad" => NoiseKind::VarGrad,
             w => bail!("unknown ensemble {w:?} in {name:?}: {}", ENSEMBLES.join(", ")),
         };
-        if inner.contains(':') || LAYER_METHODS.contains(&inner) {
-            bail!("{name:?}: an ensemble wraps one method over the input");
+        if inner.contains(':') || LAYER_METHODS.contains(&inner) || ["random", "sobel", "smoothgrad"].contains(&inner) {
+            bail!("{name:?}: an ensemble wraps one model-based method over the input (not a layer method, a control or SmoothGrad itself)");
         }
         let inner = build(inner, a, shape, black, range, cam_layer)?;
         return Ok(Box::new(NoiseTunnel::new(inner, kind, a.samples, a.stdev, a.seed).with_batching(b())));

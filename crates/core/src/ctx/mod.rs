@@ -262,10 +262,15 @@ impl RuleCtx {
     /// DeepLIFT RevealCancel against a [`RuleCtx::recording_linear_inputs`] pass of the
     /// reference (`ctx::reveal_cancel`): every nonlinearity must directly follow a linear
     /// layer; max-pools take the Rescale pools' rule.
-    pub fn reveal_cancel(recorded: RuleCtx, threshold: f64) -> Self {
+    pub fn reveal_cancel(recorded: RuleCtx, threshold: f64) -> Result<Self> {
+        if !recorded.record_linear_inputs {
+            return Err(crate::Error::Unsupported(
+                "RevealCancel replays a RuleCtx::recording_linear_inputs pass, not a plain recording".into(),
+            ));
+        }
         let mut ctx = Self::rescale(recorded, threshold);
         ctx.reveal_cancel = Some(reveal_cancel::RevealCancel::default());
-        ctx
+        Ok(ctx)
     }
 
     /// DeepLIFT Rescale against the activations recorded by a [`RuleCtx::recording`] pass.

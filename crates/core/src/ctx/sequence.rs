@@ -220,7 +220,7 @@ impl RuleCtx {
                     _ => AttentionGrads::ValueOnly,
                 };
                 if let Mode::Probe = self.mode {
-                    // The weights the backward will find kept (a row's share).
+                    // The weights the backward will find kept, for the one row probed.
                     let weights: usize = p_dims.iter().product();
                     let elem = q.dtype().size_in_bytes();
                     if crate::ops::attention::cpu::keeps_weights(weights, elem) {
@@ -235,7 +235,8 @@ impl RuleCtx {
                 if [&q, &k, v].iter().any(|t| t.track_op()) {
                     q.apply_op3_arc(&k, v, std::sync::Arc::new(Box::new(op)))?
                 } else {
-                    q.apply_op3_no_bwd(&k, v, &op)?
+                    // No backward will read the weights.
+                    q.apply_op3_no_bwd(&k, v, &op.keeping_weights_up_to(0))?
                 }
             }
             // Gradient contexts elsewhere (CUDA, Metal, half precision): one boundary for

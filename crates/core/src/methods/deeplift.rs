@@ -4,7 +4,8 @@
 //! Captum's rule (see `ops::pool`). RevealCancel: positive and negative contributions through
 //! each (linear layer, nonlinearity) pair separately, as the authors' `deeplift` package
 //! computes them (`ctx::reveal_cancel`; dense networks). Completeness, `Σ R = S(x) − S(x̄)`,
-//! holds exactly for both, biases included.
+//! holds exactly for Rescale, biases included, and for RevealCancel up to the 1e-7 the
+//! package adds to a part that is exactly 0.
 
 use super::common::{completeness_delta, setup};
 use crate::batch::gradient;
@@ -76,6 +77,9 @@ impl DeepLift {
         layer: Option<&str>,
     ) -> Result<Attribution> {
         crate::validate::finite_param("threshold", self.threshold)?;
+        if layer.is_some() && self.rule == DeepLiftRule::RevealCancel {
+            return Err(crate::Error::Unsupported("Layer DeepLIFT takes the Rescale rule; RevealCancel explains the input only".into()));
+        }
         let s = setup(model, input, target)?;
         // The model for the rows of the (possibly class-expanded) batch.
         let model = &*s.model;
@@ -105,7 +109,7 @@ impl DeepLift {
             let base_layer = layer.map(|l| rec.captured(l)).transpose()?;
             let ctx = match self.rule {
                 DeepLiftRule::Rescale => RuleCtx::rescale(rec, self.threshold),
-                DeepLiftRule::RevealCancel => RuleCtx::reveal_cancel(rec, self.threshold),
+                DeepLiftRule::RevealCancel => RuleCtx::reveal_cancel(rec, self.threshold)?,
             }
             .capturing(&taps);
             let (out, g) = gradient(model, &xr, &seed, &ctx)?;

@@ -11,6 +11,9 @@
 //! sampling; frame pixels outside the image are left out). Every (example, window, sample)
 //! is a row of one chunked batch; the odds are computed in f64 from the logits, so a
 //! confident class keeps finite log-odds without the Laplace correction.
+//!
+//! A window spans all channels, so every channel of a pixel holds the same value (a sum over
+//! channels counts it C times); the attribution's `output` is the class's probability.
 
 use super::common::{example_keys, normals, sample_rng, setup};
 use super::gaussian::{Conditional, Normal};
@@ -115,6 +118,9 @@ impl Attributor for PredictionDifference {
             return Err(invalid("data", format!("the sampling data must be images shaped like the input (N, {ch}, {h}, {w}); got {:?}", data.dims())));
         }
         let n_data = data.dim(0)?;
+        if n_data == 0 {
+            return Err(invalid("data", "the sampling data holds no images"));
+        }
         let samples = match (self.samples, &self.sampling) {
             (Some(0), _) => return Err(invalid("samples", "must be at least 1")),
             (Some(s), _) => s,
@@ -231,14 +237,16 @@ impl PredictionDifference {
         if l > h || l > w {
             return Err(invalid("padding", format!("window {k} + 2 × padding {padding} must fit the image's {h} × {w}")));
         }
-        // Patches fully inside the images, at most about 20,000 of them, evenly spread.
-        let places: Vec<(usize, usize, usize)> = (0..n).flat_map(|m| (0..=h - l).flat_map(move |i| (0..=w - l).map(move |j| (m, i, j)))).collect();
-        let step = places.len().div_ceil(20_000).max(1);
+        // Patches fully inside the images, at most about 20,000 of them, evenly spread (by
+        // index: the places are never listed whole).
+        let (rows, cols) = (h - l + 1, w - l + 1);
+        let places = n * rows * cols;
+        let step = places.div_ceil(20_000).max(1);
         let d = ch * l * l;
-        let patches: Vec<Vec<f64>> = places
-            .iter()
+        let patches: Vec<Vec<f64>> = (0..places)
             .step_by(step)
-            .map(|&(m, i0, j0)| {
+            .map(|at| (at / (rows * cols), at / cols % rows, at % cols))
+            .map(|(m, i0, j0)| {
                 let mut v = Vec::with_capacity(d);
                 for c in 0..ch {
                     for i in i0..i0 + l {

@@ -182,23 +182,35 @@ impl ContinuationAttribution {
         Ok(self.matrix.narrow(1, 0, self.prompt_len)?)
     }
 
-    /// `(T, G)`: one column per span (words, phrases). The value of a span the method
-    /// perturbed as one; otherwise the sum of its tokens' attributions (completeness
-    /// carries over to the sums).
+    /// `(T, G)`: one column per span (words, phrases): the sum of its tokens' attributions
+    /// (completeness carries over to the sums). After a run on spans, whose every position
+    /// holds its span's value, a requested span sums the values of the run's spans inside it,
+    /// each once, and may not cut one of them.
     pub fn span_columns(&self, spans: &[Range<usize>]) -> Result<Tensor> {
         let l = self.matrix.dim(1)?;
-        if let Some(bad) = spans.iter().find(|s| s.is_empty() || s.end > l) {
-            return Err(Error::Explain(candle_explain_core::Error::Unsupported(format!("span {bad:?} is not a non-empty range of the {l} source positions"))));
+        let bad = |msg: String| Error::Explain(candle_explain_core::Error::Unsupported(msg));
+        if let Some(s) = spans.iter().find(|s| s.is_empty() || s.end > l) {
+            return Err(bad(format!("span {s:?} is not a non-empty range of the {l} source positions")));
         }
-        let ran_on_these = self.spans.as_deref() == Some(spans);
-        let cols = spans
-            .iter()
-            .map(|s| match ran_on_these {
-                true => self.matrix.narrow(1, s.start, 1),
-                false => self.matrix.narrow(1, s.start, s.len())?.sum_keepdim(1),
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&cols, 1)?)
+        // The positions whose columns count: all, or the first of each span the method ran on
+        // (the others repeat it); positions outside those spans hold 0 either way.
+        let mut counted = vec![1f32; l];
+        if let Some(run) = &self.spans {
+            for r in run {
+                if let Some(s) = spans.iter().find(|s| s.start < r.end && r.start < s.end && !(s.start <= r.start && r.end <= s.end)) {
+                    return Err(bad(format!("span {s:?} cuts the span {r:?} the method perturbed as one")));
+                }
+                counted[r.start + 1..r.end].fill(0.0);
+            }
+        }
+        let mut sel = vec![0f32; spans.len() * l];
+        for (g, s) in spans.iter().enumerate() {
+            for i in s.clone() {
+                sel[g * l + i] = counted[i];
+            }
+        }
+        let sel = Tensor::from_vec(sel, (spans.len(), l), self.matrix.device())?;
+        Ok(self.matrix.matmul(&sel.t()?)?)
     }
 }
 

@@ -41,11 +41,11 @@ fn invalid(msg: String) -> Error {
 /// The spans the method perturbs: one per attributed position, or the user's, checked to
 /// be non-empty, in the sequence, disjoint and over attributed positions only.
 pub(crate) fn resolve(features: &Features, attributed: &[bool]) -> Result<Vec<Range<usize>>> {
+    let l = attributed.len();
     let spans = match features {
-        Features::Tokens => return Ok((0..attributed.len()).filter(|&i| attributed[i]).map(|i| i..i + 1).collect()),
+        Features::Tokens => (0..l).filter(|&i| attributed[i]).map(|i| i..i + 1).collect(),
         Features::Spans(s) => s.clone(),
     };
-    let l = attributed.len();
     let mut seen = vec![false; l];
     for s in &spans {
         if s.is_empty() || s.end > l {
@@ -61,7 +61,7 @@ pub(crate) fn resolve(features: &Features, attributed: &[bool]) -> Result<Vec<Ra
         }
     }
     if spans.is_empty() {
-        return Err(invalid("no spans to attribute to".into()));
+        return Err(invalid("no tokens or spans to attribute to (every source position is skipped or not a source)".into()));
     }
     Ok(spans)
 }
@@ -71,8 +71,6 @@ pub(crate) fn resolve(features: &Features, attributed: &[bool]) -> Result<Vec<Ra
 struct Coalitions<'a> {
     model: &'a ContinuationScores<'a>,
     x: &'a Tensor,
-    /// `x − baseline`: a row is `baseline + diff ⊙ keep`.
-    diff: Tensor,
     baseline: &'a Tensor,
     spans: &'a [Range<usize>],
     batching: &'a Batching,
@@ -84,7 +82,6 @@ impl<'a> Coalitions<'a> {
         Ok(Self {
             model,
             x,
-            diff: (x - baseline)?,
             baseline,
             spans,
             batching,
@@ -96,24 +93,26 @@ impl<'a> Coalitions<'a> {
         let l = self.x.dim(1)?;
         let mut out = Vec::with_capacity(n);
         self.batching.try_run(n, self.per_chunk, label, |r| -> Result<()> {
-            let mut m = vec![0f32; r.len() * l];
+            let mut m = vec![0u8; r.len() * l];
             for (row, j) in r.clone().enumerate() {
                 for (s, keep) in self.spans.iter().zip(keeps(j)) {
                     if keep {
-                        m[row * l + s.start..row * l + s.end].fill(1.0);
+                        m[row * l + s.start..row * l + s.end].fill(1);
                     }
                 }
             }
             // Positions in no span are never perturbed.
-            let mut fixed = vec![1f32; l];
+            let mut fixed = vec![1u8; l];
             for s in self.spans {
-                fixed[s.clone()].fill(0.0);
+                fixed[s.clone()].fill(0);
             }
             for (at, v) in m.iter_mut().enumerate() {
-                *v = v.max(fixed[at % l]);
+                *v = (*v).max(fixed[at % l]);
             }
-            let keep = Tensor::from_vec(m, (r.len(), l, 1), self.x.device())?.to_dtype(self.x.dtype())?;
-            let rows = self.diff.broadcast_mul(&keep)?.broadcast_add(self.baseline)?;
+            // Kept positions take x's embeddings exactly (the full coalition is x itself).
+            let shape = (r.len(), l, self.x.dim(2)?);
+            let keep = Tensor::from_vec(m, (r.len(), l, 1), self.x.device())?.broadcast_as(shape)?;
+            let rows = keep.where_cond(&self.x.broadcast_as(shape)?, &self.baseline.broadcast_as(shape)?)?;
             let s = candle_explain_core::batch::logits(self.model, &rows)?;
             out.extend(s.to_dtype(DType::F32)?.to_vec2::<f32>()?);
             Ok(())

@@ -87,45 +87,26 @@ impl DecoderTokenizer {
     }
 
     /// Words as spans of positions of `ids`: a word starts at a token that begins with a
-    /// space or a line break (byte-level `Ġ` / `Ċ`, SentencePiece `▁`) and takes the tokens
-    /// that continue it without one (letters, digits, and the apostrophes and hyphens inside
-    /// words: "isn't", "well-known"); other punctuation is a word of its own; positions not
-    /// `attributable` (special tokens) belong to no word.
+    /// space or a line break (byte-level `Ġ` / `Ċ`, SentencePiece `▁`, a byte-fallback
+    /// `<0x0A>`) and takes the tokens that continue it without one (letters, digits, other
+    /// byte-fallback pieces, and the apostrophes and hyphens inside words: "isn't",
+    /// "well-known"); other punctuation is a word of its own; positions not `attributable`
+    /// (special tokens) belong to no word.
     pub fn word_spans(&self, ids: &[u32], attributable: &[bool]) -> Result<Vec<std::ops::Range<usize>>> {
-        #[derive(PartialEq, Clone, Copy)]
-        enum Kind {
-            Word,
-            Joiner,
-            Space,
-            Punctuation,
-            Outside,
-        }
         if attributable.len() != ids.len() {
             return Err(unsupported(format!("word_spans: {} flags for {} ids", attributable.len(), ids.len())));
         }
-        let markers = ['Ġ', 'Ċ', 'ĉ', '▁'];
         let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
-        let mut prev = Kind::Outside;
+        let mut prev = Piece::Outside;
         for (i, &id) in ids.iter().enumerate() {
             if !attributable[i] {
-                prev = Kind::Outside;
+                prev = Piece::Outside;
                 continue;
             }
-            let raw = self.tokenizer.id_to_token(id).unwrap_or_default();
-            let spaced = raw.starts_with(markers) || raw.starts_with(char::is_whitespace);
-            let body = raw.trim_start_matches(|c: char| markers.contains(&c) || c.is_whitespace());
-            let kind = if body.is_empty() {
-                Kind::Space
-            } else if body.chars().any(char::is_alphanumeric) {
-                Kind::Word
-            } else if body.chars().all(|c| "'’-".contains(c)) {
-                Kind::Joiner
-            } else {
-                Kind::Punctuation
-            };
+            let (spaced, kind) = piece(&self.tokenizer.id_to_token(id).unwrap_or_default());
             let joins = !spaced
-                && matches!(prev, Kind::Word | Kind::Joiner | Kind::Space)
-                && matches!(kind, Kind::Word | Kind::Joiner);
+                && matches!(prev, Piece::Word | Piece::Joiner | Piece::Space)
+                && matches!(kind, Piece::Word | Piece::Joiner);
             match spans.last_mut() {
                 Some(s) if joins && s.end == i => s.end = i + 1,
                 _ => spans.push(i..i + 1),
@@ -168,5 +149,63 @@ impl DecoderTokenizer {
                 })
             })
             .map_err(|e| unsupported(format!("chat template: {e}")))
+    }
+}
+
+/// What a token's piece is to a word.
+#[derive(PartialEq, Clone, Copy, Debug)]
+enum Piece {
+    Word,
+    /// An apostrophe or hyphen, which continues a word.
+    Joiner,
+    /// Only whitespace: starts a word with the piece after it.
+    Space,
+    Punctuation,
+    Outside,
+}
+
+/// Whether the raw token `raw` begins with whitespace, and what it is.
+fn piece(raw: &str) -> (bool, Piece) {
+    let markers = ['Ġ', 'Ċ', 'ĉ', '▁'];
+    // SentencePiece byte fallback: `<0x0A>` is a line break; other bytes are parts of a
+    // character that continue whatever they are in.
+    if let Some(hex) = raw.strip_prefix("<0x").and_then(|r| r.strip_suffix('>')) {
+        return match u8::from_str_radix(hex, 16) {
+            Ok(b) if b.is_ascii_whitespace() => (true, Piece::Space),
+            Ok(b) if b.is_ascii_punctuation() => (false, Piece::Punctuation),
+            _ => (false, Piece::Joiner),
+        };
+    }
+    let spaced = raw.starts_with(markers) || raw.starts_with(char::is_whitespace);
+    let body = raw.trim_start_matches(|c: char| markers.contains(&c) || c.is_whitespace());
+    let kind = if body.is_empty() {
+        Piece::Space
+    } else if body.chars().any(char::is_alphanumeric) {
+        Piece::Word
+    } else if body.chars().all(|c| "'’-".contains(c)) {
+        Piece::Joiner
+    } else {
+        Piece::Punctuation
+    };
+    (spaced, kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_of_byte_level_sentencepiece_and_byte_fallback_vocabularies() {
+        assert_eq!(piece("Ġthe"), (true, Piece::Word));
+        assert_eq!(piece("▁the"), (true, Piece::Word));
+        assert_eq!(piece("ing"), (false, Piece::Word));
+        assert_eq!(piece("Ċ"), (true, Piece::Space));
+        assert_eq!(piece(","), (false, Piece::Punctuation));
+        assert_eq!(piece("'"), (false, Piece::Joiner));
+        // Byte fallback (Llama 2, Mistral): a line break or tab is a space, not a word.
+        assert_eq!(piece("<0x0A>"), (true, Piece::Space));
+        assert_eq!(piece("<0x09>"), (true, Piece::Space));
+        assert_eq!(piece("<0x2C>"), (false, Piece::Punctuation));
+        assert_eq!(piece("<0xE2>"), (false, Piece::Joiner));
     }
 }

@@ -15,6 +15,9 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
     // 4 × 4 superpixels of 7 × 7 pixels: 65,536 coalitions per digit for the dividends,
     // Shapley values and KernelSHAP (the paper's limit of exact computation); quick: 2 × 2.
     let (examples, side) = if a.quick { (2, 2) } else { (10, 4) };
+    if 28 % side != 0 {
+        anyhow::bail!("the superpixel grid must divide 28 (Prediction Difference's windows are the superpixels)");
+    }
     let dev = Device::Cpu;
     // One digit of each class from 0 (the file holds 500 per class, sorted).
     let (m, x, t) = digits(examples, 500, &dev)?;
@@ -94,9 +97,6 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
             Box::new(PredictionDifference { stride: cell, ..PredictionDifference::marginal(background.clone(), cell, None) }),
         ),
     ];
-    if 28 % side != 0 {
-        anyhow::bail!("the superpixel grid must divide 28 (Prediction Difference's windows are the superpixels)");
-    }
     let mut md = format!(
         "# Deng et al. (2023): which methods allocate the Harsanyi interactions fairly\n\n\
          The trained digits CNN on {examples} MNIST digits (one per class from 0), its predicted class, a {side} × {side} grid of \

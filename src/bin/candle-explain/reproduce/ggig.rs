@@ -74,7 +74,9 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
         ins_series.push(Series::new(name, fr, ic));
         let s = SensitivityN { baseline: Baseline::Constant(m.black), ..SensitivityN::new(ns.clone(), subsets, 0) }.evaluate(model, &x, &attr, &t)?;
         let (nx, cy): (Vec<f64>, Vec<f64>) = s.n.iter().zip(&s.correlation).filter(|(_, c)| c.is_finite()).map(|(&n, &c)| (n as f64, c)).unzip();
-        sens_series.push(Series::new(name, nx, cy));
+        if !nx.is_empty() {
+            sens_series.push(Series::new(name, nx, cy));
+        }
         // The sanity checks on the first few digits: 5 % weight noise, and all five layers
         // randomised from the top (the last step of the cascade).
         let pert = ModelPerturbation { relative_noise: 0.05, repeats, seed: 3 }.evaluate(&build, &weights, method.as_ref(), &xs, &ts, None)?;

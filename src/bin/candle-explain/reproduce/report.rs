@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 
-/// The report's headings, paragraphs and pipe tables as one HTML page.
 /// `results.json`, `report.md` and `report.html` (its tables as HTML; each of `figures`,
 /// `(alt, file)`, the markdown's `![alt](file)` shown as an image) in `dir`; prints the
 /// report and what was written.
@@ -28,6 +27,7 @@ pub(crate) fn write_report(
     Ok(())
 }
 
+/// The report's headings, paragraphs and pipe tables as one HTML page.
 fn markdown_tables_html(md: &str) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")

@@ -489,8 +489,8 @@ impl AttentionCpu {
         }
     }
 
-    /// The same op keeping the weights only up to `bytes` (tests force both paths).
-    #[cfg(test)]
+    /// The same op keeping the weights only up to `bytes` (0 for a forward without backward;
+    /// tests force both paths).
     pub fn keeping_weights_up_to(mut self, bytes: usize) -> Self {
         self.keep_max_bytes = bytes;
         self
