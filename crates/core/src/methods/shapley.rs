@@ -56,6 +56,14 @@ fn factorial(n: usize) -> f64 {
     (1..=n).map(|v| v as f64).product()
 }
 
+/// The weight `|S|! (g − |S| − 1)! / g!` of a player's marginal contribution to a coalition
+/// `S` of the other players, indexed by `|S|` (`0..g`).
+pub fn coalition_weights(g: usize) -> Vec<f64> {
+    (0..g)
+        .map(|k| factorial(k) * factorial(g - k - 1) / factorial(g))
+        .collect()
+}
+
 impl Attributor for ShapleyValues {
     fn attribute(
         &self,
@@ -119,9 +127,7 @@ impl Attributor for ShapleyValues {
         let (n, dev) = (x.dim(0)?, x.device());
         crate::validate::host_alloc(n.saturating_mul(g), 8, "the Shapley values")?;
         let mut phi = vec![0f64; n * g];
-        let weights: Vec<f64> = (0..g)
-            .map(|k| factorial(k) * factorial(g - k - 1) / factorial(g))
-            .collect();
+        let weights = coalition_weights(g);
         // Exact: one example's 2^g values at a time; sampling: the previous row's score.
         let mut values = vec![
             0f64;

@@ -141,9 +141,7 @@ pub(crate) fn shapley(model: &ContinuationScores, x: &Tensor, baseline: &Tensor,
             }
             let v = c.scores(1 << g, "Shapley coalitions", |mask| (0..g).map(|i| mask >> i & 1 == 1).collect())?;
             let t = v[0].len();
-            // |S|! (G − |S| − 1)! / G!, by |S|.
-            let fact = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
-            let w: Vec<f64> = (0..g).map(|s| fact(s) * fact(g - s - 1) / fact(g)).collect();
+            let w = candle_explain_core::methods::shapley::coalition_weights(g);
             let mut phi = vec![vec![0f64; t]; g];
             for mask in 0..1usize << g {
                 for (i, p) in phi.iter_mut().enumerate() {
