@@ -128,7 +128,7 @@ pub(crate) enum Affine {
 }
 
 impl Affine {
-    fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         match self {
             Affine::Linear => crate::ops::linear::forward(x, w, b),
             Affine::Conv(g) => crate::ops::conv::forward_no_grad(x, w, b, *g),
@@ -155,7 +155,7 @@ impl Affine {
     }
 
     /// `Lᵀ g`: the gradient w.r.t. the input (shaped like `x`) of `⟨L(x), g⟩`.
-    fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn transpose(&self, g: &Tensor, w: &Tensor, x: &Tensor) -> Result<Tensor> {
         match self {
             Affine::Linear => crate::ops::linear::input_grad(g, w, x),
             Affine::Conv(geom) => {

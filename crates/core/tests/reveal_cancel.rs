@@ -1,7 +1,7 @@
 //! DeepLIFT RevealCancel (and Rescale) against the authors' `deeplift` package 0.6.13.0 on two
-//! ReLU MLPs (`scripts/golden/revealcancel_deeplift.py`): contributions of the inputs to each
-//! logit, from a zero and a non-zero reference, with inputs equal to the reference in some
-//! features (the package's `d = 0` branch) and weights exactly 0.
+//! ReLU MLPs and a small CNN (`scripts/golden/revealcancel_deeplift.py`): contributions of the
+//! inputs to each logit, from a zero and a non-zero reference, with inputs equal to the
+//! reference in some features (the package's `d = 0` branch) and weights exactly 0.
 
 mod common;
 
@@ -79,12 +79,62 @@ fn reveal_cancel_and_rescale_equal_the_deeplift_package() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A nonlinearity after a convolution is not covered: an error that says so, not Rescale.
+/// The CNN (conv 3×3 padding 1 → ReLU → conv 3×3 stride 2 → ReLU → dense → ReLU → dense):
+/// RevealCancel's split through the convolutions and their transposes, against the package's
+/// `Conv2D` (NHWC there; the script stores everything in PyTorch's layout).
 #[test]
-fn reveal_cancel_refuses_what_it_does_not_cover() {
+fn reveal_cancel_through_convolutions_equals_the_deeplift_package() -> anyhow::Result<()> {
+    use candle_explain_core::nn::{Conv2d, Flatten};
+    let g = golden("net_c");
+    for dt in [DType::F32, DType::F64] {
+        let t = |k: &str| g[k].to_dtype(dt);
+        let model = Sequential::new()
+            .push(Conv2d::new(t("w1")?, Some(t("b1")?), candle_nn::Conv2dConfig { padding: 1, ..Default::default() }))
+            .push(Activation::Relu)
+            .push(Conv2d::new(t("w2")?, Some(t("b2")?), candle_nn::Conv2dConfig { stride: 2, ..Default::default() }))
+            .push(Activation::Relu)
+            .push(Flatten)
+            .push(Linear::new(t("w3")?, Some(t("b3")?)))
+            .push(Activation::Relu)
+            .push(Linear::new(t("w4")?, Some(t("b4")?)));
+        assert!(err(&model.forward(&t("x")?)?, &g["logits_x"]) < 1e-5, "the forward differs from the package's");
+        for (rows, reference, key) in [("x", "ref_zero", "zero"), ("x", "ref_other", "other"), ("x_edge", "ref_other", "edge_other")] {
+            let (x, r) = (t(rows)?, t(reference)?);
+            let (rc, delta) = contributions(&model, &x, &r, &DeepLift::reveal_cancel())?;
+            assert!(delta < 1e-4, "{key} {dt:?}: completeness delta {delta}");
+            // Values are at most 0.35: absolute errors (err divides by max(1, max |b|)).
+            let e = err(&rc, &g[&format!("revealcancel_{key}")]);
+            assert!(e < 1e-6, "{key} {dt:?}: RevealCancel differs from the package by {e}");
+            let (rs, _) = contributions(&model, &x, &r, &DeepLift::default())?;
+            let e = err(&rs, &g[&format!("rescale_{key}")]);
+            assert!(e < 1e-6, "{key} {dt:?}: Rescale differs from the package by {e}");
+            assert!(err(&rc, &rs) > 1e-2, "{key}: RevealCancel should differ from Rescale here");
+        }
+    }
+    Ok(())
+}
+
+/// A nonlinearity that follows neither a linear nor a conv layer (here: a max-pool) is not
+/// covered: an error that says so, not a silent Rescale.
+#[test]
+fn reveal_cancel_refuses_what_it_does_not_cover() -> anyhow::Result<()> {
+    use candle_explain_core::nn::{Conv2d, Flatten, MaxPool2d};
     let dev = Device::Cpu;
-    let model = common::cnn(Activation::Relu, true, 1, &dev);
+    let conv = common::cnn(Activation::Relu, true, 1, &dev);
     let x = common::uniform(&[2, 1, 12, 12], -1.0, 1.0, 2, &dev);
-    let e = DeepLift::reveal_cancel().attribute(&model, &x, &Target::Class(0)).unwrap_err();
-    assert!(e.to_string().contains("RevealCancel"), "{e}");
+    // The same kind of layers in an order RevealCancel has no rule for: pool, then ReLU.
+    let w = |shape: &[usize], seed| common::uniform(shape, -0.5, 0.5, seed, &dev);
+    let pooled_first = Sequential::new()
+        .push(Conv2d::new(w(&[3, 1, 3, 3], 3), None, Default::default()))
+        .push(MaxPool2d::new(2))
+        .push(Activation::Relu)
+        .push(Flatten)
+        .push(Linear::new(w(&[2, 75], 4), None));
+    let e = DeepLift::reveal_cancel().attribute(&pooled_first, &x, &Target::Class(0)).unwrap_err();
+    assert!(e.to_string().contains("RevealCancel") && e.to_string().contains("pools"), "{e}");
+    // Conv → ReLU → max-pool is covered, and complete up to the package's 1e-7 nudges.
+    let a = DeepLift::reveal_cancel().attribute(&conv, &x, &Target::Class(0))?;
+    let delta = a.delta.expect("DeepLIFT reports its completeness delta").abs()?.max(0)?.to_scalar::<f32>()?;
+    assert!(delta < 1e-4, "completeness delta {delta}");
+    Ok(())
 }

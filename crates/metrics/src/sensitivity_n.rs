@@ -2,10 +2,13 @@
 //! the Pearson correlation between `Σ_{i∈S} R_i` and the output drop `S_c(x) − S_c(x_{S←x̄})`,
 //! per example and n, averaged over examples. A method satisfies Sensitivity-n when the
 //! correlation is 1. All (n, subset) pairs of all examples are rows of one chunked sweep.
+//! With a feature mask the features are its groups (a word's embedding, a superpixel): a
+//! subset of n groups is set to the baseline and `R` is summed over their elements.
 
 use crate::perturb::{hash_keys, masked_scores, prepare, smallest_k_masks};
 use crate::{invalid, Result};
 use candle_core::{DType, Tensor};
+use candle_explain_core::methods::FeatureGroups;
 use candle_explain_core::{Baseline, Batching, Explainable, Target};
 
 #[derive(Debug, Clone)]
@@ -17,6 +20,8 @@ pub struct SensitivityN {
     pub baseline: Baseline,
     pub seed: u64,
     pub batching: Batching,
+    /// Group ids (as for `FeatureAblation`): subsets are drawn over groups, not elements.
+    pub feature_mask: Option<Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +41,7 @@ impl SensitivityN {
             baseline: Baseline::Zero,
             seed,
             batching: Batching::default(),
+            feature_mask: None,
         }
     }
 
@@ -85,14 +91,25 @@ impl SensitivityN {
             ));
         }
         crate::perturb::check_attributions(attributions)?;
-        let (b, f) = (x.dim(0)?, x.elem_count() / x.dim(0)?);
+        let b = x.dim(0)?;
+        let groups = match &self.feature_mask {
+            Some(mask) => Some(FeatureGroups::new(mask, x)?),
+            None => None,
+        };
+        let f = match &groups {
+            Some(g) => g.count,
+            None => x.elem_count() / b,
+        };
         if self.subsets < 2 {
             return Err(invalid("subsets", "a correlation needs at least 2 subsets"));
         }
         if let Some(&n) = self.ns.iter().find(|&&n| n == 0 || n > f) {
             return Err(invalid(
                 "ns",
-                format!("subset size {n} must be in 1..={f} (the number of features)"),
+                format!(
+                    "subset size {n} must be in 1..={f} (the number of {})",
+                    if groups.is_some() { "feature groups" } else { "features" }
+                ),
             ));
         }
         if self.ns.is_empty() {
@@ -114,8 +131,16 @@ impl SensitivityN {
                     .clone()
                     .map(|i| self.ns[(i % per_ex) / self.subsets])
                     .collect();
-                let m = smallest_k_masks(&hash_keys(r, f, self.seed, x.device())?, &ns)?
+                let mut m = smallest_k_masks(&hash_keys(r, f, self.seed, x.device())?, &ns)?
                     .to_dtype(x.dtype())?;
+                if let Some(g) = &groups {
+                    // Each element takes its group's bit: (rows, G) → (rows, F).
+                    let ids = match g.ids.dim(0)? {
+                        1 => g.ids.broadcast_as((r.len(), g.ids.dim(1)?))?.contiguous()?,
+                        _ => g.ids.index_select(ex, 0)?,
+                    };
+                    m = m.contiguous()?.gather(&ids, 1)?;
+                }
                 attr_sums.push((&m * attr.index_select(ex, 0)?)?.sum(1)?);
                 Ok(m)
             },

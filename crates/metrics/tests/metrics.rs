@@ -62,6 +62,41 @@ fn occlusion_one_is_exact_at_n_one() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Over feature groups: ablating one group is exactly its FeatureAblation value, so that
+/// method's grouped Sensitivity-1 is 1 (per-example masks too), while per pixel it is not;
+/// one group per element gives the element-wise result bit for bit.
+#[test]
+fn sensitivity_n_over_feature_groups() -> anyhow::Result<()> {
+    let m = cnn();
+    let x = uniform(&[2, 1, 6, 6], 0.0, 1.0, 8);
+    let t = Target::Class(1);
+    let dev = Device::Cpu;
+    // Example 0: 2 × 2 blocks; example 1: rows of the image (6 groups of 6).
+    let blocks: Vec<u32> = (0..36).map(|k| ((k / 6 / 2) * 3 + (k % 6) / 2) as u32).collect();
+    let rows: Vec<u32> = (0..36).map(|k| (k / 6) as u32).collect();
+    let mask = Tensor::from_vec([blocks, rows].concat(), (2, 1, 6, 6), &dev)?;
+    let a = FeatureAblation::new(mask.clone()).attribute(&m, &x, &t)?.attributions;
+    let grouped = SensitivityN { feature_mask: Some(mask), ..SensitivityN::new(vec![1, 3], 40, 2) };
+    let r = grouped.evaluate(&m, &x, &a, &t)?;
+    for e in 0..2 {
+        assert!((r.per_example[e][0] - 1.0).abs() < 1e-5, "example {e}: {:?}", r.per_example);
+    }
+    let per_pixel = SensitivityN::new(vec![1], 40, 2).evaluate(&m, &x, &a, &t)?;
+    assert!(per_pixel.correlation[0] < 0.99, "per pixel: {:?}", per_pixel.correlation);
+    let s = SensitivityN::new(vec![1, 4, 20], 12, 5);
+    let own = Tensor::arange(0u32, 36, &dev)?.reshape((1, 6, 6))?;
+    let a = Saliency::signed().attribute(&m, &x, &t)?.attributions;
+    let r1 = s.evaluate(&m, &x, &a, &t)?;
+    let r2 = SensitivityN { feature_mask: Some(own), ..s.clone() }.evaluate(&m, &x, &a, &t)?;
+    assert_eq!(r1.per_example, r2.per_example);
+    // More groups asked for than there are: an error that counts groups.
+    let e = SensitivityN { feature_mask: Some(Tensor::zeros((1, 6, 6), DType::U32, &dev)?), ..s }
+        .evaluate(&m, &x, &a, &t)
+        .unwrap_err();
+    assert!(e.to_string().contains("feature groups"), "{e}");
+    Ok(())
+}
+
 #[test]
 fn masks_hold_exactly_n_features_and_do_not_depend_on_chunks() -> anyhow::Result<()> {
     let keys = hash_keys(&(10..16), 50, 3, &Device::Cpu)?;

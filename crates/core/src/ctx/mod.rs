@@ -80,7 +80,7 @@ pub struct RuleCtx {
     /// AttnLRP (Achtibat et al. 2024): attention and gates share relevance evenly among the
     /// operands of their products ([`RuleCtx::attn_lrp`]).
     uniform_products: bool,
-    /// A recording pass also keeps every linear layer's input (for RevealCancel).
+    /// A recording pass also keeps every linear and conv layer's input (for RevealCancel).
     record_linear_inputs: bool,
     /// DeepLIFT RevealCancel's state ([`RuleCtx::reveal_cancel`]).
     reveal_cancel: Option<reveal_cancel::RevealCancel>,
@@ -252,7 +252,7 @@ impl RuleCtx {
         Self::new(Mode::Record)
     }
 
-    /// A recording pass for [`RuleCtx::reveal_cancel`]: it keeps linear layers' inputs too.
+    /// A recording pass for [`RuleCtx::reveal_cancel`]: it keeps linear and conv layers' inputs too.
     pub fn recording_linear_inputs() -> Self {
         let mut ctx = Self::new(Mode::Record);
         ctx.record_linear_inputs = true;
@@ -261,7 +261,8 @@ impl RuleCtx {
 
     /// DeepLIFT RevealCancel against a [`RuleCtx::recording_linear_inputs`] pass of the
     /// reference (`ctx::reveal_cancel`): every nonlinearity must directly follow a linear
-    /// layer; max-pools take the Rescale pools' rule.
+    /// or conv layer; max-pools take the Rescale pools' rule (Captum's; the package's default
+    /// routes the multiplier to the input's maximum instead).
     pub fn reveal_cancel(recorded: RuleCtx, threshold: f64) -> Result<Self> {
         if !recorded.record_linear_inputs {
             return Err(crate::Error::Unsupported(
@@ -468,7 +469,7 @@ impl RuleCtx {
                 let back = LayerBackward::new(Affine::Linear, LayerKind::Linear, rule, w, b);
                 let y = crate::ops::linear::forward_with_rule(x, w, b, back)?;
                 if let Some(rc) = &self.reveal_cancel {
-                    rc.linear(x, &self.tape.next(Entry::LinearInput, x)?, w, &y)?;
+                    rc.affine(Affine::Linear, x, &self.tape.next(Entry::LinearInput, x)?, w, &y)?;
                 }
                 y
             }
@@ -511,10 +512,17 @@ impl RuleCtx {
                     },
                     false => crate::ops::conv::forward_no_grad(&xd, w, b, g)?,
                 };
-                boundary(x, &y, back)?
+                let y = boundary(x, &y, back)?;
+                if let Some(rc) = &self.reveal_cancel {
+                    rc.affine(Affine::Conv(g), x, &self.tape.next(Entry::LinearInput, x)?, w, &y)?;
+                }
+                y
             }
             Mode::Record | Mode::Probe | Mode::Inference => {
                 self.select.next_layer(LayerKind::Conv2d);
+                if self.record_linear_inputs {
+                    self.tape.record(Entry::LinearInput, x);
+                }
                 crate::ops::conv::forward_no_grad(x, w, b, g)?
             }
         };

@@ -13,18 +13,22 @@
 //!
 //! `g_i = Σ_j [d_i > 0](m⁺_j w⁺_ji + m⁻_j w⁻_ji) + [d_i < 0](m⁺_j w⁻_ji + m⁻_j w⁺_ji) + [d_i = 0] ½(m⁺_j + m⁻_j) w_ji`.
 //!
-//! The pair (linear layer, nonlinearity) becomes one boundary from the layer's input to the
-//! nonlinearity's output; a nonlinearity that does not follow a linear layer directly is an
-//! error (convolutions are not covered yet).
+//! A convolution is the same with `w x` a convolution and `wᵀ m` its transpose (the package
+//! does the same for its `Conv2D`). The pair (linear or conv layer, nonlinearity) becomes one
+//! boundary from the layer's input to the nonlinearity's output; a nonlinearity that does not
+//! directly follow one of them (after a norm, a sum or a pool) is an error.
 
+use crate::layer_rules::Affine;
 use crate::ops::InputGrad;
 use crate::{Activation, Error, Result};
 use candle_core::{Tensor, TensorId};
 use std::cell::RefCell;
 
-/// A linear layer's output waiting for its nonlinearity.
+/// A linear or conv layer's output waiting for its nonlinearity.
 pub(crate) struct Pending {
-    /// The layer's input (tracked: the boundary attaches to it) and weight `(out, in)`.
+    /// The layer's map, its input (tracked: the boundary attaches to it) and its weight
+    /// (`(out, in)`, or a conv's `(Cout, Cin/groups, kh, kw)`).
+    map: Affine,
     x: Tensor,
     w: Tensor,
     /// `x − x̄`, and the output's positive and negative parts.
@@ -46,16 +50,16 @@ fn nudge(t: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 impl RevealCancel {
-    /// After the linear layer `z = x wᵀ + b` with the reference's input `xref`: remembers what
-    /// the nonlinearity after it needs.
-    pub fn linear(&self, x: &Tensor, xref: &Tensor, w: &Tensor, z: &Tensor) -> Result<()> {
+    /// After the layer `z = map(x; w) + b` (linear or conv) with the reference's input
+    /// `xref`: remembers what the nonlinearity after it needs.
+    pub fn affine(&self, map: Affine, x: &Tensor, xref: &Tensor, w: &Tensor, z: &Tensor) -> Result<()> {
         let d = (x.detach() - xref)?;
         let (wp, wn) = (w.relu()?, w.neg()?.relu()?.neg()?);
         let (dp, dn) = (d.relu()?, d.neg()?.relu()?.neg()?);
-        let mm = |a: &Tensor, w: &Tensor| crate::ops::linear::forward(a, w, None);
+        let mm = |a: &Tensor, w: &Tensor| map.forward(a, w, None);
         let pos = (mm(&dp, &wp)? + mm(&dn, &wn)?)?;
         let neg = (mm(&dp, &wn)? + mm(&dn, &wp)?)?;
-        let p = Pending { x: x.clone(), w: w.clone(), d, pos, neg };
+        let p = Pending { map, x: x.clone(), w: w.clone(), d, pos, neg };
         self.pending.borrow_mut().push((z.id(), p));
         Ok(())
     }
@@ -67,7 +71,7 @@ impl RevealCancel {
             let mut pending = self.pending.borrow_mut();
             let at = pending.iter().position(|(id, _)| *id == z.id()).ok_or_else(|| {
                 Error::Unsupported(
-                    "DeepLIFT RevealCancel: a nonlinearity whose input is not the output of a linear layer (convolutions, norms and sums before a nonlinearity are not supported yet)".into(),
+                    "DeepLIFT RevealCancel: a nonlinearity whose input is not the output of a linear or conv layer (norms, sums and pools before a nonlinearity are not supported)".into(),
                 )
             })?;
             pending.swap_remove(at).1
@@ -79,13 +83,14 @@ impl RevealCancel {
         let half = |a: Tensor, b: Tensor| -> candle_core::Result<Tensor> { (a + b)? * 0.5 };
         let up = half((f(&zp)? - &f0)?, (f(&(&zn + &pt)?)? - f(&zn)?)?)?;
         let down = half((f(&zn)? - &f0)?, (f(&(&zp + &nt)?)? - f(&zp)?)?)?;
-        let back = Backward { w: p.w.detach(), d: p.d, s_pos: (up / pt)?, s_neg: (down / nt)? };
+        let back = Backward { map: p.map, w: p.w.detach(), d: p.d, s_pos: (up / pt)?, s_neg: (down / nt)? };
         let y = f(&z.detach())?;
         Ok(crate::ops::boundary(&p.x, &y, back)?)
     }
 }
 
 struct Backward {
+    map: Affine,
     w: Tensor,
     d: Tensor,
     s_pos: Tensor,
@@ -97,20 +102,11 @@ impl InputGrad for Backward {
         "candle-explain-reveal-cancel"
     }
 
-    fn input_grad(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
+    fn input_grad(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
         let (mp, mn) = ((g * &self.s_pos)?, (g * &self.s_neg)?);
         let (wp, wn) = (self.w.relu()?, self.w.neg()?.relu()?.neg()?);
-        // (rows…, out) · (out, in) over the last dimension.
-        let back = |m: &Tensor, w: &Tensor| -> candle_core::Result<Tensor> {
-            let dims = m.dims().to_vec();
-            let out = *dims.last().unwrap_or(&1);
-            let flat = m.reshape(((), out))?.matmul(w)?;
-            let mut shape = dims;
-            if let Some(last) = shape.last_mut() {
-                *last = w.dim(1)?;
-            }
-            flat.reshape(shape)
-        };
+        // `wᵀ m`: the map's transpose (a conv's is its input gradient).
+        let back = |m: &Tensor, w: &Tensor| self.map.transpose(m, w, x);
         let a = (back(&mp, &wp)? + back(&mn, &wn)?)?;
         let b = (back(&mp, &wn)? + back(&mn, &wp)?)?;
         let c = (back(&(&mp + &mn)?, &self.w)? * 0.5)?;

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 pub(crate) enum Entry {
     Activation,
     MaxPool,
-    /// A linear layer's input (RevealCancel).
+    /// A linear or conv layer's input (RevealCancel).
     LinearInput,
 }
 
@@ -22,7 +22,7 @@ impl Entry {
         match self {
             Entry::Activation => "a nonlinearity",
             Entry::MaxPool => "a max-pool",
-            Entry::LinearInput => "a linear layer",
+            Entry::LinearInput => "a linear or conv layer",
         }
     }
 }

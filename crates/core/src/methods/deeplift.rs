@@ -2,8 +2,8 @@
 //! baseline's activations recorded by one forward pass of the baseline and replayed by
 //! operation order. Rescale: every nonlinearity's derivative becomes `Δf/Δz`; max-pools use
 //! Captum's rule (see `ops::pool`). RevealCancel: positive and negative contributions through
-//! each (linear layer, nonlinearity) pair separately, as the authors' `deeplift` package
-//! computes them (`ctx::reveal_cancel`; dense networks). Completeness, `Σ R = S(x) − S(x̄)`,
+//! each (linear or conv layer, nonlinearity) pair separately, as the authors' `deeplift`
+//! package computes them (`ctx::reveal_cancel`). Completeness, `Σ R = S(x) − S(x̄)`,
 //! holds exactly for Rescale, biases included, and for RevealCancel up to the 1e-7 the
 //! package adds to a part that is exactly 0.
 
@@ -19,7 +19,7 @@ use candle_core::Tensor;
 pub enum DeepLiftRule {
     #[default]
     Rescale,
-    /// Positive and negative contributions propagated separately (dense layers only).
+    /// Positive and negative contributions propagated separately (linear and conv layers).
     RevealCancel,
 }
 
