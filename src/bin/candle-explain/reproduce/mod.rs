@@ -11,6 +11,7 @@ mod ggig;
 mod hooker;
 mod lundstrom;
 mod report;
+mod sentences;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
