@@ -231,6 +231,22 @@ def relu(z):
     return np.maximum(z, np.float32(0))
 
 
+def relu_multipliers(z, zr, pos_c, neg_c, mode, f32):
+    """The ReLU's (positive, negative) multipliers under deeplift's rule `mode`."""
+    if mode == "revealcancel":
+        ip, ineg = pc(pos_c), pc(neg_c)
+        pos = f32(0.5) * ((relu(zr + ip) - relu(zr))
+                          + (relu(zr + ineg + ip) - relu(zr + ineg)))
+        neg = f32(0.5) * ((relu(zr + ineg) - relu(zr))
+                          + (relu(zr + ip + ineg) - relu(zr + ip)))
+        return pos / pc(pos_c), neg / pc(neg_c)
+    dz, dy = z - zr, relu(z) - relu(zr)
+    near = (np.abs(dz) < f32(1e-7)).astype(f32)
+    grad_ref = (zr > 0).astype(f32)
+    s = near * grad_ref + (f32(1) - near) * (dy / (dz + f32(1) * near))
+    return s, s
+
+
 def np_deeplift(p, x, ref, unit, mode):
     """Independent NumPy version of deeplift's Dense(Linear)/ReLU rules."""
     f32 = x.dtype.type          # np.float32 mirrors the package exactly
@@ -252,20 +268,7 @@ def np_deeplift(p, x, ref, unit, mode):
             out, out_r = z, zr
             break
         y, yr = relu(z), relu(zr)
-        dz, dy = z - zr, y - yr
-        if mode == "revealcancel":
-            ip, ineg = pc(pos_c), pc(neg_c)
-            pos = f32(0.5) * ((relu(zr + ip) - relu(zr))
-                              + (relu(zr + ineg + ip) - relu(zr + ineg)))
-            neg = f32(0.5) * ((relu(zr + ineg) - relu(zr))
-                              + (relu(zr + ip + ineg) - relu(zr + ip)))
-            sp, sn = pos / pc(pos_c), neg / pc(neg_c)
-        else:
-            near = (np.abs(dz) < f32(1e-7)).astype(f32)
-            grad_ref = (zr > 0).astype(f32)
-            s = near * grad_ref + (f32(1) - near) * (dy / (dz + f32(1) * near))
-            sp = sn = s
-        acts.append((sp, sn))
+        acts.append(relu_multipliers(z, zr, pos_c, neg_c, mode, f32))
         a, r = y, yr
     n = x.shape[0]
     mp = np.zeros((n, ws[2].shape[1]), f32)
@@ -466,20 +469,7 @@ def np_deeplift_cnn(p, x, ref, unit, mode):
             out, out_r = z, zr
             break
         y, yr = relu(z), relu(zr)
-        dz, dy = z - zr, y - yr
-        if mode == "revealcancel":
-            ip, ineg = pc(pos_c), pc(neg_c)
-            pos = f32(0.5) * ((relu(zr + ip) - relu(zr))
-                              + (relu(zr + ineg + ip) - relu(zr + ineg)))
-            neg = f32(0.5) * ((relu(zr + ineg) - relu(zr))
-                              + (relu(zr + ip + ineg) - relu(zr + ip)))
-            sp, sn = pos / pc(pos_c), neg / pc(neg_c)
-        else:
-            near = (np.abs(dz) < f32(1e-7)).astype(f32)
-            grad_ref = (zr > 0).astype(f32)
-            s_ = near * grad_ref + (f32(1) - near) * (dy / (dz + f32(1) * near))
-            sp = sn = s_
-        acts.append((sp, sn))
+        acts.append(relu_multipliers(z, zr, pos_c, neg_c, mode, f32))
         a, r = y, yr
     mp = np.zeros(out.shape, f32)
     mp[:, unit] = 1

@@ -181,7 +181,9 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
          principle 1 cannot hold for it in these units; it is listed as the paper lists it. Expected Gradients and DeepSHAP explain \
          against the 20 reference digits, not the black image the dividends are computed from, so their totals differ by design. \
          DeepLIFT RevealCancel (`DeepLift::reveal_cancel`, equal to the authors' package on MLPs and a CNN) passes the CNN's \
-         max-pools with the Rescale pools' rule. The digits table holds every method of \
+         max-pools with the Rescale pools' rule. On the LSTM, DeepLIFT's Rescale keeps its completeness through linear maps and \
+         elementwise nonlinearities only: the gates' products are differentiated (product rule, as DeepExplain does), so its \
+         total misses v(N) − v(∅) there; IG's 64-point Gauss–Legendre rule is exact to ~1e-8 on this smooth model. The digits table holds every method of \
          the paper named in PAPERS.md (Gradient × Input, Occlusion, IG, Expected Gradients, DeepLIFT Rescale and RevealCancel, \
          DeepSHAP, ε-LRP, LRP-αβ, Deep Taylor, Grad-CAM, Shapley values, Prediction Difference), plus Saliency, KernelSHAP and LIME.\n\n\
          Configuration: {}; {examples} digits, {groups} superpixels; {} sentences. Time: {secs:.1} s on this machine.\n",
