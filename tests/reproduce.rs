@@ -53,6 +53,14 @@ fn reproduce_lundstrom_reports_the_axiom_table() {
         assert_eq!(ok, true, "IG should keep {axiom}: {ig}");
     }
     assert_eq!(row("tanh", "Saliency")["holds"]["completeness"], false);
+    // On the digits CNN: DeepLIFT is complete, IG keeps every axiom but completeness (its
+    // error is the quadrature's across ReLU kinks), Gradient × Input is not complete.
+    let cnn = |method: &str| row("the digits CNN", method);
+    assert_eq!(cnn("DeepLIFT (Rescale)")["holds"]["completeness"], true);
+    for (axiom, ok) in cnn("Integrated Gradients")["holds"].as_object().unwrap() {
+        assert!(axiom == "completeness" || ok == true, "IG on the CNN should keep {axiom}");
+    }
+    assert_eq!(cnn("Gradient × Input")["holds"]["completeness"], false);
     let mono = r["monomial"]
         .as_array()
         .unwrap()
@@ -115,6 +123,11 @@ fn reproduce_ancona_checks_what_must_hold() {
     assert!(models[1]["equivalences"]["deeplift_zero_reference_vs_lrp"].as_f64().unwrap() > 1e-2);
     for stem in ["sensitivity_n_mlp", "sensitivity_n", "sensitivity_n_resnet", "sensitivity_n_lstm"] {
         assert!(out.join(format!("ancona/{stem}.png")).exists(), "{stem}.png");
+    }
+    // The heatmap grids of the image models, embedded in the HTML report.
+    let html = std::fs::read_to_string(out.join("ancona/report.html")).unwrap();
+    for stem in ["sensitivity_n_mlp", "sensitivity_n", "sensitivity_n_resnet"] {
+        assert!(out.join(format!("ancona/{stem}_maps.png")).exists() && html.contains(&format!("<img src=\"{stem}_maps.png\"")), "{stem}_maps.png");
     }
     std::fs::remove_dir_all(&out).ok();
 }

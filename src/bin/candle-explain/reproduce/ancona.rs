@@ -4,7 +4,7 @@
 //! Saliency, Gradient × Input, IG, ε-LRP, DeepLIFT, Occlusion-1 and Occlusion-N, and the
 //! measured gaps between the methods the paper proves equal.
 
-use super::{examples_of, sentences, write_report, ReproduceArgs};
+use super::{examples_of, heatmaps, sentences, write_report, ReproduceArgs};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_explain::core::nn::{Flatten, Linear, Sequential};
@@ -66,12 +66,15 @@ struct ModelRun {
     rows: Vec<serde_json::Value>,
     equivalences: serde_json::Value,
     stem: String,
+    /// The heatmap grid's file (image models).
+    maps: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
 fn evaluate(name: &str, stem: &str, model: &dyn Explainable, x: &Tensor, t: &Target, black: f64, ns: &[usize], subsets: usize, dir: &std::path::Path) -> Result<ModelRun> {
-    let (mut series, mut rows, mut maps) = (vec![], vec![], HashMap::new());
+    let (mut series, mut rows, mut maps, mut order) = (vec![], vec![], HashMap::new(), vec![]);
     for (method_name, method) in methods(black) {
+        order.push(method_name);
         let attr = method.attribute(model, x, t)?.attributions;
         let s = SensitivityN { baseline: Baseline::Constant(black), ..SensitivityN::new(ns.to_vec(), subsets, 0) }.evaluate(model, x, &attr, t)?;
         let (xs, ys): (Vec<f64>, Vec<f64>) = s.n.iter().zip(&s.correlation).filter(|(_, c)| c.is_finite()).map(|(&n, &c)| (n as f64, c)).unzip();
@@ -89,9 +92,15 @@ fn evaluate(name: &str, stem: &str, model: &dyn Explainable, x: &Tensor, t: &Tar
         "deeplift_zero_reference_vs_lrp": gap(&zero_ref, &maps["ε-LRP"])?,
         "deeplift_vs_ig": gap(&maps["DeepLIFT (Rescale)"], &maps["Integrated Gradients"])?,
     });
+    // Four examples spread over the batch (the digits are sorted by class), every method a column.
+    let b = x.dim(0)?;
+    let spread = Tensor::new((0..b.min(4)).map(|k| (k * b / b.min(4)) as u32).collect::<Vec<_>>(), x.device())?;
+    let shown = x.index_select(&spread, 0)?;
+    let picked: Vec<Tensor> = order.iter().map(|m| maps[m].index_select(&spread, 0)).collect::<candle_core::Result<_>>()?;
+    heatmaps(&shown, &picked, &order, &format!("{name}: |attribution| per method"), &dir.join(format!("{stem}_maps.png")))?;
     save_line_plot(dir, stem, &format!("Sensitivity-n: {name}"), "n (pixels set to the baseline at once)", "Pearson correlation of Σ attributions and the output drop", &series)
         .map_err(anyhow::Error::msg)?;
-    Ok(ModelRun { name: name.into(), ns: ns.to_vec(), rows, equivalences, stem: stem.into() })
+    Ok(ModelRun { name: name.into(), ns: ns.to_vec(), rows, equivalences, stem: stem.into(), maps: Some(format!("{stem}_maps.png")) })
 }
 
 /// The polarity LSTM, one sentence at a time at its word embeddings: a feature is a word (its
@@ -137,7 +146,7 @@ fn evaluate_text(text: &sentences::Sentences, ns: &[usize], subsets: usize, dir:
     let name = format!("the polarity LSTM on {} movie-review sentences ({:.1} % held out)", text.sentences.len(), 100.0 * text.accuracy);
     save_line_plot(dir, stem, &format!("Sensitivity-n: {name}"), "n (words set to the zero embedding at once)", "Pearson correlation of Σ attributions and the output drop", &series)
         .map_err(anyhow::Error::msg)?;
-    Ok(ModelRun { name, ns: ns.to_vec(), rows, equivalences, stem: stem.into() })
+    Ok(ModelRun { name, ns: ns.to_vec(), rows, equivalences, stem: stem.into(), maps: None })
 }
 
 pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
@@ -179,7 +188,8 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
         text.sentences.len()
     );
     for r in &runs {
-        md.push_str(&format!("## {}\n\n![{}]({}.svg)\n\n| method | {} |\n|---|{}\n", r.name, r.stem, r.stem,
+        let maps = r.maps.as_ref().map_or(String::new(), |f| format!("![{f}]({f})\n\n"));
+        md.push_str(&format!("## {}\n\n![{}]({}.svg)\n\n{maps}| method | {} |\n|---|{}\n", r.name, r.stem, r.stem,
             r.ns.iter().map(|n| format!("n = {n}")).collect::<Vec<_>>().join(" | "), "---|".repeat(r.ns.len())));
         for row in &r.rows {
             let c: Vec<String> = row["correlation"].as_array().unwrap_or(&vec![]).iter().map(|v| v.as_f64().map_or("—".into(), |v| format!("{v:.3}"))).collect();
@@ -211,7 +221,8 @@ pub(super) fn run(a: &ReproduceArgs) -> Result<()> {
         "sensitivity_n": cnn_run.rows, "equivalences": cnn_run.equivalences,
         "models": runs.iter().map(|r| serde_json::json!({"model": r.name, "sensitivity_n": r.rows, "equivalences": r.equivalences})).collect::<Vec<_>>(),
         "mlp_accuracy": mlp_accuracy, "seconds": secs});
-    let figures: Vec<(&str, String)> = runs.iter().map(|r| (r.stem.as_str(), format!("{}.svg", r.stem))).collect();
-    let figures: Vec<(&str, &str)> = figures.iter().map(|(a, f)| (*a, f.as_str())).collect();
+    let mut figures: Vec<(String, String)> = runs.iter().map(|r| (r.stem.clone(), format!("{}.svg", r.stem))).collect();
+    figures.extend(runs.iter().filter_map(|r| r.maps.clone()).map(|f| (f.clone(), f)));
+    let figures: Vec<(&str, &str)> = figures.iter().map(|(a, f)| (a.as_str(), f.as_str())).collect();
     write_report(&dir, &json, &md, &figures)
 }

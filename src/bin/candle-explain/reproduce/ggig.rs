@@ -4,13 +4,13 @@
 //! weight noise: the explanation should stay) beside model randomization (cascading from the
 //! top: it should change).
 
-use super::{digits, write_report, ReproduceArgs};
+use super::{digits, heatmaps, write_report, ReproduceArgs};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_explain::metrics::{ModelPerturbation, ModelRandomization, PixelFlipping, Randomization, SensitivityN};
 use candle_explain::models::DigitsCnn;
 use candle_explain::prelude::*;
-use candle_explain::viz::{save_line_plot, Cell, Figure, Row, Series, Sign};
+use candle_explain::viz::{save_line_plot, Series};
 use std::time::Instant;
 
 fn mean(v: &[f64]) -> f64 {
@@ -181,20 +181,4 @@ fn photos(quick: bool, dir: &std::path::Path) -> Result<Vec<serde_json::Value>> 
     let shown = (&pixels / 255.0)?.mean_keepdim(1)?;
     heatmaps(&shown, &maps, &names, "EfficientNet-Lite0: Gradient, IG and GGIG (black baseline)", &dir.join("photos.png"))?;
     Ok(rows)
-}
-
-fn heatmaps(x: &Tensor, maps: &[Tensor], names: &[&str], title: &str, path: &std::path::Path) -> Result<()> {
-    let scale = if x.dim(3)? > 64 { 1 } else { 3 };
-    let mut rows = vec![];
-    for r in 0..x.dim(0)? {
-        let img = x.get(r)?;
-        let mut cells = vec![Cell::input(&img, scale, "").map_err(anyhow::Error::msg)?];
-        for m in maps {
-            cells.push(Cell::attribution(&img, &m.get(r)?, Sign::Absolute, 1.0, scale).map_err(anyhow::Error::msg)?);
-        }
-        rows.push(Row { label: format!("example {r}"), cells });
-    }
-    let mut columns = vec!["input".to_string()];
-    columns.extend(names.iter().map(|n| n.to_string()));
-    Figure { title: title.into(), columns, rows, sign: Sign::Absolute, notes: vec![] }.save(path).map_err(anyhow::Error::msg)
 }

@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_explain::prelude::*;
 use std::path::PathBuf;
-pub(crate) use report::write_report;
+pub(crate) use report::{heatmaps, write_report};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {

@@ -1,6 +1,8 @@
 //! The report files every paper writes.
 
 use anyhow::Result;
+use candle_core::Tensor;
+use candle_explain::viz::{Cell, Figure, Row, Sign};
 
 /// `results.json`, `report.md` and `report.html` (its tables as HTML; each of `figures`,
 /// `(alt, file)`, the markdown's `![alt](file)` shown as an image) in `dir`; prints the
@@ -72,3 +74,20 @@ fn markdown_tables_html(md: &str) -> String {
     html
 }
 
+/// A PNG grid: one row per example of `x` (`(B, C, H, W)`, shown as it is), the input then
+/// each method's |attribution| in a column named after it, with the figure's colour scale.
+pub(crate) fn heatmaps(x: &Tensor, maps: &[Tensor], names: &[&str], title: &str, path: &std::path::Path) -> Result<()> {
+    let scale = if x.dim(3)? > 64 { 1 } else { 3 };
+    let mut rows = vec![];
+    for r in 0..x.dim(0)? {
+        let img = x.get(r)?;
+        let mut cells = vec![Cell::input(&img, scale, "").map_err(anyhow::Error::msg)?];
+        for m in maps {
+            cells.push(Cell::attribution(&img, &m.get(r)?, Sign::Absolute, 1.0, scale).map_err(anyhow::Error::msg)?);
+        }
+        rows.push(Row { label: format!("example {r}"), cells });
+    }
+    let mut columns = vec!["input".to_string()];
+    columns.extend(names.iter().map(|n| n.to_string()));
+    Figure { title: title.into(), columns, rows, sign: Sign::Absolute, notes: vec![] }.save(path).map_err(anyhow::Error::msg)
+}
