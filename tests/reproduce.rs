@@ -61,6 +61,10 @@ fn reproduce_lundstrom_reports_the_axiom_table() {
         assert!(axiom == "completeness" || ok == true, "IG on the CNN should keep {axiom}");
     }
     assert_eq!(cnn("Gradient × Input")["holds"]["completeness"], false);
+    // Non-decreasing positivity on the monotone MLPs: IG's attributions are all ≥ 0.
+    for p in r["positivity"].as_array().unwrap().iter().filter(|p| p["method"] == "Integrated Gradients") {
+        assert!(p["violation"].as_f64().unwrap() <= 1e-12, "{p}");
+    }
     let mono = r["monomial"]
         .as_array()
         .unwrap()

@@ -8,8 +8,9 @@
 //! - [`PixelFlipping`]: deletion (most relevant first) and insertion curves, and AOPC.
 //!
 //! - [`check_axioms`]: IG's axioms (completeness, dummy, linearity, symmetry, implementation
-//!   invariance, affine scale invariance) as checks on any method; [`check_monomial`] and
-//!   [`check_affine_invariance`] for the monomial closed form and shifted affine maps.
+//!   invariance, affine scale invariance) as checks on any method; [`check_monomial`],
+//!   [`check_affine_invariance`] and [`check_positivity`] for the monomial closed form,
+//!   shifted affine maps and non-decreasing positivity.
 //!
 //! - [`Infidelity`] and [`MaxSensitivity`] (Yeh et al. 2019, as in Captum).
 //!
@@ -40,7 +41,7 @@ pub type ModelBuilder =
     dyn Fn(
         candle_nn::VarBuilder,
     ) -> candle_explain_core::Result<Box<dyn candle_explain_core::Explainable>>;
-pub use axioms::{check_affine_invariance, check_axioms, check_monomial, AxiomReport};
+pub use axioms::{check_affine_invariance, check_axioms, check_monomial, check_positivity, AxiomReport};
 pub use error::{Error, Result};
 pub use infidelity::{Infidelity, MaxSensitivity};
 pub use interactions::{AllocationErrors, HarsanyiInteractions, Interactions, PrincipleErrors};

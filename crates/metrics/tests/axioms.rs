@@ -6,7 +6,7 @@ use common::uniform;
 
 use candle_explain_core::nn::{Linear, Sequential};
 use candle_explain_core::prelude::*;
-use candle_explain_metrics::{check_affine_invariance, check_axioms, check_monomial, Error};
+use candle_explain_metrics::{check_affine_invariance, check_axioms, check_monomial, check_positivity, Error};
 
 fn mlp(act: Activation) -> Sequential {
     Sequential::new()
@@ -110,5 +110,24 @@ fn affine_invariance_with_a_shift() -> anyhow::Result<()> {
     let gxi = |_: Baseline| -> Box<dyn Attributor> { Box::new(InputXGradient::default()) };
     let v = check_affine_invariance(&gxi, &m, &x, 1)?;
     assert!(v > 1e-2, "Gradient × Input must break it: {v}");
+    Ok(())
+}
+
+/// Non-decreasing positivity: an MLP with non-negative weights and tanh is non-decreasing in
+/// every input, so at positive inputs IG's attributions are all ≥ 0; a random map's are not
+/// (so the check can fail); a model that decreases somewhere in the box is refused.
+#[test]
+fn non_decreasing_positivity() -> anyhow::Result<()> {
+    let monotone = Sequential::new()
+        .push(Linear::new(uniform(&[12, 5], 0.0, 0.8, 1), Some(uniform(&[12], -0.3, 0.3, 2))))
+        .push(Activation::Tanh)
+        .push(Linear::new(uniform(&[3, 12], 0.0, 0.8, 3), None));
+    let x = uniform(&[4, 5], 0.1, 1.5, 5);
+    let v = check_positivity(&IntegratedGradients::new(64), &monotone, &x, 1)?;
+    assert!(v == 0.0, "IG gives a negative attribution on a non-decreasing model: {v}");
+    let v = check_positivity(&RandomAttribution { seed: 3 }, &monotone, &x, 1)?;
+    assert!(v > 1e-2, "a random map should break positivity: {v}");
+    let e = check_positivity(&IntegratedGradients::new(64), &mlp(Activation::Tanh), &x, 1).unwrap_err();
+    assert!(e.to_string().contains("non-decreasing"), "{e}");
     Ok(())
 }
