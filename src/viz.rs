@@ -259,6 +259,8 @@ pub struct Series {
     pub x: Vec<f64>,
     /// Values, one per `x`.
     pub y: Vec<f64>,
+    /// Error bars: `y ± error[i]` at each point (e.g. a standard deviation over seeds).
+    pub error: Option<Vec<f64>>,
 }
 
 impl Series {
@@ -268,7 +270,20 @@ impl Series {
             name: name.into(),
             x,
             y,
+            error: None,
         }
+    }
+
+    /// The same series with an error bar `y ± error[i]` at each point.
+    pub fn with_error(mut self, error: Vec<f64>) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    /// Each point's error bar `(x, y − e, y + e)`; none without errors.
+    fn bars(&self) -> Vec<(f64, f64, f64)> {
+        let e = self.error.as_deref().unwrap_or(&[]);
+        self.x.iter().zip(&self.y).zip(e).map(|((x, y), e)| (*x, y - e, y + e)).collect()
     }
 }
 
@@ -416,6 +431,14 @@ fn check_series(i: usize, s: &Series) -> Result<(), String> {
             ));
         }
     }
+    if let Some(e) = &s.error {
+        if e.len() != s.y.len() {
+            return Err(format!("{who}: {} error bars for {} points; one per point", e.len(), s.y.len()));
+        }
+        if let Some((j, bad)) = e.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+            return Err(format!("{who}: error[{j}] is {bad}; error bars must be finite and ≥ 0"));
+        }
+    }
     Ok(())
 }
 
@@ -429,7 +452,8 @@ fn plot_ranges(who: &str, series: &[Series]) -> Result<((f64, f64), (f64, f64)),
         check_series(i, s)?;
     }
     let (x_lo, x_hi) = min_max(series.iter().flat_map(|s| &s.x));
-    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y));
+    let ends: Vec<f64> = series.iter().flat_map(|s| s.bars()).flat_map(|(_, lo, hi)| [lo, hi]).collect();
+    let (y_lo, y_hi) = min_max(series.iter().flat_map(|s| &s.y).chain(&ends));
     Ok((axis_range(x_lo, x_hi, 0.0, "x")?, axis_range(y_lo, y_hi, 0.05, "y")?))
 }
 
@@ -437,7 +461,8 @@ fn plot_ranges(who: &str, series: &[Series]) -> Result<((f64, f64), (f64, f64)),
 /// title, axes with about five 1-2-5 ticks each and grid lines, axis labels, and a legend with
 /// one Tableau-10 colour per series. The x axis spans the data, the y axis the data plus 5 %
 /// on each side. Lines are `<polyline>`s (one per series, in its own `<g class="series">`),
-/// with a circle per point when a series has at most 30 points. Text is XML-escaped; the
+/// with a circle per point when a series has at most 30 points, and error bars where a
+/// series has them (the y axis then spans them too). Text is XML-escaped; the
 /// output depends only on the input.
 ///
 /// Errors (never panics) on no series, or a series with no points, x and y of different
@@ -516,6 +541,14 @@ pub fn line_plot_svg(
                     py(*y)
                 ));
             }
+        }
+        // Error bars: a vertical line with 3 px caps at each point.
+        for (x, lo, hi) in s.bars() {
+            let (x, a, b) = (px(x), py(lo), py(hi));
+            out.push_str(&format!(
+                "<path class=\"error-bar\" fill=\"none\" stroke-width=\"1\" d=\"M{x:.2} {a:.2}V{b:.2}M{:.2} {a:.2}H{:.2}M{:.2} {b:.2}H{:.2}\"/>\n",
+                x - 3.0, x + 3.0, x - 3.0, x + 3.0
+            ));
         }
         out.push_str("</g>\n");
     }

@@ -434,3 +434,32 @@ fn output_is_deterministic_and_many_series_stay_distinct() {
     }
     assert_eq!(texts(with_class(&doc, "legend")[0]).len(), 12);
 }
+
+/// Error bars: one path per point of a series that has them, spanning y ± e in pixels, the y
+/// axis widened to hold them inside the plot area; a bad bar is an error naming it.
+#[test]
+fn error_bars_span_their_interval_inside_the_plot() {
+    let x = vec![0.1, 0.5, 0.9];
+    let with = Series::new("seeds", x.clone(), vec![0.8, 0.6, 0.5]).with_error(vec![0.05, 0.2, 0.4]);
+    let svg = line_plot_svg("ROAR", "fraction", "accuracy", &[with.clone(), Series::new("plain", x.clone(), vec![0.7, 0.7, 0.7])]).unwrap();
+    let doc = parse(&svg);
+    let bars = with_class(&doc, "error-bar");
+    assert_eq!(bars.len(), 3, "one bar per point of the series with errors only");
+    let (_, ay, _, ah) = plot_area(&doc);
+    let pts = &polyline_points(&doc)[0];
+    for (bar, ((_, py), e)) in bars.iter().zip(pts.iter().zip([0.05, 0.2, 0.4])) {
+        // "Mx a Vb M…": the vertical segment's two ends.
+        let d = bar.attribute("d").unwrap();
+        let nums: Vec<f64> = d.split(|c: char| c.is_ascii_alphabetic() || c == ' ').filter(|t| !t.is_empty()).map(|t| t.parse().unwrap()).collect();
+        let (a, b) = (nums[1], nums[2]);
+        assert!((ay..=ay + ah).contains(&a) && (ay..=ay + ah).contains(&b), "bar {d} leaves the plot area");
+        // Symmetric about the point, and as long as 2e in the axis' pixels per unit.
+        assert!(((a + b) / 2.0 - py).abs() < 0.02, "bar {d} not centred on y = {py}");
+        let per_unit = (pts[0].1 - pts[2].1).abs() / 0.3;
+        assert!(((a - b).abs() - 2.0 * e * per_unit).abs() < 0.05, "bar {d}: length for ±{e}");
+    }
+    for bad in [vec![0.1, 0.1], vec![0.1, -0.1, 0.1], vec![0.1, f64::NAN, 0.1]] {
+        let e = line_plot_svg("t", "x", "y", &[Series::new("s", x.clone(), vec![0.8, 0.6, 0.5]).with_error(bad)]).unwrap_err();
+        assert!(e.contains("error"), "{e}");
+    }
+}

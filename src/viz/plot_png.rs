@@ -91,6 +91,12 @@ pub fn line_plot_png(title: &str, x_label: &str, y_label: &str, series: &[Series
                 line(&mut img, (p.0 - 2.0, p.1), (p.0 + 2.0, p.1), c, 5, None);
             }
         }
+        for (x, lo, hi) in s.bars() {
+            let (x, a, b) = (px(x), py(lo), py(hi));
+            line(&mut img, (x, a), (x, b), c, 1, None);
+            line(&mut img, (x - 3.0, a), (x + 3.0, a), c, 1, None);
+            line(&mut img, (x - 3.0, b), (x + 3.0, b), c, 1, None);
+        }
         let y = top + 8.0 + 18.0 * i as f64;
         let lx = left + pw + 14.0;
         line(&mut img, (lx, y), (lx + 22.0, y), c, 2, dash);

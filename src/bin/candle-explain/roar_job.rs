@@ -275,7 +275,7 @@ fn report(
             let mut points = vec![];
             let mut fractions: Vec<f64> = units.iter().filter(|u| u.mode == mode && u.method == method).map(|u| u.fraction).collect();
             fractions.dedup();
-            let (mut xs, mut means) = (vec![], vec![]);
+            let (mut xs, mut means, mut sds) = (vec![], vec![], vec![]);
             for t in fractions {
                 let accs: Vec<f64> = units
                     .iter()
@@ -289,8 +289,9 @@ fn report(
                 points.push(serde_json::json!({"fraction": t, "accuracy": accs, "mean": mean, "standard_deviation": sd}));
                 xs.push(t);
                 means.push(mean);
+                sds.push(sd);
             }
-            series.push(candle_explain::viz::Series::new(method.clone(), xs, means));
+            series.push(candle_explain::viz::Series::new(method.clone(), xs, means).with_error(sds));
             rows.insert(method, points.into());
         }
         let what = if mode == "roar" { "removed" } else { "kept" };
@@ -299,7 +300,7 @@ fn report(
             &mode,
             &format!("{}: test accuracy after retraining", mode.to_uppercase()),
             &format!("fraction of each image {what} (ranked by the method)"),
-            "test accuracy (mean over repeats)",
+            "test accuracy (mean ± s.d. over repeats)",
             &series,
         )
         .map_err(anyhow::Error::msg)?;
