@@ -147,15 +147,7 @@ impl Explainable for Monomial {
 /// features)` with positive entries, relative to the largest `|F(x)|`; the method must use a
 /// zero baseline. Exponents must be ≥ 1 so that `F` is differentiable at the baseline.
 pub fn check_monomial(method: &dyn Attributor, exponents: &[f64], x: &Tensor) -> Result<f64> {
-    let (_, f) = x.dims2().map_err(|_| {
-        invalid(
-            "x",
-            format!(
-                "the monomial check needs (batch, features) inputs, got {:?}",
-                x.dims()
-            ),
-        )
-    })?;
+    let (_, f) = batch_features(x, "the monomial check")?;
     if f != exponents.len() {
         return Err(invalid(
             "exponents",
@@ -204,9 +196,7 @@ pub fn check_positivity(
     x: &Tensor,
     class: usize,
 ) -> Result<f64> {
-    let (b, f) = x.dims2().map_err(|_| {
-        invalid("x", format!("the positivity check needs (batch, features) inputs, got {:?}", x.dims()))
-    })?;
+    let (b, f) = batch_features(x, "the positivity check")?;
     let t = Target::Class(class);
     // Points z = u ⊙ x, u in [0, 1]: the path (u constant per row) and the box (u per feature).
     let path = Tensor::arange(1u32, 33, x.device())?.to_dtype(DType::F64)?.affine(1.0 / 32.0, 0.0)?.reshape((32, 1))?;
@@ -229,10 +219,7 @@ pub fn check_positivity(
         ));
     }
     let a = method.attribute(model, x, &t)?.attributions;
-    let score = |x: &Tensor| -> Result<Tensor> {
-        Ok(candle_explain_core::batch::logits(model, x)?.narrow(1, class, 1)?.squeeze(1)?)
-    };
-    let scale = max_abs(&(score(x)? - score(&x.zeros_like()?)?)?)?.max(1e-12);
+    let scale = relative_scale(model, x, class)?;
     let most_negative = a.flatten_all()?.min(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     Ok((-most_negative).max(0.0) / scale)
 }
@@ -246,15 +233,7 @@ pub fn check_affine_invariance(
     x: &Tensor,
     class: usize,
 ) -> Result<f64> {
-    let (_, f) = x.dims2().map_err(|_| {
-        invalid(
-            "x",
-            format!(
-                "the axiom checks need (batch, features) inputs, got {:?}",
-                x.dims()
-            ),
-        )
-    })?;
+    let (_, f) = batch_features(x, "the axiom checks")?;
     let t = Target::Class(class);
     let (s, d) = affine_map(f, x)?;
     let a = method(Baseline::Zero).attribute(model, x, &t)?;
@@ -270,6 +249,12 @@ pub fn check_affine_invariance(
     )?;
     let scale = relative_scale(model, x, class)?;
     Ok(max_abs(&(b.attributions - a.attributions)?)? / scale)
+}
+
+/// `(batch, features)` of `x`, or an error saying that `check` needs that shape.
+fn batch_features(x: &Tensor, check: &str) -> Result<(usize, usize)> {
+    x.dims2()
+        .map_err(|_| invalid("x", format!("{check}: inputs must be (batch, features), got {:?}", x.dims())))
 }
 
 fn relative_scale(model: &dyn Explainable, x: &Tensor, class: usize) -> Result<f64> {
@@ -296,15 +281,7 @@ pub fn check_axioms(
     x: &Tensor,
     class: usize,
 ) -> Result<AxiomReport> {
-    let (_, f) = x.dims2().map_err(|_| {
-        invalid(
-            "x",
-            format!(
-                "the axiom checks need (batch, features) inputs, got {:?}",
-                x.dims()
-            ),
-        )
-    })?;
+    let (_, f) = batch_features(x, "the axiom checks")?;
     if f < 2 {
         return Err(invalid(
             "x",

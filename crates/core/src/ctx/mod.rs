@@ -402,6 +402,11 @@ impl RuleCtx {
     /// `f(z)` for an elementwise nonlinearity.
     pub fn activation(&self, act: Activation, z: &Tensor) -> Result<Tensor> {
         self.routed();
+        // RevealCancel pairs the nonlinearity with the layer before it (`ctx::reveal_cancel`).
+        if let (Mode::Rule(_), Some(rc)) = (&self.mode, &self.reveal_cancel) {
+            let zref = self.tape.next(Entry::Activation, z)?;
+            return rc.activation(act, z, &zref);
+        }
         match self.mode {
             Mode::Plain | Mode::Inference => Ok(act.forward(z)?),
             Mode::Probe => {
@@ -412,13 +417,6 @@ impl RuleCtx {
             Mode::Record => {
                 self.tape.record(Entry::Activation, z);
                 Ok(act.forward(z)?)
-            }
-            Mode::Rule(_) if self.reveal_cancel.is_some() => {
-                let zref = self.tape.next(Entry::Activation, z)?;
-                match &self.reveal_cancel {
-                    Some(rc) => rc.activation(act, z, &zref),
-                    None => unreachable!("checked by the guard"),
-                }
             }
             Mode::Rule(rule) => {
                 let chosen = self.select.activation(rule);
